@@ -1,0 +1,435 @@
+//! The consuming end of a ring.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::layout::{PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader, sleeping};
+use crate::peer::PeerWatch;
+use crate::shm::Region;
+use crate::wait::{self, MAX_FUTEX_WAIT};
+
+/// How often a waiting consumer asks whether the peer has exited.
+const PEER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Reads messages from the ring. One per ring; `Send`, not `Sync`.
+///
+/// The read cursor (tail) is published every 32 messages, as upstream does, and also whenever
+/// the consumer finds the ring empty: so a producer waiting for space always gets it back, and
+/// rings of any size (even 2 slots) cannot deadlock with this consumer.
+///
+/// ```
+/// # fn main() -> Result<(), tachyon_ring::Error> {
+/// use std::time::Duration;
+/// let (mut producer, mut consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
+/// producer.send(1, b"tick")?;
+/// producer.flush();
+/// let message = consumer.recv_timeout(Duration::from_secs(1))?;
+/// assert_eq!(message.data(), b"tick");
+/// # Ok(()) }
+/// ```
+pub struct Consumer {
+    region: Arc<Region>,
+    ring: *const u8,
+    capacity: usize,
+    /// Our read cursor, ahead of the published one by the unpublished releases.
+    tail: u64,
+    /// Last head we read from the producer; refreshed only when we catch up with it.
+    cached_head: u64,
+    /// Messages released since the tail was last published.
+    unpublished: u32,
+    /// Messages received since the bus opened.
+    received: u64,
+    /// Spins on an empty ring before sleeping on the futex.
+    spin_threshold: u32,
+    /// Never sleep (the futex word holds `PURE_SPIN`).
+    pure_spin: bool,
+    /// Set once a corrupt header was seen: the ring is dead.
+    poisoned: bool,
+    peer: Option<Arc<PeerWatch>>,
+}
+
+// SAFETY: the consumer owns its end of the ring exclusively; the raw pointer points into the
+// region that the `Arc` keeps alive, which is valid from any thread.
+unsafe impl Send for Consumer {}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("capacity", &self.capacity)
+            .field("tail", &self.tail)
+            .field("cached_head", &self.cached_head)
+            .field("received", &self.received)
+            .field("pure_spin", &self.pure_spin)
+            .finish()
+    }
+}
+
+/// A validated slot, located but not yet handed out (a plain value, so wait loops can find
+/// it without holding a borrow of the consumer).
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    header: SlotHeader,
+    ring_pos: usize,
+}
+
+impl Consumer {
+    pub(crate) fn new(
+        region: Arc<Region>,
+        spin_threshold: u32,
+        pure_spin: bool,
+        peer: Option<Arc<PeerWatch>>,
+    ) -> Consumer {
+        let header = region.header();
+        let tail = header.tail.load(Ordering::Acquire);
+        if pure_spin {
+            header
+                .consumer_sleeping
+                .store(sleeping::PURE_SPIN, Ordering::Release);
+        }
+        Consumer {
+            ring: region.ring(),
+            capacity: region.capacity(),
+            region,
+            tail,
+            cached_head: tail,
+            unpublished: 0,
+            received: 0,
+            spin_threshold,
+            pure_spin,
+            poisoned: false,
+            peer,
+        }
+    }
+
+    /// Ring bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Messages received since the bus opened.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// The next message, if one has been published; never waits.
+    pub fn try_recv(&mut self) -> Result<Option<Message<'_>>> {
+        Ok(self.next_slot()?.map(|slot| Message {
+            consumer: self,
+            slot,
+        }))
+    }
+
+    /// The next message, waiting for it as long as it takes: spin up to the spin threshold,
+    /// then sleep on the futex until the producer wakes us.
+    ///
+    /// Returns [`Error::PeerGone`] once the producer's process has exited and every message it
+    /// published has been delivered (cross-process buses only).
+    pub fn recv(&mut self) -> Result<Message<'_>> {
+        let slot = self.wait_for_slot(None)?;
+        Ok(Message {
+            consumer: self,
+            slot,
+        })
+    }
+
+    /// Like [`recv`](Consumer::recv), but gives up with [`Error::Timeout`] after `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>> {
+        let slot = self.wait_for_slot(Some((wait::deadline_after(timeout), timeout)))?;
+        Ok(Message {
+            consumer: self,
+            slot,
+        })
+    }
+
+    /// Hands every message already published, up to `max`, to `each` in order, and returns
+    /// how many it handed. Never waits.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tachyon_ring::Error> {
+    /// let (mut producer, mut consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
+    /// for i in 0..3u8 {
+    ///     producer.send(1, &[i])?;
+    /// }
+    /// producer.flush();
+    /// let mut seen = Vec::new();
+    /// assert_eq!(consumer.drain(10, |m| seen.push(m.data()[0]))?, 3);
+    /// assert_eq!(seen, [0, 1, 2]);
+    /// # Ok(()) }
+    /// ```
+    pub fn drain(&mut self, max: usize, mut each: impl FnMut(&Message<'_>)) -> Result<usize> {
+        let mut handed = 0;
+        while handed < max {
+            let Some(slot) = self.next_slot()? else { break };
+            let message = Message {
+                consumer: self,
+                slot,
+            };
+            each(&message);
+            handed += 1;
+        }
+        Ok(handed)
+    }
+
+    /// Publishes the read cursor now, returning the space of every released message to the
+    /// producer.
+    pub fn flush(&mut self) {
+        if self.unpublished > 0 {
+            self.publish_tail();
+        }
+    }
+
+    fn wait_for_slot(&mut self, deadline: Option<(Option<Instant>, Duration)>) -> Result<Slot> {
+        let mut spins: u32 = 0;
+        let mut next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
+        loop {
+            if let Some(slot) = self.next_slot()? {
+                return Ok(slot);
+            }
+            // Clock reads and peer checks are syscalls: only every 1024 spins.
+            if spins % 1024 == 1023 || spins >= self.spin_threshold {
+                let now = Instant::now();
+                if let Some((Some(at), timeout)) = deadline {
+                    if now >= at {
+                        return Err(Error::Timeout(timeout));
+                    }
+                }
+                if now >= next_peer_check {
+                    next_peer_check = now + PEER_CHECK_INTERVAL;
+                    self.check_peer_alive()?;
+                }
+            }
+            if self.pure_spin || spins < self.spin_threshold {
+                spins = spins.wrapping_add(1);
+                std::hint::spin_loop();
+                continue;
+            }
+            self.sleep_until_published(deadline.and_then(|(at, _)| at));
+            self.check_peer_alive()?;
+            spins = 0;
+        }
+    }
+
+    /// The futex protocol's consumer side: announce sleep, full fence, look at the head once
+    /// more (a producer that published before seeing our announcement is caught here), then
+    /// sleep at most 200 ms (bounds a missed wake-up) or until the deadline.
+    fn sleep_until_published(&self, deadline: Option<Instant>) {
+        let header = self.region.header();
+        let word = &header.consumer_sleeping;
+        word.store(sleeping::SLEEPING, Ordering::Release);
+        fence(Ordering::SeqCst);
+        if header.head.load(Ordering::Acquire) == self.tail {
+            let mut nap = MAX_FUTEX_WAIT;
+            if let Some(deadline) = deadline {
+                nap = nap.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            wait::futex_wait(word, sleeping::SLEEPING, nap);
+        }
+        word.store(sleeping::AWAKE, Ordering::Release);
+    }
+
+    /// Once the producer's process has exited, nothing more will be published: deliver what
+    /// was (the caller loops back to `next_slot`), and only then report it gone.
+    fn check_peer_alive(&mut self) -> Result<()> {
+        let Some(peer) = &self.peer else {
+            return Ok(());
+        };
+        if !peer.has_exited() {
+            return Ok(());
+        }
+        let published_head = self.region.header().head.load(Ordering::Acquire);
+        if published_head != self.tail {
+            return Ok(());
+        }
+        Err(peer.gone_error(self.received))
+    }
+
+    /// Locates and validates the next message, following a skip marker if there is one.
+    /// When the ring is empty it publishes our tail, so the producer gets all space back.
+    fn next_slot(&mut self) -> Result<Option<Slot>> {
+        if self.poisoned {
+            return Err(Error::Corrupt(
+                "the ring was marked fatal by an earlier corrupt header".into(),
+            ));
+        }
+        loop {
+            if self.tail == self.cached_head {
+                self.refresh_head()?;
+                if self.tail == self.cached_head {
+                    self.flush();
+                    return Ok(None);
+                }
+            }
+            let ring_pos = (self.tail % self.capacity as u64) as usize;
+            // SAFETY: ring_pos is 64-aligned (every advance is a multiple of 64) and below the
+            // capacity, which is a multiple of 64, so the 24 bytes read lie inside the ring.
+            // Read once, volatile: every check below looks at this copy, never at shared memory.
+            let header =
+                unsafe { std::ptr::read_volatile(self.ring.add(ring_pos) as *const SlotHeader) };
+            if header.size == SKIP_MARKER {
+                let to_end = (self.capacity - ring_pos) as u64;
+                if to_end > self.cached_head - self.tail {
+                    return Err(self.corrupt(format!(
+                        "skip marker at ring offset {ring_pos} runs {to_end} bytes past the published head"
+                    )));
+                }
+                self.tail += to_end;
+                continue;
+            }
+            self.check_slot_header(&header, ring_pos)?;
+            return Ok(Some(Slot { header, ring_pos }));
+        }
+    }
+
+    /// The format's corruption rules, plus ours: the slot lies wholly inside both the ring and
+    /// the published region. After this, every slice we form is in bounds.
+    fn check_slot_header(&mut self, header: &SlotHeader, ring_pos: usize) -> Result<()> {
+        let reserved = header.reserved_size as usize;
+        let problem = if reserved < SLOT_HEADER_LEN {
+            Some("reserved_size below the 64-byte header")
+        } else if reserved > self.capacity {
+            Some("reserved_size larger than the ring")
+        } else if reserved % SLOT_HEADER_LEN != 0 {
+            Some("reserved_size not a multiple of 64")
+        } else if header.size as usize > reserved - SLOT_HEADER_LEN {
+            Some("size larger than the slot's payload area")
+        } else if ring_pos + reserved > self.capacity {
+            Some("slot runs past the ring's end")
+        } else if reserved as u64 > self.cached_head - self.tail {
+            Some("slot runs past the published head")
+        } else {
+            None
+        };
+        match problem {
+            None => Ok(()),
+            Some(problem) => Err(self.corrupt(format!(
+                "{problem}: slot at ring offset {ring_pos} has size {}, reserved_size {reserved}, \
+                 ring capacity {}",
+                header.size, self.capacity
+            ))),
+        }
+    }
+
+    /// Reloads the producer's head; a head the format forbids marks the ring fatal.
+    fn refresh_head(&mut self) -> Result<()> {
+        let head = self.region.header().head.load(Ordering::Acquire);
+        if head < self.cached_head || head - self.tail > self.capacity as u64 {
+            return Err(self.corrupt(format!(
+                "producer published head {head}, outside [{}, {}] (last seen head, tail + capacity)",
+                self.cached_head,
+                self.tail + self.capacity as u64
+            )));
+        }
+        self.cached_head = head;
+        Ok(())
+    }
+
+    fn corrupt(&mut self, detail: String) -> Error {
+        self.poisoned = true;
+        self.region.mark_fatal();
+        Error::Corrupt(detail)
+    }
+
+    fn release(&mut self, slot: &Slot) {
+        self.tail += u64::from(slot.header.reserved_size);
+        self.received += 1;
+        self.unpublished += 1;
+        if self.unpublished >= PUBLISH_BATCH {
+            self.publish_tail();
+        }
+    }
+
+    fn publish_tail(&mut self) {
+        self.region
+            .header()
+            .tail
+            .store(self.tail, Ordering::Release);
+        self.unpublished = 0;
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.flush();
+        if self.pure_spin {
+            let word = &self.region.header().consumer_sleeping;
+            word.store(sleeping::AWAKE, Ordering::Release);
+        }
+    }
+}
+
+/// A received message, read in place in shared memory. Dropping it releases its slot.
+///
+/// The bytes are the producer's: a well-behaved peer never touches them until we release the
+/// slot, but a hostile one could rewrite them while we read. Callers that must not see torn
+/// data copy out first with [`to_vec`](Message::to_vec) or [`copy_to`](Message::copy_to), and
+/// validate the copy.
+pub struct Message<'a> {
+    consumer: &'a mut Consumer,
+    slot: Slot,
+}
+
+impl fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("type_id", &self.type_id())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl Message<'_> {
+    /// The message's type id: route id in bits 31..16, message type in 15..0.
+    pub fn type_id(&self) -> u32 {
+        self.slot.header.type_id
+    }
+
+    /// The RPC correlation id (0 on SPSC buses).
+    pub fn correlation_id(&self) -> u64 {
+        self.slot.header.correlation_id
+    }
+
+    /// Payload bytes.
+    pub fn len(&self) -> usize {
+        self.slot.header.size as usize
+    }
+
+    /// True for an empty payload.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The payload, in place in shared memory.
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: `check_slot_header` proved ring_pos + 64 + size <= ring_pos + reserved_size
+        // <= capacity, using the same local copy of the header that `len` reads; the producer
+        // published these bytes (acquire on head) and will not reuse them until we release.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.consumer.ring.add(self.slot.ring_pos + SLOT_HEADER_LEN),
+                self.len(),
+            )
+        }
+    }
+
+    /// Copies the payload out of shared memory.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.data().to_vec()
+    }
+
+    /// Copies the payload into `buffer` and returns its length, or `None` (copying nothing)
+    /// when the buffer is too small.
+    pub fn copy_to(&self, buffer: &mut [u8]) -> Option<usize> {
+        let data = self.data();
+        buffer.get_mut(..data.len())?.copy_from_slice(data);
+        Some(data.len())
+    }
+}
+
+impl Drop for Message<'_> {
+    fn drop(&mut self) {
+        self.consumer.release(&self.slot);
+    }
+}

@@ -1,0 +1,188 @@
+//! The crate's one error type.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong on a bus, each variant naming its cause.
+///
+/// Variants carry the values involved ("peer sent version 3, we speak 4") so that a log line is
+/// enough to act on. [`Error::is_fatal`] tells whether the bus can still be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `connect` found no listener at the path (no socket file, or nobody accepting).
+    #[error("nobody is listening on {}: {source}", path.display())]
+    NobodyListening {
+        /// The socket path.
+        path: PathBuf,
+        /// What `connect(2)` said.
+        source: io::Error,
+    },
+
+    /// The peer speaks another version of the format, or another kind of bus.
+    #[error("ABI mismatch: peer sent {field} {}, we speak {}", show(field, *.found), show(field, *.expected))]
+    AbiMismatch {
+        /// The field of the handshake or arena header that differs.
+        field: &'static str,
+        /// What this crate speaks.
+        expected: u64,
+        /// What the peer sent.
+        found: u64,
+    },
+
+    /// The peer's handshake message was malformed (short, or without the right file descriptors).
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+
+    /// A ring capacity the format does not allow.
+    #[error("invalid ring capacity {capacity}: {reason}")]
+    InvalidCapacity {
+        /// The capacity asked for or received.
+        capacity: u64,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+
+    /// A message that can never fit, whatever the consumer does.
+    #[error("message of {len} bytes needs a {slot_len}-byte slot; the ring holds {capacity} bytes")]
+    MessageTooLarge {
+        /// Payload bytes asked for.
+        len: usize,
+        /// Whole slot bytes that payload needs (`u64::MAX` when beyond the format).
+        slot_len: u64,
+        /// Ring bytes.
+        capacity: usize,
+    },
+
+    /// A commit claimed more bytes than the slot reserved.
+    #[error("commit of {len} bytes into a slot reserved for {reserved} bytes")]
+    CommitTooLong {
+        /// Bytes claimed by the commit.
+        len: usize,
+        /// Payload bytes the slot was reserved for.
+        reserved: usize,
+    },
+
+    /// The ring has no room for the message now (non-blocking send).
+    #[error("ring full: {needed} bytes needed, {free} free")]
+    Full {
+        /// Bytes the slot (and any skip) needs.
+        needed: usize,
+        /// Bytes free as far as the producer knows.
+        free: usize,
+    },
+
+    /// A blocking call reached its deadline.
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
+
+    /// The ring's shared state is inconsistent: a slot header or a cursor the format forbids.
+    /// The ring is marked fatal (state 4) and cannot be used again.
+    #[error("ring is corrupt: {0}")]
+    Corrupt(String),
+
+    /// The peer process exited. Every message it had published was delivered first.
+    #[error("peer process {pid} has exited ({messages} messages passed on this end)")]
+    PeerGone {
+        /// The peer's process id.
+        pid: i32,
+        /// Messages this end received (consumer) or sent (producer) before noticing.
+        messages: u64,
+    },
+
+    /// A blocking call was interrupted by a signal.
+    #[error("interrupted by a signal while {0}")]
+    Interrupted(&'static str),
+
+    /// A system call failed.
+    #[error("{syscall} failed{}: {source}", context_suffix(.path))]
+    Os {
+        /// The system call (or library call) that failed.
+        syscall: &'static str,
+        /// The path it was working on, when there is one.
+        path: Option<PathBuf>,
+        /// What the kernel said.
+        source: io::Error,
+    },
+}
+
+/// Magic numbers read best in hex, everything else in decimal.
+fn show(field: &str, value: u64) -> String {
+    if field == "magic" {
+        format!("{value:#010x}")
+    } else {
+        value.to_string()
+    }
+}
+
+fn context_suffix(path: &Option<PathBuf>) -> String {
+    match path {
+        Some(path) => format!(" on {}", path.display()),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// True when the bus can no longer be used (corrupt ring, ABI mismatch, OS failure).
+    pub fn is_fatal(&self) -> bool {
+        !matches!(
+            self,
+            Error::Full { .. }
+                | Error::Timeout(_)
+                | Error::CommitTooLong { .. }
+                | Error::MessageTooLarge { .. }
+        )
+    }
+
+    pub(crate) fn os(syscall: &'static str, source: impl Into<io::Error>) -> Self {
+        Error::Os {
+            syscall,
+            path: None,
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn os_at(
+        syscall: &'static str,
+        path: &std::path::Path,
+        source: impl Into<io::Error>,
+    ) -> Self {
+        Error::Os {
+            syscall,
+            path: Some(path.to_path_buf()),
+            source: source.into(),
+        }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_cause() {
+        let err = Error::AbiMismatch {
+            field: "version",
+            expected: 4,
+            found: 3,
+        };
+        assert_eq!(
+            err.to_string(),
+            "ABI mismatch: peer sent version 3, we speak 4"
+        );
+        let err = Error::os_at(
+            "connect",
+            std::path::Path::new("/tmp/x.sock"),
+            io::Error::from_raw_os_error(libc::ENOENT),
+        );
+        assert!(
+            err.to_string()
+                .starts_with("connect failed on /tmp/x.sock: ")
+        );
+        assert!(!Error::Full { needed: 1, free: 0 }.is_fatal());
+        assert!(Error::Corrupt("x".into()).is_fatal());
+    }
+}

@@ -1,0 +1,384 @@
+//! The bootstrap: one Unix-socket exchange that hands the memfd(s) and the 32-byte handshake
+//! from listener to connector, after which the socket is gone.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+
+use crate::error::{Error, Result};
+use crate::layout::{FLAG_RPC, Handshake, MAGIC, MSG_ALIGNMENT, VERSION};
+use crate::peer::PeerWatch;
+
+/// How often a waiting listener looks up from `accept` (as upstream), and a connector retries.
+const POLL_STEP: Duration = Duration::from_millis(100);
+const CONNECT_RETRY_STEP: Duration = Duration::from_millis(10);
+
+/// Who may connect to a listener.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AllowedPeers {
+    /// Our own effective uid, and root (the default).
+    #[default]
+    SameUser,
+    /// Our own uid, root, and these.
+    Uids(Vec<u32>),
+    /// Anyone who can reach the socket file (upstream's behaviour).
+    Anyone,
+}
+
+impl AllowedPeers {
+    fn admits(&self, uid: u32) -> bool {
+        let own = nix::unistd::geteuid().as_raw();
+        match self {
+            AllowedPeers::Anyone => true,
+            _ if uid == own || uid == 0 => true,
+            AllowedPeers::Uids(uids) => uids.contains(&uid),
+            AllowedPeers::SameUser => false,
+        }
+    }
+}
+
+/// Binds `path`, waits for one admitted peer, sends it `handshake` and `fds`, and removes the
+/// socket file. Returns the peer's watch.
+///
+/// The socket file is created in a fresh private directory beside `path`, made `0600`, and only
+/// then renamed onto `path`: at no moment can anyone else connect through wider permissions.
+/// A stale socket at `path` is replaced; any other kind of file there is an error and is left
+/// untouched.
+pub(crate) fn listen_and_send(
+    path: &Path,
+    handshake: &Handshake,
+    fds: &[BorrowedFd<'_>],
+    allowed: &AllowedPeers,
+) -> Result<PeerWatch> {
+    let listener = SocketFile::bind_private(path)?;
+    loop {
+        let stream = listener.accept_one()?;
+        let peer = PeerWatch::from_socket(&stream)?;
+        if !allowed.admits(peer.credentials.uid) {
+            // A refused peer gets no fd: close its connection and keep waiting.
+            drop(stream);
+            continue;
+        }
+        send_handshake(&stream, handshake, fds)?;
+        return Ok(peer);
+    }
+}
+
+/// Connects to `path`, retrying until `timeout` while nobody listens, and receives the
+/// handshake and the fds. Checks magic, version, alignment and the RPC flag against
+/// `expect_rpc`; what the fds hold is checked by the caller.
+pub(crate) fn connect_and_receive(
+    path: &Path,
+    timeout: Duration,
+    expect_rpc: bool,
+) -> Result<(Handshake, Vec<OwnedFd>, PeerWatch)> {
+    let stream = connect_retrying(path, timeout)?;
+    let peer = PeerWatch::from_socket(&stream)?;
+    let (handshake, fds) = receive_handshake(&stream)?;
+    validate(&handshake, expect_rpc)?;
+    let want_fds = if expect_rpc { 2 } else { 1 };
+    if fds.len() != want_fds {
+        return Err(Error::Handshake(format!(
+            "the listener sent {} file descriptors, a bus of this kind needs {want_fds}",
+            fds.len()
+        )));
+    }
+    Ok((handshake, fds, peer))
+}
+
+fn connect_retrying(path: &Path, timeout: Duration) -> Result<UnixStream> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match UnixStream::connect(path) {
+            Ok(stream) => return Ok(stream),
+            Err(err)
+                if matches!(
+                    err.raw_os_error(),
+                    Some(libc::ENOENT | libc::ECONNREFUSED | libc::EAGAIN)
+                ) =>
+            {
+                if Instant::now() >= deadline {
+                    return Err(Error::NobodyListening {
+                        path: path.to_path_buf(),
+                        source: err,
+                    });
+                }
+                std::thread::sleep(CONNECT_RETRY_STEP);
+            }
+            Err(err) => return Err(Error::os_at("connect", path, err)),
+        }
+    }
+}
+
+/// The handshake fields a connector checks before touching the fds.
+fn validate(handshake: &Handshake, expect_rpc: bool) -> Result<()> {
+    let mismatch = |field, expected: u32, found: u32| Error::AbiMismatch {
+        field,
+        expected: expected.into(),
+        found: found.into(),
+    };
+    if handshake.magic != MAGIC {
+        return Err(mismatch("magic", MAGIC, handshake.magic));
+    }
+    if handshake.version != VERSION {
+        return Err(mismatch("version", VERSION, handshake.version));
+    }
+    if handshake.msg_alignment != MSG_ALIGNMENT {
+        return Err(mismatch(
+            "msg_alignment",
+            MSG_ALIGNMENT,
+            handshake.msg_alignment,
+        ));
+    }
+    let expected_flags = if expect_rpc { FLAG_RPC } else { 0 };
+    if handshake.flags & FLAG_RPC != expected_flags {
+        return Err(Error::AbiMismatch {
+            field: if expect_rpc {
+                "flags (an RPC connector met an SPSC listener)"
+            } else {
+                "flags (an SPSC connector met an RPC listener)"
+            },
+            expected: expected_flags.into(),
+            found: handshake.flags.into(),
+        });
+    }
+    Ok(())
+}
+
+fn send_handshake(
+    stream: &UnixStream,
+    handshake: &Handshake,
+    fds: &[BorrowedFd<'_>],
+) -> Result<()> {
+    let raw_fds: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    let iov = [IoSlice::new(bytemuck::bytes_of(handshake))];
+    let cmsg = [ControlMessage::ScmRights(&raw_fds)];
+    let sent = sendmsg::<()>(
+        stream.as_raw_fd(),
+        &iov,
+        &cmsg,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map_err(|e| Error::os("sendmsg", e))?;
+    if sent != size_of::<Handshake>() {
+        return Err(Error::Handshake(format!(
+            "sent {sent} of the handshake's 32 bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn receive_handshake(stream: &UnixStream) -> Result<(Handshake, Vec<OwnedFd>)> {
+    let mut handshake = Handshake::new(0, None);
+    let mut cmsg_space = nix::cmsg_space!([RawFd; 4]);
+    let mut fds = Vec::new();
+    let received = {
+        let mut iov = [IoSliceMut::new(bytemuck::bytes_of_mut(&mut handshake))];
+        let msg = loop {
+            match recvmsg::<()>(
+                stream.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg_space),
+                MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_WAITALL,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other.map_err(|e| Error::os("recvmsg", e))?,
+            }
+        };
+        for cmsg in msg.cmsgs().map_err(|e| Error::os("recvmsg", e))? {
+            if let ControlMessageOwned::ScmRights(raw) = cmsg {
+                // SAFETY: the kernel installed these fds in our table for this message; we are
+                // their only owner.
+                fds.extend(
+                    raw.into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
+            }
+        }
+        if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+            return Err(Error::Handshake(
+                "the listener sent more file descriptors than a bus uses".into(),
+            ));
+        }
+        msg.bytes
+    };
+    if received < size_of::<Handshake>() {
+        return Err(Error::Handshake(format!(
+            "received {received} bytes, the handshake is 32 (did the listener close the connection?)"
+        )));
+    }
+    if fds.is_empty() {
+        return Err(Error::Handshake(
+            "the listener sent no file descriptor (SCM_RIGHTS)".into(),
+        ));
+    }
+    Ok((handshake, fds))
+}
+
+/// A listening socket bound at a path, removed again when dropped.
+struct SocketFile {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl SocketFile {
+    fn bind_private(path: &Path) -> Result<SocketFile> {
+        remove_stale_socket(path)?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let staging = tempdir_in(dir)?;
+        let staged = staging.join("sock");
+        let result = (|| {
+            let listener =
+                UnixListener::bind(&staged).map_err(|e| Error::os_at("bind", path, e))?;
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::os_at("chmod", path, e))?;
+            std::fs::rename(&staged, path).map_err(|e| Error::os_at("rename", path, e))?;
+            listener
+                .set_nonblocking(true)
+                .map_err(|e| Error::os_at("fcntl(O_NONBLOCK)", path, e))?;
+            Ok(listener)
+        })();
+        let _ = std::fs::remove_file(&staged);
+        let _ = std::fs::remove_dir(&staging);
+        Ok(SocketFile {
+            listener: result?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Waits for one connection, looking up every 100 ms; a signal ends the wait with
+    /// [`Error::Interrupted`] (and the socket file is removed on drop).
+    fn accept_one(&self) -> Result<UnixStream> {
+        loop {
+            let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(POLL_STEP.as_millis() as u16)) {
+                Ok(0) => continue,
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => {
+                    return Err(Error::Interrupted("waiting for a peer to connect"));
+                }
+                Err(e) => return Err(Error::os_at("poll", &self.path, e)),
+            }
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    stream
+                        .set_nonblocking(false)
+                        .map_err(|e| Error::os_at("fcntl(O_NONBLOCK)", &self.path, e))?;
+                    return Ok(stream);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    return Err(Error::Interrupted("waiting for a peer to connect"));
+                }
+                Err(e) => return Err(Error::os_at("accept", &self.path, e)),
+            }
+        }
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Removes a leftover socket at `path`; refuses to touch anything else.
+fn remove_stale_socket(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::os_at("stat", path, e)),
+        Ok(meta) if meta.file_type().is_socket() => {
+            std::fs::remove_file(path).map_err(|e| Error::os_at("unlink", path, e))
+        }
+        Ok(meta) => Err(Error::Os {
+            syscall: "listen",
+            path: Some(path.to_path_buf()),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "the path holds a {}, not a socket; refusing to replace it",
+                    describe(&meta.file_type())
+                ),
+            ),
+        }),
+    }
+}
+
+fn describe(file_type: &std::fs::FileType) -> &'static str {
+    if file_type.is_dir() {
+        "directory"
+    } else if file_type.is_file() {
+        "regular file"
+    } else if file_type.is_symlink() {
+        "symbolic link"
+    } else {
+        "special file"
+    }
+}
+
+/// A new directory `dir/.tachyon-<pid>-<n>` with mode 0700.
+fn tempdir_in(dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let candidate = dir.join(format!(".tachyon-{}-{n}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::os_at("mkdir", &candidate, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_the_mismatching_field() {
+        let mut hs = Handshake::new(1024, None);
+        assert!(validate(&hs, false).is_ok());
+        hs.version = 3;
+        let err = validate(&hs, false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ABI mismatch: peer sent version 3, we speak 4"
+        );
+        let rpc = Handshake::new(1024, Some(1024));
+        assert!(matches!(
+            validate(&rpc, false),
+            Err(Error::AbiMismatch { .. })
+        ));
+        assert!(validate(&rpc, true).is_ok());
+        let mut hs = Handshake::new(1024, None);
+        hs.magic = 0xdead_beef;
+        assert!(
+            validate(&hs, false)
+                .unwrap_err()
+                .to_string()
+                .contains("magic 0xdeadbeef")
+        );
+    }
+
+    #[test]
+    fn allowed_peers() {
+        let own = nix::unistd::geteuid().as_raw();
+        assert!(AllowedPeers::SameUser.admits(own));
+        assert!(AllowedPeers::SameUser.admits(0));
+        assert!(!AllowedPeers::SameUser.admits(own + 12345));
+        assert!(AllowedPeers::Uids(vec![own + 12345]).admits(own + 12345));
+        assert!(AllowedPeers::Anyone.admits(own + 1));
+    }
+}

@@ -1,0 +1,398 @@
+//! The producing end of a ring.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::{Ordering, fence};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::layout::{self, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader, sleeping};
+use crate::peer::PeerWatch;
+use crate::shm::Region;
+use crate::wait::{self, SpaceWait};
+
+/// Writes messages into the ring. One per ring; `Send`, not `Sync`.
+///
+/// Commits are *published* (made visible to the consumer) in batches of 32, as the wire
+/// format prescribes, and whenever [`flush`](Producer::flush) is called, the ring is found
+/// full, or the producer is dropped. Publishing wakes a sleeping consumer.
+///
+/// ```
+/// # fn main() -> Result<(), tachyon_ring::Error> {
+/// let (mut producer, mut consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
+/// producer.send(7, b"hello")?;
+/// producer.flush();
+/// let message = consumer.try_recv()?.expect("published");
+/// assert_eq!((message.type_id(), message.data()), (7, &b"hello"[..]));
+/// # Ok(()) }
+/// ```
+pub struct Producer {
+    region: Arc<Region>,
+    ring: *mut u8,
+    capacity: usize,
+    /// Our write cursor, ahead of the published one by the unpublished commits.
+    head: u64,
+    /// Last tail we read from the consumer; refreshed only when it says the ring is full.
+    cached_tail: u64,
+    /// Commits since the head was last published.
+    unpublished: u32,
+    /// Messages committed since the bus opened.
+    committed: u64,
+    /// Sequence number written into each slot's `correlation_id` (RPC); 0 on SPSC buses.
+    pub(crate) correlation_id: u64,
+    peer: Option<Arc<PeerWatch>>,
+}
+
+// SAFETY: the producer owns its end of the ring exclusively; the raw pointer points into the
+// region that the `Arc` keeps alive, which is valid from any thread.
+unsafe impl Send for Producer {}
+
+impl fmt::Debug for Producer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.capacity)
+            .field("head", &self.head)
+            .field("cached_tail", &self.cached_tail)
+            .field("unpublished", &self.unpublished)
+            .finish()
+    }
+}
+
+/// Where a reserved slot goes: `skip` bytes of padding to the ring's end first (0 when the
+/// slot fits before it), then `slot_len` bytes at ring offset `offset`.
+#[derive(Clone, Copy, Debug)]
+struct Placement {
+    skip: usize,
+    offset: usize,
+    slot_len: usize,
+}
+
+impl Producer {
+    pub(crate) fn new(region: Arc<Region>, peer: Option<Arc<PeerWatch>>) -> Producer {
+        let header = region.header();
+        let head = header.head.load(Ordering::Acquire);
+        let cached_tail = header.tail.load(Ordering::Acquire);
+        Producer {
+            ring: region.ring(),
+            capacity: region.capacity(),
+            region,
+            head,
+            cached_tail,
+            unpublished: 0,
+            committed: 0,
+            correlation_id: 0,
+            peer,
+        }
+    }
+
+    /// Ring bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The largest payload one message can carry on this ring.
+    pub fn max_payload(&self) -> usize {
+        layout::max_payload_for(self.capacity)
+    }
+
+    /// Reserves a slot for up to `max_len` payload bytes without waiting.
+    ///
+    /// Write the payload through the returned slot (it derefs to `&mut [u8]` of `max_len`
+    /// bytes, straight into shared memory), then [`commit`](WriteSlot::commit) it. Dropping it
+    /// uncommitted rolls it back. Fails with [`Error::Full`] when the consumer has not freed
+    /// enough space, and [`Error::MessageTooLarge`] when no amount of space would do.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tachyon_ring::Error> {
+    /// let (mut producer, mut consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
+    /// let mut slot = producer.reserve(16)?;
+    /// slot[..3].copy_from_slice(b"abc");
+    /// slot.commit(3, 1)?;
+    /// producer.flush();
+    /// assert_eq!(consumer.try_recv()?.unwrap().data(), b"abc");
+    /// # Ok(()) }
+    /// ```
+    pub fn reserve(&mut self, max_len: usize) -> Result<WriteSlot<'_>> {
+        let placement = self.try_place(max_len)?;
+        Ok(WriteSlot::new(self, placement, max_len))
+    }
+
+    /// Like [`reserve`](Producer::reserve), but waits for space (spin, yield, then short
+    /// sleeps) up to `timeout`; [`Error::Timeout`] after it.
+    pub fn reserve_timeout(&mut self, max_len: usize, timeout: Duration) -> Result<WriteSlot<'_>> {
+        let placement = self.place_waiting(max_len, wait::deadline_after(timeout), timeout)?;
+        Ok(WriteSlot::new(self, placement, max_len))
+    }
+
+    /// Copies `payload` into a new message and commits it, without waiting for space.
+    pub fn send(&mut self, type_id: u32, payload: &[u8]) -> Result<()> {
+        let placement = self.try_place(payload.len())?;
+        self.write_and_commit(placement, type_id, payload);
+        Ok(())
+    }
+
+    /// Like [`send`](Producer::send), but waits for space up to `timeout`.
+    ///
+    /// Upstream's producer fails at once when full; this one first publishes what it has
+    /// committed (so the consumer can drain it) and then waits.
+    pub fn send_timeout(&mut self, type_id: u32, payload: &[u8], timeout: Duration) -> Result<()> {
+        let placement =
+            self.place_waiting(payload.len(), wait::deadline_after(timeout), timeout)?;
+        self.write_and_commit(placement, type_id, payload);
+        Ok(())
+    }
+
+    /// Publishes every commit now and wakes the consumer if it sleeps.
+    pub fn flush(&mut self) {
+        if self.unpublished > 0 {
+            self.publish();
+        }
+    }
+
+    /// Commits not yet visible to the consumer.
+    pub fn unpublished(&self) -> u32 {
+        self.unpublished
+    }
+
+    fn write_and_commit(&mut self, placement: Placement, type_id: u32, payload: &[u8]) {
+        // SAFETY: `placement` came from `try_place`, so the slot's payload area is inside the
+        // ring and owned by the producer until the head is published past it; `payload.len()`
+        // is the max_len it was placed for.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                payload.as_ptr(),
+                self.ring.add(placement.offset + SLOT_HEADER_LEN),
+                payload.len(),
+            );
+        }
+        self.commit(placement, payload.len(), type_id);
+    }
+
+    /// Finds room for a slot of `max_len` payload bytes, or says why there is none.
+    fn try_place(&mut self, max_len: usize) -> Result<Placement> {
+        let slot_len = match layout::slot_len(max_len) {
+            Some(len) if len <= self.capacity => len,
+            other => {
+                return Err(Error::MessageTooLarge {
+                    len: max_len,
+                    slot_len: other.map_or(u64::MAX, |len| len as u64),
+                    capacity: self.capacity,
+                });
+            }
+        };
+        let ring_pos = (self.head % self.capacity as u64) as usize;
+        let room_to_end = self.capacity - ring_pos;
+        let placement = if room_to_end < slot_len {
+            Placement {
+                skip: room_to_end,
+                offset: 0,
+                slot_len,
+            }
+        } else {
+            Placement {
+                skip: 0,
+                offset: ring_pos,
+                slot_len,
+            }
+        };
+        let needed = placement.skip + slot_len;
+        if self.free_bytes() < needed {
+            self.refresh_tail()?;
+            if self.free_bytes() < needed {
+                // Let the consumer see everything we have, so it can free what we need.
+                self.flush();
+                return Err(Error::Full {
+                    needed,
+                    free: self.free_bytes(),
+                });
+            }
+        }
+        Ok(placement)
+    }
+
+    fn place_waiting(
+        &mut self,
+        max_len: usize,
+        deadline: Option<Instant>,
+        timeout: Duration,
+    ) -> Result<Placement> {
+        let mut space_wait = SpaceWait::new();
+        loop {
+            match self.try_place(max_len) {
+                Err(Error::Full { .. }) => {}
+                other => return other,
+            }
+            if let Some(peer) = &self.peer {
+                if peer.has_exited() {
+                    // Nothing will free space any more.
+                    return Err(peer.gone_error(self.committed));
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::Timeout(timeout));
+            }
+            space_wait.step(deadline);
+        }
+    }
+
+    fn free_bytes(&self) -> usize {
+        self.capacity - (self.head - self.cached_tail) as usize
+    }
+
+    /// Reloads the consumer's tail; a tail the format forbids marks the ring fatal.
+    fn refresh_tail(&mut self) -> Result<()> {
+        let tail = self.region.header().tail.load(Ordering::Acquire);
+        if tail < self.cached_tail || tail > self.head {
+            self.region.mark_fatal();
+            return Err(Error::Corrupt(format!(
+                "consumer published tail {tail}, outside [{}, {}] (our last seen tail, our head)",
+                self.cached_tail, self.head
+            )));
+        }
+        self.cached_tail = tail;
+        Ok(())
+    }
+
+    fn commit(&mut self, placement: Placement, len: usize, type_id: u32) {
+        if placement.skip > 0 {
+            let ring_pos = (self.head % self.capacity as u64) as usize;
+            self.write_header(
+                ring_pos,
+                SlotHeader {
+                    size: SKIP_MARKER,
+                    ..SlotHeader::default()
+                },
+            );
+            // A skip header is 64 bytes: the 40 after the fields we write are zero too.
+            // SAFETY: ring_pos + 64 <= capacity because the bytes left to the ring's end are a
+            // nonzero multiple of 64.
+            unsafe {
+                std::ptr::write_bytes(
+                    self.ring.add(ring_pos + size_of::<SlotHeader>()),
+                    0,
+                    SLOT_HEADER_LEN - size_of::<SlotHeader>(),
+                )
+            };
+        }
+        self.write_header(
+            placement.offset,
+            SlotHeader {
+                size: len as u32,
+                type_id,
+                reserved_size: placement.slot_len as u32,
+                padding: 0,
+                correlation_id: self.correlation_id,
+            },
+        );
+        self.head += (placement.skip + placement.slot_len) as u64;
+        self.unpublished += 1;
+        self.committed += 1;
+        if self.unpublished >= PUBLISH_BATCH {
+            self.publish();
+        }
+    }
+
+    fn write_header(&mut self, ring_pos: usize, header: SlotHeader) {
+        // SAFETY: `ring_pos` is a 64-aligned offset of a slot the producer owns (not yet
+        // published), with at least 64 bytes before the ring's end.
+        unsafe { std::ptr::write_volatile(self.ring.add(ring_pos) as *mut SlotHeader, header) };
+    }
+
+    /// Release-stores the head, then wakes the consumer if it sleeps (the futex protocol:
+    /// unless the word says pure-spin, a full fence orders our store before reading the word,
+    /// pairing with the consumer's fence between storing "sleeping" and re-reading the head).
+    fn publish(&mut self) {
+        let header = self.region.header();
+        header.head.store(self.head, Ordering::Release);
+        self.unpublished = 0;
+        let word = &header.consumer_sleeping;
+        if word.load(Ordering::Relaxed) != sleeping::PURE_SPIN {
+            fence(Ordering::SeqCst);
+            if word.load(Ordering::Relaxed) == sleeping::SLEEPING {
+                wait::futex_wake(word);
+            }
+        }
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// A reserved slot: write the payload through `DerefMut<Target = [u8]>`, then commit.
+/// Dropped uncommitted, it is rolled back and the ring is as if it never existed.
+pub struct WriteSlot<'a> {
+    producer: &'a mut Producer,
+    placement: Placement,
+    max_len: usize,
+}
+
+impl fmt::Debug for WriteSlot<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteSlot")
+            .field("max_len", &self.max_len)
+            .field("placement", &self.placement)
+            .finish()
+    }
+}
+
+impl<'a> WriteSlot<'a> {
+    fn new(producer: &'a mut Producer, placement: Placement, max_len: usize) -> Self {
+        WriteSlot {
+            producer,
+            placement,
+            max_len,
+        }
+    }
+
+    /// Commits the first `len` bytes of the slot as a message of type `type_id`.
+    /// [`Error::CommitTooLong`] (and a rollback) when `len` exceeds the reserved length.
+    pub fn commit(self, len: usize, type_id: u32) -> Result<()> {
+        if len > self.max_len {
+            return Err(Error::CommitTooLong {
+                len,
+                reserved: self.max_len,
+            });
+        }
+        self.producer.commit(self.placement, len, type_id);
+        Ok(())
+    }
+
+    /// Drops the slot without committing it (what dropping does; this names the intent).
+    pub fn rollback(self) {}
+}
+
+impl Deref for WriteSlot<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the payload area [offset + 64, offset + 64 + max_len) lies inside the ring
+        // (`slot_len` covers it and fits before the ring's end) and belongs to the producer
+        // until it publishes a head past it, which cannot happen while this borrow lives.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.producer
+                    .ring
+                    .add(self.placement.offset + SLOT_HEADER_LEN),
+                self.max_len,
+            )
+        }
+    }
+}
+
+impl DerefMut for WriteSlot<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only reference to those bytes
+        // in this process.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.producer
+                    .ring
+                    .add(self.placement.offset + SLOT_HEADER_LEN),
+                self.max_len,
+            )
+        }
+    }
+}

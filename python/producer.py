@@ -1,0 +1,195 @@
+"""Market-tick (or test-pattern) producer on the real tachyon-ipc package.
+
+Writes every message zero-copy through ``Bus.send_zero_copy`` (or, with
+``--raw-tx``, the underlying ``acquire_tx`` guard), calls the raw ``flush``
+every 64 messages, and ends the stream with a type-0 empty sentinel.
+
+Ticks: MarketTick, 32 bytes little endian ``<8sdIQ4x`` (symbol, price,
+quantity, timestamp ns); tick i is a bid (type_id 1) when i is even, an ask
+(type_id 2) when odd.
+
+Pattern (``--pattern``): message i has type_id ``1 + i % 1000`` and payload
+byte j equal to ``(i*31 + j) % 256``; sizes from ``--size`` or ``--sizes``.
+
+The last stdout line is JSON: sent, full_retries, elapsed_s, msgs_per_s.
+Exit code 3 when the ring is full and ``--retry-full`` is not given.
+"""
+
+import argparse
+import json
+import random
+import struct
+import sys
+import time
+
+import tachyon
+
+TICK = struct.Struct("<8sdIQ4x")
+TICK_SIZE = TICK.size  # 32
+SYMBOL = b"BTCUSDT\0"
+FLUSH_EVERY = 64
+
+
+class RingFull(Exception):
+    """The ring was full and --retry-full was not given."""
+
+
+def open_bus(args):
+    """Listen, or connect with retries until --connect-timeout expires."""
+    if args.listen:
+        return tachyon.Bus.listen(args.socket, args.capacity)
+    deadline = time.monotonic() + args.connect_timeout
+    while True:
+        try:
+            return tachyon.Bus.connect(args.socket)
+        except ConnectionError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
+def parse_sizes(args):
+    """Return (min, max) payload size for --pattern."""
+    if args.sizes:
+        lo, _, hi = args.sizes.partition("..")
+        lo, hi = int(lo), int(hi or lo)
+    else:
+        lo = hi = args.size
+    if not 0 <= lo <= hi:
+        raise SystemExit(f"producer: bad size range {lo}..{hi}")
+    return lo, hi
+
+
+def tx_factory(bus, raw):
+    """Return tx(size, type_id) -> context manager yielding a TxGuard.
+
+    Default: the seed's ``Bus.send_zero_copy`` (a generator context manager that
+    also flushes after every message). ``--raw-tx``: ``bus._bus.acquire_tx``
+    directly; head is then published by the core every 32 commits and by our
+    flush every 64 messages. About 2-3x faster in CPython.
+    """
+    if not raw:
+        return bus.send_zero_copy
+    acquire = bus._bus.acquire_tx
+    return lambda size, type_id: acquire(size)
+
+
+def run(bus, args):
+    """Send all messages; return the number of "full" retries."""
+    open_tx = tx_factory(bus, args.raw_tx)
+    flush = bus._bus.flush
+    full_error = tachyon.TachyonError
+    dead_error = tachyon.PeerDeadError
+    retry_full = args.retry_full
+    pause_after = args.pause_after
+    count = args.count
+    retries = 0
+
+    def on_full(sent):
+        nonlocal retries
+        if not retry_full:
+            raise RingFull(sent)
+        retries += 1
+        flush()  # publish pending commits so the consumer can drain them
+        time.sleep(0 if retries % 64 else 0.0001)
+
+    if args.pattern:
+        lo, hi = parse_sizes(args)
+        rng_size = random.Random(args.seed).randint
+        pattern = memoryview(bytes(range(256)) * (hi // 256 + 2))
+        for i in range(count):
+            size = lo if lo == hi else rng_size(lo, hi)
+            off = (i * 31) & 255
+            while True:
+                try:
+                    with open_tx(size, t := 1 + i % 1000) as tx:
+                        with memoryview(tx) as mv:
+                            mv[:size] = pattern[off:off + size]
+                        tx.actual_size = size
+                        tx.type_id = t
+                    break
+                except dead_error:
+                    raise
+                except full_error:
+                    on_full(i)
+            if (i + 1) % FLUSH_EVERY == 0:
+                flush()
+            if i + 1 == pause_after:
+                flush()
+                time.sleep(args.pause_ms / 1000)
+    else:
+        pack_into = TICK.pack_into
+        now = (lambda: 0) if args.no_timestamp else time.time_ns
+        for i in range(count):
+            while True:
+                try:
+                    with open_tx(TICK_SIZE, t := 1 + (i & 1)) as tx:
+                        with memoryview(tx) as mv:
+                            pack_into(mv, 0, SYMBOL, 65000.0 + (i % 100) * 0.5,
+                                      1 + i % 1000, now())
+                        tx.actual_size = TICK_SIZE
+                        tx.type_id = t
+                    break
+                except dead_error:
+                    raise
+                except full_error:
+                    on_full(i)
+            if (i + 1) % FLUSH_EVERY == 0:
+                flush()
+            if i + 1 == pause_after:
+                flush()
+                time.sleep(args.pause_ms / 1000)
+
+    # Sentinel: type 0, empty payload (Bus.send accepts b"").
+    while True:
+        try:
+            bus.send(b"", type_id=0)
+            break
+        except dead_error:
+            raise
+        except full_error:
+            on_full(count)
+    flush()
+    return retries
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--socket", default="/tmp/tachyon_market.sock")
+    p.add_argument("--count", type=int, default=1_000_000)
+    role = p.add_mutually_exclusive_group()
+    role.add_argument("--listen", action="store_true", help="create the ring and wait for the consumer")
+    role.add_argument("--connect", action="store_true", help="connect to a listening consumer (default)")
+    p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument("--capacity", type=int, default=1 << 20, metavar="BYTES")
+    p.add_argument("--no-timestamp", action="store_true", help="timestamp 0 (faster)")
+    p.add_argument("--retry-full", action="store_true", help="retry on a full ring instead of exiting 3")
+    p.add_argument("--pause-after", type=int, default=0, metavar="N")
+    p.add_argument("--pause-ms", type=float, default=0.0, metavar="MS")
+    p.add_argument("--raw-tx", action="store_true",
+                   help="use bus._bus.acquire_tx instead of send_zero_copy (faster)")
+    p.add_argument("--pattern", action="store_true", help="send test-pattern messages instead of ticks")
+    p.add_argument("--size", type=int, default=64, metavar="S")
+    p.add_argument("--sizes", metavar="MIN..MAX")
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args()
+
+    with open_bus(args) as bus:
+        start = time.perf_counter()
+        try:
+            retries = run(bus, args)
+        except RingFull as e:
+            print(f"producer: ring full after {e.args[0]} messages", file=sys.stderr)
+            return 3
+        elapsed = time.perf_counter() - start
+
+    rate = args.count / elapsed if elapsed > 0 else 0.0
+    print(f"producer: {args.count} msgs in {elapsed:.3f} s = {rate:,.0f} msg/s, "
+          f"{retries} full retries", file=sys.stderr)
+    print(json.dumps({"sent": args.count, "full_retries": retries,
+                      "elapsed_s": round(elapsed, 6), "msgs_per_s": round(rate, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
