@@ -1,0 +1,68 @@
+//! What the `producer` and `consumer` examples share: the command-line flags that open a bus,
+//! and the test pattern every payload follows.
+#![allow(dead_code)] // each example uses its own half
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tachyon_ring::{Bus, BusOptions};
+
+/// How to reach the peer.
+#[derive(clap::Args, Debug)]
+pub struct Endpoint {
+    /// Unix socket path of the handshake.
+    #[arg(long, default_value = "/tmp/tachyon_example.sock")]
+    pub socket: PathBuf,
+    /// Create the ring and wait for the peer to connect.
+    #[arg(long, conflicts_with = "connect")]
+    pub listen: bool,
+    /// Connect to a listening peer, retrying for up to 5 s (the default role).
+    #[arg(long)]
+    pub connect: bool,
+    /// Ring bytes, when listening: a power of two, at least 64.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub capacity: usize,
+}
+
+impl Endpoint {
+    pub fn open(&self, options: BusOptions) -> tachyon_ring::Result<Bus> {
+        if self.listen {
+            options.listen(&self.socket, self.capacity)
+        } else {
+            options.connect_timeout(Duration::from_secs(5)).connect(&self.socket)
+        }
+    }
+}
+
+/// Payload byte `j` of message `i`.
+pub fn pattern_byte(i: u64, j: usize) -> u8 {
+    (i.wrapping_mul(31).wrapping_add(j as u64) % 256) as u8
+}
+
+/// Type id of message `i` (0 is the sentinel).
+pub fn pattern_type_id(i: u64) -> u32 {
+    1 + (i % 1000) as u32
+}
+
+pub fn fill_pattern(i: u64, payload: &mut [u8]) {
+    for (j, byte) in payload.iter_mut().enumerate() {
+        *byte = pattern_byte(i, j);
+    }
+}
+
+pub fn follows_pattern(i: u64, payload: &[u8]) -> bool {
+    payload.iter().enumerate().all(|(j, &byte)| byte == pattern_byte(i, j))
+}
+
+/// `MIN..MAX` (inclusive), or a single number.
+pub fn parse_size_range(text: &str) -> Result<(usize, usize), String> {
+    let parse = |s: &str| s.trim().parse::<usize>().map_err(|e| format!("{s:?}: {e}"));
+    let (min, max) = match text.split_once("..") {
+        Some((min, max)) => (parse(min)?, parse(max.trim_start_matches('='))?),
+        None => (parse(text)?, parse(text)?),
+    };
+    if min > max {
+        return Err(format!("{min} is above {max}"));
+    }
+    Ok((min, max))
+}
