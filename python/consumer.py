@@ -37,8 +37,12 @@ def open_bus(args):
             time.sleep(0.02)
 
 
-def consume_pattern(bus):
-    """Check the test pattern; return (received, bytes, bad)."""
+def consume_pattern(bus, expect=None):
+    """Check the test pattern; return (received, bytes, bad).
+
+    Stops at the sentinel, or after ``expect`` messages when given (for a stream whose last
+    message fills the ring, after which upstream's consumer can free no space for a sentinel).
+    """
     pattern = bytes(range(256)) * 16
     drain = bus.drain_batch
     i = nbytes = bad = 0
@@ -47,7 +51,7 @@ def consume_pattern(bus):
             for msg in batch:
                 type_id = msg.type_id
                 if type_id == 0:
-                    return i, nbytes, bad
+                    return i, nbytes, bad + (msg.actual_size != 0)
                 n = msg.actual_size
                 if n + 256 > len(pattern):
                     pattern = bytes(range(256)) * (n // 256 + 2)
@@ -56,6 +60,8 @@ def consume_pattern(bus):
                     bad += 1
                 nbytes += n
                 i += 1
+                if i == expect:
+                    return i, nbytes, bad
 
 
 def consume_ticks(bus):
@@ -91,13 +97,15 @@ def main():
     p.add_argument("--capacity", type=int, default=1 << 20, metavar="BYTES")
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--mode", choices=("ticks", "pattern"), default="pattern")
+    p.add_argument("--expect", type=int, metavar="N",
+                   help="pattern mode: stop after N messages instead of at the sentinel")
     args = p.parse_args()
     args.listen = not args.connect
 
     with open_bus(args) as bus:
         start = time.perf_counter()
         if args.mode == "pattern":
-            received, nbytes, bad = consume_pattern(bus)
+            received, nbytes, bad = consume_pattern(bus, args.expect)
             result = {"received": received, "bytes": nbytes, "bad": bad}
         else:
             received, bids, asks, other = consume_ticks(bus)

@@ -11,7 +11,7 @@ quantity, timestamp ns); tick i is a bid (type_id 1) when i is even, an ask
 Pattern (``--pattern``): message i has type_id ``1 + i % 1000`` and payload
 byte j equal to ``(i*31 + j) % 256``; sizes from ``--size`` or ``--sizes``.
 
-The last stdout line is JSON: sent, full_retries, elapsed_s, msgs_per_s.
+The last stdout line is JSON: sent, bytes, full_retries, elapsed_s, msgs_per_s.
 Exit code 3 when the ring is full and ``--retry-full`` is not given.
 """
 
@@ -48,6 +48,20 @@ def open_bus(args):
             time.sleep(0.02)
 
 
+def size_of_message(args):
+    """Return size(i), the payload size of pattern message i, and the largest size."""
+    if args.sweep:
+        first, _, last = args.sweep.partition("..")
+        first, last = int(first), int(last or first)
+        span, step = abs(last - first) + 1, (1 if last >= first else -1)
+        return (lambda i: first + step * (i % span)), max(first, last)
+    lo, hi = parse_sizes(args)
+    if lo == hi:
+        return (lambda i: lo), hi
+    draw = random.Random(args.seed).randint
+    return (lambda i: draw(lo, hi)), hi
+
+
 def parse_sizes(args):
     """Return (min, max) payload size for --pattern."""
     if args.sizes:
@@ -75,7 +89,7 @@ def tx_factory(bus, raw):
 
 
 def run(bus, args):
-    """Send all messages; return the number of "full" retries."""
+    """Send all messages; return (payload bytes sent, number of "full" retries)."""
     open_tx = tx_factory(bus, args.raw_tx)
     flush = bus._bus.flush
     full_error = tachyon.TachyonError
@@ -84,6 +98,7 @@ def run(bus, args):
     pause_after = args.pause_after
     count = args.count
     retries = 0
+    sent_bytes = 0
 
     def on_full(sent):
         nonlocal retries
@@ -94,11 +109,11 @@ def run(bus, args):
         time.sleep(0 if retries % 64 else 0.0001)
 
     if args.pattern:
-        lo, hi = parse_sizes(args)
-        rng_size = random.Random(args.seed).randint
+        size_of, hi = size_of_message(args)
         pattern = memoryview(bytes(range(256)) * (hi // 256 + 2))
         for i in range(count):
-            size = lo if lo == hi else rng_size(lo, hi)
+            size = size_of(i)
+            sent_bytes += size
             off = (i * 31) & 255
             while True:
                 try:
@@ -120,6 +135,7 @@ def run(bus, args):
     else:
         pack_into = TICK.pack_into
         now = (lambda: 0) if args.no_timestamp else time.time_ns
+        sent_bytes = count * TICK_SIZE
         for i in range(count):
             while True:
                 try:
@@ -150,7 +166,7 @@ def run(bus, args):
         except full_error:
             on_full(count)
     flush()
-    return retries
+    return sent_bytes, retries
 
 
 def main():
@@ -170,14 +186,16 @@ def main():
                    help="use bus._bus.acquire_tx instead of send_zero_copy (faster)")
     p.add_argument("--pattern", action="store_true", help="send test-pattern messages instead of ticks")
     p.add_argument("--size", type=int, default=64, metavar="S")
-    p.add_argument("--sizes", metavar="MIN..MAX")
+    p.add_argument("--sizes", metavar="MIN..MAX", help="uniform random sizes, seeded by --seed")
+    p.add_argument("--sweep", metavar="FROM..TO",
+                   help="sizes FROM, FROM+-1, ..., TO in turn (descending when FROM > TO)")
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args()
 
     with open_bus(args) as bus:
         start = time.perf_counter()
         try:
-            retries = run(bus, args)
+            sent_bytes, retries = run(bus, args)
         except RingFull as e:
             print(f"producer: ring full after {e.args[0]} messages", file=sys.stderr)
             return 3
@@ -186,7 +204,7 @@ def main():
     rate = args.count / elapsed if elapsed > 0 else 0.0
     print(f"producer: {args.count} msgs in {elapsed:.3f} s = {rate:,.0f} msg/s, "
           f"{retries} full retries", file=sys.stderr)
-    print(json.dumps({"sent": args.count, "full_retries": retries,
+    print(json.dumps({"sent": args.count, "bytes": sent_bytes, "full_retries": retries,
                       "elapsed_s": round(elapsed, 6), "msgs_per_s": round(rate, 1)}))
     return 0
 

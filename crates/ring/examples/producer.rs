@@ -1,7 +1,8 @@
 //! Sends `--count` test-pattern messages, then a sentinel (type id 0, empty payload).
 //!
 //! Message i has type id `1 + (i mod 1000)` and payload byte j equal to `(i*31 + j) mod 256`;
-//! its size is `--size S`, or uniform in `--sizes MIN..MAX` drawn from `--seed K`. When the
+//! its size is `--size S`, uniform in `--sizes MIN..MAX` drawn from `--seed K`, or every size
+//! in turn with `--sweep MIN..MAX`. When the
 //! ring is full the producer waits for space (up to `--send-timeout`), which upstream cannot.
 //!
 //! ```text
@@ -31,6 +32,10 @@ struct Args {
     /// Payload sizes drawn uniformly from MIN..MAX (inclusive).
     #[arg(long, value_parser = common::parse_size_range)]
     sizes: Option<(usize, usize)>,
+    /// Sizes in turn FROM, FROM±1, ..., TO, FROM, ... (every size is sent when `--count` is
+    /// at least |TO-FROM|+1); descending when FROM > TO.
+    #[arg(long, value_parser = common::parse_sweep, conflicts_with_all = ["size", "sizes"])]
+    sweep: Option<(usize, usize)>,
     /// Seed of the size draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -44,6 +49,9 @@ struct Args {
     /// Length of that pause, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pause_ms: u64,
+    /// Do not send the sentinel (for a consumer told how many messages to expect).
+    #[arg(long)]
+    no_sentinel: bool,
     /// Longest wait for space in a full ring, in seconds.
     #[arg(long, default_value_t = 60.0)]
     send_timeout: f64,
@@ -62,7 +70,11 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> tachyon_ring::Result<()> {
     let bus = args.endpoint.open(Bus::options())?;
-    let (min, max) = args.sizes.unwrap_or((args.size.unwrap_or(32), args.size.unwrap_or(32)));
+    let (min, max) = match (args.sizes, args.sweep) {
+        (Some(range), _) => range,
+        (None, Some((from, to))) => (from.min(to), from.max(to)),
+        (None, None) => (args.size.unwrap_or(32), args.size.unwrap_or(32)),
+    };
     if max > bus.max_payload() {
         return Err(tachyon_ring::Error::MessageTooLarge {
             len: max,
@@ -76,7 +88,10 @@ fn run(args: &Args) -> tachyon_ring::Result<()> {
     let started = Instant::now();
     let mut bytes = 0u64;
     for i in 0..args.count {
-        let len = rng.random_range(min..=max);
+        let len = match args.sweep {
+            Some(sweep) => common::sweep_size(i, sweep),
+            None => rng.random_range(min..=max),
+        };
         let mut slot = producer.reserve_timeout(len, timeout)?;
         common::fill_pattern(i, &mut slot[..len]);
         slot.commit(len, common::pattern_type_id(i))?;
@@ -89,7 +104,9 @@ fn run(args: &Args) -> tachyon_ring::Result<()> {
             std::thread::sleep(Duration::from_millis(args.pause_ms));
         }
     }
-    producer.send_timeout(0, &[], timeout)?;
+    if !args.no_sentinel {
+        producer.send_timeout(0, &[], timeout)?;
+    }
     producer.flush();
     let elapsed = started.elapsed().as_secs_f64();
     println!(

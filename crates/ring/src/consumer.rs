@@ -6,7 +6,7 @@ use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::layout::{PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader, sleeping};
+use crate::layout::{CONSUMER_FEATURES, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader, sleeping};
 use crate::peer::PeerWatch;
 use crate::shm::Region;
 use crate::wait::{self, MAX_FUTEX_WAIT};
@@ -40,6 +40,8 @@ pub struct Consumer {
     cached_head: u64,
     /// Messages released since the tail was last published.
     unpublished: u32,
+    /// The tail as the producer last saw it (differs from `tail` after releases or skips).
+    published_tail: u64,
     /// Messages received since the bus opened.
     received: u64,
     /// Spins on an empty ring before sleeping on the futex.
@@ -89,6 +91,7 @@ impl Consumer {
                 .consumer_sleeping
                 .store(sleeping::PURE_SPIN, Ordering::Release);
         }
+        header.consumer_heartbeat.store(CONSUMER_FEATURES, Ordering::Release);
         Consumer {
             ring: region.ring(),
             capacity: region.capacity(),
@@ -96,6 +99,7 @@ impl Consumer {
             tail,
             cached_head: tail,
             unpublished: 0,
+            published_tail: tail,
             received: 0,
             spin_threshold,
             pure_spin,
@@ -176,7 +180,7 @@ impl Consumer {
     /// Publishes the read cursor now, returning the space of every released message to the
     /// producer.
     pub fn flush(&mut self) {
-        if self.unpublished > 0 {
+        if self.tail != self.published_tail {
             self.publish_tail();
         }
     }
@@ -353,9 +357,10 @@ impl Consumer {
 impl Drop for Consumer {
     fn drop(&mut self) {
         self.flush();
+        let header = self.region.header();
+        header.consumer_heartbeat.store(0, Ordering::Release);
         if self.pure_spin {
-            let word = &self.region.header().consumer_sleeping;
-            word.store(sleeping::AWAKE, Ordering::Release);
+            header.consumer_sleeping.store(sleeping::AWAKE, Ordering::Release);
         }
     }
 }

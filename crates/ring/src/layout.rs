@@ -34,6 +34,18 @@ pub const PUBLISH_BATCH: u32 = 32;
 /// Handshake `flags` bit 0: the listener offers an RPC bus (two rings).
 pub const FLAG_RPC: u32 = 1;
 
+/// What a tachyon-ring consumer stores in `consumer_heartbeat`, a word upstream lays out but
+/// never writes: `"TRNG"` in the high half, feature bits in the low half.
+pub const CONSUMER_FEATURES: u64 = (0x5452_4E47 << 32) | FEATURE_BARE_SKIP;
+/// Feature bit: the consumer re-reads the head after following a skip marker, so a producer
+/// may publish a skip marker on its own (upstream's consumer would read a stale slot there).
+pub const FEATURE_BARE_SKIP: u64 = 1;
+
+/// True when `consumer_heartbeat` holds [`CONSUMER_FEATURES`]-style bits including `feature`.
+pub const fn consumer_has_feature(heartbeat_word: u64, feature: u64) -> bool {
+    heartbeat_word >> 32 == CONSUMER_FEATURES >> 32 && heartbeat_word & feature != 0
+}
+
 /// Values of the arena's `state` word.
 pub mod state {
     /// Not yet formatted.

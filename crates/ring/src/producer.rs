@@ -181,9 +181,37 @@ impl Producer {
                 });
             }
         };
+        loop {
+            let placement = self.placement_for(slot_len);
+            let needed = placement.skip + slot_len;
+            if self.free_bytes() < needed {
+                self.refresh_tail()?;
+            }
+            if self.free_bytes() >= needed {
+                return Ok(placement);
+            }
+            if needed > self.capacity && self.free_bytes() >= placement.skip && self.consumer_follows_bare_skips() {
+                // Even an empty ring cannot hold the skip and the slot together: publish the
+                // skip alone, and place the slot at offset 0 once the consumer has passed it.
+                self.write_skip((self.head % self.capacity as u64) as usize);
+                self.head += placement.skip as u64;
+                self.publish();
+                continue;
+            }
+            // Let the consumer see everything we have, so it can free what we need.
+            self.flush();
+            return Err(Error::Full {
+                needed,
+                free: self.free_bytes(),
+            });
+        }
+    }
+
+    /// Where a slot of `slot_len` bytes goes from the current head.
+    fn placement_for(&self, slot_len: usize) -> Placement {
         let ring_pos = (self.head % self.capacity as u64) as usize;
         let room_to_end = self.capacity - ring_pos;
-        let placement = if room_to_end < slot_len {
+        if room_to_end < slot_len {
             Placement {
                 skip: room_to_end,
                 offset: 0,
@@ -195,20 +223,14 @@ impl Producer {
                 offset: ring_pos,
                 slot_len,
             }
-        };
-        let needed = placement.skip + slot_len;
-        if self.free_bytes() < needed {
-            self.refresh_tail()?;
-            if self.free_bytes() < needed {
-                // Let the consumer see everything we have, so it can free what we need.
-                self.flush();
-                return Err(Error::Full {
-                    needed,
-                    free: self.free_bytes(),
-                });
-            }
         }
-        Ok(placement)
+    }
+
+    /// Whether the consumer advertises that it re-reads the head after a skip marker (ours
+    /// does; upstream's reads a stale slot instead, so it never gets a bare skip).
+    fn consumer_follows_bare_skips(&self) -> bool {
+        let word = self.region.header().consumer_heartbeat.load(Ordering::Acquire);
+        layout::consumer_has_feature(word, layout::FEATURE_BARE_SKIP)
     }
 
     fn place_waiting(
@@ -291,6 +313,23 @@ impl Producer {
         if self.unpublished >= PUBLISH_BATCH {
             self.publish();
         }
+    }
+
+    /// A skip header: size = SKIP_MARKER and the rest of its 64 bytes zero.
+    fn write_skip(&mut self, ring_pos: usize) {
+        self.write_header(ring_pos, SlotHeader {
+            size: SKIP_MARKER,
+            ..SlotHeader::default()
+        });
+        // SAFETY: ring_pos + 64 <= capacity because the bytes left to the ring's end are a
+        // nonzero multiple of 64, and they are free (not yet published).
+        unsafe {
+            std::ptr::write_bytes(
+                self.ring.add(ring_pos + size_of::<SlotHeader>()),
+                0,
+                SLOT_HEADER_LEN - size_of::<SlotHeader>(),
+            )
+        };
     }
 
     fn write_header(&mut self, ring_pos: usize, header: SlotHeader) {

@@ -56,13 +56,24 @@ pub fn follows_pattern(i: u64, payload: &[u8]) -> bool {
 
 /// `MIN..MAX` (inclusive), or a single number.
 pub fn parse_size_range(text: &str) -> Result<(usize, usize), String> {
-    let parse = |s: &str| s.trim().parse::<usize>().map_err(|e| format!("{s:?}: {e}"));
-    let (min, max) = match text.split_once("..") {
-        Some((min, max)) => (parse(min)?, parse(max.trim_start_matches('='))?),
-        None => (parse(text)?, parse(text)?),
-    };
+    let (min, max) = parse_sweep(text)?;
     if min > max {
         return Err(format!("{min} is above {max}"));
     }
     Ok((min, max))
+}
+
+/// `FROM..TO` (inclusive, either direction), or a single number.
+pub fn parse_sweep(text: &str) -> Result<(usize, usize), String> {
+    let parse = |s: &str| s.trim().parse::<usize>().map_err(|e| format!("{s:?}: {e}"));
+    match text.split_once("..") {
+        Some((from, to)) => Ok((parse(from)?, parse(to.trim_start_matches('='))?)),
+        None => Ok((parse(text)?, parse(text)?)),
+    }
+}
+
+/// Size of message `i` of a sweep from `from` to `to` (inclusive, either direction), cycling.
+pub fn sweep_size(i: u64, (from, to): (usize, usize)) -> usize {
+    let step = (i % (from.abs_diff(to) as u64 + 1)) as usize;
+    if from <= to { from + step } else { from - step }
 }

@@ -1,0 +1,238 @@
+//! What every cross-process test needs: the release binaries (built once per test process),
+//! the real tachyon-ipc Python peer (bootstrapped once, loudly failing when it cannot be),
+//! unique socket paths, and child processes that cannot hang a test run.
+//!
+//! Tests that start processes take [`serial`] first: these machines have two cores, and two
+//! spinning pairs at once would measure the scheduler, not the ring.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The workspace root (where `Cargo.toml` and `python/` live).
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One cross-process test at a time within a test binary.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Path of a release binary of the workspace: an example of `tachyon-ring` (`producer`,
+/// `consumer`, ...) or the `tachyon-consumer` binary. The first call builds them all.
+pub fn rust_bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args(["build", "--release", "--quiet", "-p", "tachyon-ring", "--examples"])
+            .args(["-p", "tachyon-consumer", "--bins"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build --release of the examples and binaries failed");
+    });
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let release = target.join("release");
+    let path = if name == "tachyon-consumer" {
+        release.join(name)
+    } else {
+        release.join("examples").join(name)
+    };
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// The Python interpreter of the project's virtual environment, holding the real
+/// `tachyon-ipc==0.5.1`. The first call runs `python/bootstrap.sh` (idempotent; about two
+/// minutes the first time on a fresh machine). Panics, never skips, when the peer is missing.
+pub fn python() -> PathBuf {
+    static READY: OnceLock<PathBuf> = OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let status = Command::new(root().join("python/bootstrap.sh"))
+                .status()
+                .expect("run python/bootstrap.sh");
+            assert!(
+                status.success(),
+                "python/bootstrap.sh failed: the real tachyon-ipc peer is not installed, and the \
+                 cross-language tests cannot run without it"
+            );
+            let python = root().join(".venv/bin/python");
+            let check = Command::new(&python)
+                .args(["-c", "import importlib.metadata as m; print(m.version('tachyon-ipc'))"])
+                .output()
+                .expect("run the venv's python");
+            let version = String::from_utf8_lossy(&check.stdout).trim().to_string();
+            assert_eq!(version, "0.5.1", "the venv holds tachyon-ipc {version:?}, not 0.5.1");
+            python
+        })
+        .clone()
+}
+
+/// A command running one of `python/`'s scripts on the real package.
+pub fn python_script(script: &str) -> Command {
+    let mut command = Command::new(python());
+    command.arg(root().join("python").join(script));
+    command
+}
+
+/// A socket path no other test (or test run) uses.
+pub fn socket_path(tag: &str) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("tachyon-test-{}-{tag}-{n}.sock", std::process::id()))
+}
+
+/// A child process whose output is collected, and which is killed if it outlives its time.
+pub struct Proc {
+    name: String,
+    child: Child,
+    readers: Vec<std::thread::JoinHandle<String>>,
+}
+
+/// What a finished process left behind.
+#[derive(Debug)]
+pub struct Finished {
+    /// The process's name in messages.
+    pub name: String,
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// All of its stdout.
+    pub stdout: String,
+    /// All of its stderr.
+    pub stderr: String,
+}
+
+impl Proc {
+    /// Starts `command` with stdout and stderr captured.
+    pub fn spawn(name: &str, mut command: Command) -> Proc {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let readers = [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ]
+        .into_iter()
+        .map(|mut stream| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = stream.read_to_string(&mut text);
+                text
+            })
+        })
+        .collect();
+        Proc {
+            name: name.to_string(),
+            child,
+            readers,
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` to the child.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal);
+    }
+
+    /// Waits up to `limit`; past it, kills the child and panics with what it printed.
+    pub fn finish(mut self, limit: Duration) -> Finished {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for child") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let (stdout, stderr) = self.output();
+                panic!(
+                    "{} did not finish within {limit:?}; killed.\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+                    self.name
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let (stdout, stderr) = self.output();
+        Finished {
+            name: std::mem::take(&mut self.name),
+            status,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn output(&mut self) -> (String, String) {
+        let mut texts = self.readers.drain(..).map(|reader| reader.join().unwrap_or_default());
+        (texts.next().unwrap_or_default(), texts.next().unwrap_or_default())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // A test that panicked before `finish` must not leave a spinning process behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Finished {
+    /// Panics, showing everything the process printed, unless it exited 0.
+    pub fn assert_success(&self) -> &Self {
+        assert!(
+            self.status.success(),
+            "{} failed with {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.name,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// The JSON object on the last non-empty line of stdout.
+    pub fn json(&self) -> serde_json::Value {
+        let line = self.stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_else(|| {
+            panic!("{} printed nothing on stdout; stderr:\n{}", self.name, self.stderr)
+        });
+        serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("{}'s last line is not JSON ({e}): {line}\nstderr:\n{}", self.name, self.stderr))
+    }
+
+    /// A numeric field of [`json`](Finished::json).
+    pub fn field(&self, key: &str) -> u64 {
+        let json = self.json();
+        json[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{}'s summary has no integer {key:?}: {json}", self.name))
+    }
+}
+
+/// Waits until `path` exists (a listener has bound its socket), up to `limit`.
+pub fn wait_for_socket(path: &Path, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "nobody bound {} within {limit:?}", path.display());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A `Command` for a binary with arguments.
+pub fn command(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
+    let mut command = Command::new(program);
+    command.args(args);
+    command
+}

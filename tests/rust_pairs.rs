@@ -1,0 +1,94 @@
+//! Rust ↔ Rust across processes: the `producer` and `consumer` examples, in both handshake
+//! arrangements (so every end plays every role: listen+produce, connect+consume,
+//! listen+consume, connect+produce), with payloads checked byte for byte.
+
+use std::time::Duration;
+
+use tachyon_itest::{Proc, command, rust_bin, serial, socket_path, wait_for_socket};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs one producer/consumer pair; `producer_listens` picks the arrangement. Returns the
+/// consumer's `received` after checking it saw every message intact.
+fn pair(producer_listens: bool, producer_args: &[&str], consumer_args: &[&str]) -> u64 {
+    let socket = socket_path("pair");
+    let socket = socket.to_str().unwrap();
+    let role = |listens: bool| if listens { "--listen" } else { "--connect" };
+    let mut producer = command(rust_bin("producer"), &["--socket", socket, role(producer_listens)]);
+    producer.args(producer_args);
+    let mut consumer = command(rust_bin("consumer"), &["--socket", socket, role(!producer_listens)]);
+    consumer.args(consumer_args);
+    let (first, second) = if producer_listens { (producer, consumer) } else { (consumer, producer) };
+    let first = Proc::spawn("listener", first);
+    wait_for_socket(std::path::Path::new(socket), Duration::from_secs(10));
+    let second = Proc::spawn("connector", second);
+    let (first, second) = (first.finish(LIMIT), second.finish(LIMIT));
+    first.assert_success();
+    second.assert_success();
+    let (producer, consumer) = if producer_listens { (first, second) } else { (second, first) };
+    let sent = producer.field("sent");
+    assert_eq!(consumer.field("bad"), 0, "consumer: {}", consumer.stdout);
+    assert_eq!(consumer.field("received"), sent);
+    assert_eq!(consumer.field("bytes"), producer.field("bytes"));
+    sent
+}
+
+#[test]
+fn fixed_size_stream_both_arrangements() {
+    let _serial = serial();
+    for producer_listens in [true, false] {
+        assert_eq!(pair(producer_listens, &["--count", "200000", "--size", "32"], &[]), 200_000);
+    }
+}
+
+#[test]
+fn every_size_up_to_the_largest_that_fits() {
+    let _serial = serial();
+    // A 4 KiB ring: payloads 0..=4032, the last filling the whole ring in one slot.
+    for producer_listens in [true, false] {
+        let args = ["--capacity", "4096", "--count", "4033", "--sweep", "0..4032"];
+        let (producer_args, consumer_args): (&[&str], &[&str]) =
+            if producer_listens { (&args, &[]) } else { (&args[2..], &args[..2]) };
+        assert_eq!(pair(producer_listens, producer_args, consumer_args), 4033);
+    }
+}
+
+#[test]
+fn random_sizes_across_many_wraps() {
+    let _serial = serial();
+    for (producer_listens, seed) in [(true, "7"), (false, "8")] {
+        let sizes = ["--count", "50000", "--sizes", "0..3000", "--seed", seed];
+        let capacity = ["--capacity", "65536"];
+        let (p, c): (Vec<&str>, Vec<&str>) = if producer_listens {
+            ([&capacity[..], &sizes[..]].concat(), vec![])
+        } else {
+            (sizes.to_vec(), capacity.to_vec())
+        };
+        assert_eq!(pair(producer_listens, &p, &c), 50_000);
+    }
+}
+
+#[test]
+fn rings_of_one_and_two_slots_do_not_deadlock() {
+    let _serial = serial();
+    // 64 bytes: one empty-payload slot. 1024 bytes with 400-byte payloads: two slots, the case
+    // that hangs two upstream peers.
+    assert_eq!(
+        pair(true, &["--capacity", "64", "--count", "20000", "--size", "0"], &[]),
+        20_000
+    );
+    assert_eq!(
+        pair(false, &["--count", "20000", "--size", "400"], &["--capacity", "1024"]),
+        20_000
+    );
+}
+
+#[test]
+fn sleeping_consumer_is_woken_and_pure_spin_works() {
+    let _serial = serial();
+    // The producer pauses 300 ms, far past the consumer's 100-spin threshold: it must sleep on
+    // the futex and be woken by the next publish.
+    let pause = ["--count", "5000", "--size", "100", "--pause-after", "1000", "--pause-ms", "300"];
+    assert_eq!(pair(true, &pause, &["--spin", "100"]), 5000);
+    assert_eq!(pair(false, &["--count", "100000", "--sizes", "0..500"], &["--pure-spin"]), 100_000);
+}
