@@ -4,40 +4,56 @@
 
 use std::time::Duration;
 
-use tachyon_itest::{Proc, command, rust_bin, serial, socket_path, wait_for_socket};
+use tachyon_itest::{assert_delivered, command, role, run_pair, rust_bin, serial, socket_path};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// Runs one producer/consumer pair; `producer_listens` picks the arrangement. Returns the
-/// consumer's `received` after checking it saw every message intact.
+/// number of messages, after checking the consumer saw every one intact.
 fn pair(producer_listens: bool, producer_args: &[&str], consumer_args: &[&str]) -> u64 {
     let socket = socket_path("pair");
-    let socket = socket.to_str().unwrap();
-    let role = |listens: bool| if listens { "--listen" } else { "--connect" };
-    let mut producer = command(rust_bin("producer"), &["--socket", socket, role(producer_listens)]);
+    let path = socket.to_str().unwrap();
+    let mut producer = command(
+        rust_bin("producer"),
+        &["--socket", path, role(producer_listens)],
+    );
     producer.args(producer_args);
-    let mut consumer = command(rust_bin("consumer"), &["--socket", socket, role(!producer_listens)]);
+    let mut consumer = command(
+        rust_bin("consumer"),
+        &["--socket", path, role(!producer_listens)],
+    );
     consumer.args(consumer_args);
-    let (first, second) = if producer_listens { (producer, consumer) } else { (consumer, producer) };
-    let first = Proc::spawn("listener", first);
-    wait_for_socket(std::path::Path::new(socket), Duration::from_secs(10));
-    let second = Proc::spawn("connector", second);
-    let (first, second) = (first.finish(LIMIT), second.finish(LIMIT));
-    first.assert_success();
-    second.assert_success();
-    let (producer, consumer) = if producer_listens { (first, second) } else { (second, first) };
-    let sent = producer.field("sent");
-    assert_eq!(consumer.field("bad"), 0, "consumer: {}", consumer.stdout);
-    assert_eq!(consumer.field("received"), sent);
-    assert_eq!(consumer.field("bytes"), producer.field("bytes"));
-    sent
+    if producer_listens {
+        let (producer, consumer) = run_pair(
+            &socket,
+            ("producer", producer),
+            ("consumer", consumer),
+            LIMIT,
+        );
+        assert_delivered(&producer, &consumer)
+    } else {
+        let (consumer, producer) = run_pair(
+            &socket,
+            ("consumer", consumer),
+            ("producer", producer),
+            LIMIT,
+        );
+        assert_delivered(&producer, &consumer)
+    }
 }
 
 #[test]
 fn fixed_size_stream_both_arrangements() {
     let _serial = serial();
     for producer_listens in [true, false] {
-        assert_eq!(pair(producer_listens, &["--count", "200000", "--size", "32"], &[]), 200_000);
+        assert_eq!(
+            pair(
+                producer_listens,
+                &["--count", "200000", "--size", "32"],
+                &[]
+            ),
+            200_000
+        );
     }
 }
 
@@ -46,9 +62,19 @@ fn every_size_up_to_the_largest_that_fits() {
     let _serial = serial();
     // A 4 KiB ring: payloads 0..=4032, the last filling the whole ring in one slot.
     for producer_listens in [true, false] {
-        let args = ["--capacity", "4096", "--count", "4033", "--sweep", "0..4032"];
-        let (producer_args, consumer_args): (&[&str], &[&str]) =
-            if producer_listens { (&args, &[]) } else { (&args[2..], &args[..2]) };
+        let args = [
+            "--capacity",
+            "4096",
+            "--count",
+            "4033",
+            "--sweep",
+            "0..4032",
+        ];
+        let (producer_args, consumer_args): (&[&str], &[&str]) = if producer_listens {
+            (&args, &[])
+        } else {
+            (&args[2..], &args[..2])
+        };
         assert_eq!(pair(producer_listens, producer_args, consumer_args), 4033);
     }
 }
@@ -74,11 +100,19 @@ fn rings_of_one_and_two_slots_do_not_deadlock() {
     // 64 bytes: one empty-payload slot. 1024 bytes with 400-byte payloads: two slots, the case
     // that hangs two upstream peers.
     assert_eq!(
-        pair(true, &["--capacity", "64", "--count", "20000", "--size", "0"], &[]),
+        pair(
+            true,
+            &["--capacity", "64", "--count", "20000", "--size", "0"],
+            &[]
+        ),
         20_000
     );
     assert_eq!(
-        pair(false, &["--count", "20000", "--size", "400"], &["--capacity", "1024"]),
+        pair(
+            false,
+            &["--count", "20000", "--size", "400"],
+            &["--capacity", "1024"]
+        ),
         20_000
     );
 }
@@ -88,7 +122,23 @@ fn sleeping_consumer_is_woken_and_pure_spin_works() {
     let _serial = serial();
     // The producer pauses 300 ms, far past the consumer's 100-spin threshold: it must sleep on
     // the futex and be woken by the next publish.
-    let pause = ["--count", "5000", "--size", "100", "--pause-after", "1000", "--pause-ms", "300"];
+    let pause = [
+        "--count",
+        "5000",
+        "--size",
+        "100",
+        "--pause-after",
+        "1000",
+        "--pause-ms",
+        "300",
+    ];
     assert_eq!(pair(true, &pause, &["--spin", "100"]), 5000);
-    assert_eq!(pair(false, &["--count", "100000", "--sizes", "0..500"], &["--pure-spin"]), 100_000);
+    assert_eq!(
+        pair(
+            false,
+            &["--count", "100000", "--sizes", "0..500"],
+            &["--pure-spin"]
+        ),
+        100_000
+    );
 }

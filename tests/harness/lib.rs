@@ -29,11 +29,21 @@ pub fn rust_bin(name: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
             .current_dir(root())
-            .args(["build", "--release", "--quiet", "-p", "tachyon-ring", "--examples"])
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "tachyon-ring",
+                "--examples",
+            ])
             .args(["-p", "tachyon-consumer", "--bins"])
             .status()
             .expect("run cargo build");
-        assert!(status.success(), "cargo build --release of the examples and binaries failed");
+        assert!(
+            status.success(),
+            "cargo build --release of the examples and binaries failed"
+        );
     });
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -65,11 +75,17 @@ pub fn python() -> PathBuf {
             );
             let python = root().join(".venv/bin/python");
             let check = Command::new(&python)
-                .args(["-c", "import importlib.metadata as m; print(m.version('tachyon-ipc'))"])
+                .args([
+                    "-c",
+                    "import importlib.metadata as m; print(m.version('tachyon-ipc'))",
+                ])
                 .output()
                 .expect("run the venv's python");
             let version = String::from_utf8_lossy(&check.stdout).trim().to_string();
-            assert_eq!(version, "0.5.1", "the venv holds tachyon-ipc {version:?}, not 0.5.1");
+            assert_eq!(
+                version, "0.5.1",
+                "the venv holds tachyon-ipc {version:?}, not 0.5.1"
+            );
             python
         })
         .clone()
@@ -86,7 +102,10 @@ pub fn python_script(script: &str) -> Command {
 pub fn socket_path(tag: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    std::env::temp_dir().join(format!("tachyon-test-{}-{tag}-{n}.sock", std::process::id()))
+    std::env::temp_dir().join(format!(
+        "tachyon-test-{}-{tag}-{n}.sock",
+        std::process::id()
+    ))
 }
 
 /// A child process whose output is collected, and which is killed if it outlives its time.
@@ -176,8 +195,14 @@ impl Proc {
     }
 
     fn output(&mut self) -> (String, String) {
-        let mut texts = self.readers.drain(..).map(|reader| reader.join().unwrap_or_default());
-        (texts.next().unwrap_or_default(), texts.next().unwrap_or_default())
+        let mut texts = self
+            .readers
+            .drain(..)
+            .map(|reader| reader.join().unwrap_or_default());
+        (
+            texts.next().unwrap_or_default(),
+            texts.next().unwrap_or_default(),
+        )
     }
 }
 
@@ -205,11 +230,23 @@ impl Finished {
 
     /// The JSON object on the last non-empty line of stdout.
     pub fn json(&self) -> serde_json::Value {
-        let line = self.stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_else(|| {
-            panic!("{} printed nothing on stdout; stderr:\n{}", self.name, self.stderr)
-        });
-        serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("{}'s last line is not JSON ({e}): {line}\nstderr:\n{}", self.name, self.stderr))
+        let line = self
+            .stdout
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} printed nothing on stdout; stderr:\n{}",
+                    self.name, self.stderr
+                )
+            });
+        serde_json::from_str(line).unwrap_or_else(|e| {
+            panic!(
+                "{}'s last line is not JSON ({e}): {line}\nstderr:\n{}",
+                self.name, self.stderr
+            )
+        })
     }
 
     /// A numeric field of [`json`](Finished::json).
@@ -225,9 +262,57 @@ impl Finished {
 pub fn wait_for_socket(path: &Path, limit: Duration) {
     let deadline = Instant::now() + limit;
     while !path.exists() {
-        assert!(Instant::now() < deadline, "nobody bound {} within {limit:?}", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "nobody bound {} within {limit:?}",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Runs a listener and a connector on `socket` (the connector starts once the socket file
+/// exists) and returns both once they finished, in that order, each checked for success.
+pub fn run_pair(
+    socket: &Path,
+    listener: (&str, Command),
+    connector: (&str, Command),
+    limit: Duration,
+) -> (Finished, Finished) {
+    let listener = Proc::spawn(listener.0, listener.1);
+    wait_for_socket(socket, Duration::from_secs(20));
+    let connector = Proc::spawn(connector.0, connector.1);
+    let (listener, connector) = (listener.finish(limit), connector.finish(limit));
+    listener.assert_success();
+    connector.assert_success();
+    (listener, connector)
+}
+
+/// `--listen` or `--connect`.
+pub fn role(listens: bool) -> &'static str {
+    if listens { "--listen" } else { "--connect" }
+}
+
+/// Checks a pattern consumer's summary against its producer's: every message arrived, none
+/// was bad, and the byte counts agree. Returns the count.
+pub fn assert_delivered(producer: &Finished, consumer: &Finished) -> u64 {
+    let sent = producer.field("sent");
+    assert_eq!(
+        consumer.field("bad"),
+        0,
+        "{} saw bad messages: {}",
+        consumer.name,
+        consumer.stdout
+    );
+    assert_eq!(
+        consumer.field("received"),
+        sent,
+        "{}: {}",
+        consumer.name,
+        consumer.stdout
+    );
+    assert_eq!(consumer.field("bytes"), producer.field("bytes"));
+    sent
 }
 
 /// A `Command` for a binary with arguments.

@@ -45,7 +45,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> tachyon_ring::Result<u64> {
-    let options = Bus::options().spin_threshold(args.spin).pure_spin(args.pure_spin);
+    let options = Bus::options()
+        .spin_threshold(args.spin)
+        .pure_spin(args.pure_spin);
     let mut consumer = args.endpoint.open(options)?.into_consumer();
     let idle = Duration::from_secs_f64(args.idle_timeout);
     let (mut received, mut bytes, mut bad) = (0u64, 0u64, 0u64);
@@ -74,6 +76,13 @@ fn run(args: &Args) -> tachyon_ring::Result<u64> {
         received += 1;
         bytes += message.len() as u64;
     }
-    println!("{}", serde_json::json!({"received": received, "bytes": bytes, "bad": bad}));
+    let (sleeps, wakeups) = consumer.sleep_stats();
+    println!(
+        "{}",
+        serde_json::json!({
+            "received": received, "bytes": bytes, "bad": bad,
+            "sleeps": sleeps, "wakeups": wakeups,
+        })
+    );
     Ok(bad)
 }

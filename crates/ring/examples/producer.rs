@@ -116,6 +116,7 @@ fn run(args: &Args) -> tachyon_ring::Result<()> {
             "bytes": bytes,
             "elapsed_s": elapsed,
             "msgs_per_s": args.count as f64 / elapsed.max(1e-9),
+            "wakes": producer.wakes(),
         })
     );
     Ok(())

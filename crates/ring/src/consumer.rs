@@ -6,7 +6,9 @@ use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::layout::{CONSUMER_FEATURES, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader, sleeping};
+use crate::layout::{
+    CONSUMER_FEATURES, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader, sleeping,
+};
 use crate::peer::PeerWatch;
 use crate::shm::Region;
 use crate::wait::{self, MAX_FUTEX_WAIT};
@@ -44,6 +46,9 @@ pub struct Consumer {
     published_tail: u64,
     /// Messages received since the bus opened.
     received: u64,
+    /// Futex sleeps, and how many of them a producer's wake ended.
+    sleeps: u64,
+    wakeups: u64,
     /// Spins on an empty ring before sleeping on the futex.
     spin_threshold: u32,
     /// Never sleep (the futex word holds `PURE_SPIN`).
@@ -91,7 +96,9 @@ impl Consumer {
                 .consumer_sleeping
                 .store(sleeping::PURE_SPIN, Ordering::Release);
         }
-        header.consumer_heartbeat.store(CONSUMER_FEATURES, Ordering::Release);
+        header
+            .consumer_heartbeat
+            .store(CONSUMER_FEATURES, Ordering::Release);
         Consumer {
             ring: region.ring(),
             capacity: region.capacity(),
@@ -101,6 +108,8 @@ impl Consumer {
             unpublished: 0,
             published_tail: tail,
             received: 0,
+            sleeps: 0,
+            wakeups: 0,
             spin_threshold,
             pure_spin,
             poisoned: false,
@@ -116,6 +125,12 @@ impl Consumer {
     /// Messages received since the bus opened.
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// Futex sleeps so far, and how many of them ended in a producer's wake (rather than the
+    /// 200 ms timeout): the evidence that the peer's wake-ups reach us.
+    pub fn sleep_stats(&self) -> (u64, u64) {
+        (self.sleeps, self.wakeups)
     }
 
     /// The next message, if one has been published; never waits.
@@ -219,7 +234,7 @@ impl Consumer {
     /// The futex protocol's consumer side: announce sleep, full fence, look at the head once
     /// more (a producer that published before seeing our announcement is caught here), then
     /// sleep at most 200 ms (bounds a missed wake-up) or until the deadline.
-    fn sleep_until_published(&self, deadline: Option<Instant>) {
+    fn sleep_until_published(&mut self, deadline: Option<Instant>) {
         let header = self.region.header();
         let word = &header.consumer_sleeping;
         word.store(sleeping::SLEEPING, Ordering::Release);
@@ -229,7 +244,10 @@ impl Consumer {
             if let Some(deadline) = deadline {
                 nap = nap.min(deadline.saturating_duration_since(Instant::now()));
             }
-            wait::futex_wait(word, sleeping::SLEEPING, nap);
+            self.sleeps += 1;
+            if wait::futex_wait(word, sleeping::SLEEPING, nap) {
+                self.wakeups += 1;
+            }
         }
         word.store(sleeping::AWAKE, Ordering::Release);
     }
@@ -360,7 +378,9 @@ impl Drop for Consumer {
         let header = self.region.header();
         header.consumer_heartbeat.store(0, Ordering::Release);
         if self.pure_spin {
-            header.consumer_sleeping.store(sleeping::AWAKE, Ordering::Release);
+            header
+                .consumer_sleeping
+                .store(sleeping::AWAKE, Ordering::Release);
         }
     }
 }

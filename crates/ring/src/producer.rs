@@ -39,6 +39,8 @@ pub struct Producer {
     unpublished: u32,
     /// Messages committed since the bus opened.
     committed: u64,
+    /// Sleeping consumers this producer's publishes woke.
+    wakes: u64,
     /// Sequence number written into each slot's `correlation_id` (RPC); 0 on SPSC buses.
     pub(crate) correlation_id: u64,
     peer: Option<Arc<PeerWatch>>,
@@ -81,6 +83,7 @@ impl Producer {
             cached_tail,
             unpublished: 0,
             committed: 0,
+            wakes: 0,
             correlation_id: 0,
             peer,
         }
@@ -150,6 +153,11 @@ impl Producer {
         }
     }
 
+    /// How many times publishing woke a consumer asleep on the futex.
+    pub fn wakes(&self) -> u64 {
+        self.wakes
+    }
+
     /// Commits not yet visible to the consumer.
     pub fn unpublished(&self) -> u32 {
         self.unpublished
@@ -190,7 +198,10 @@ impl Producer {
             if self.free_bytes() >= needed {
                 return Ok(placement);
             }
-            if needed > self.capacity && self.free_bytes() >= placement.skip && self.consumer_follows_bare_skips() {
+            if needed > self.capacity
+                && self.free_bytes() >= placement.skip
+                && self.consumer_follows_bare_skips()
+            {
                 // Even an empty ring cannot hold the skip and the slot together: publish the
                 // skip alone, and place the slot at offset 0 once the consumer has passed it.
                 self.write_skip((self.head % self.capacity as u64) as usize);
@@ -229,7 +240,11 @@ impl Producer {
     /// Whether the consumer advertises that it re-reads the head after a skip marker (ours
     /// does; upstream's reads a stale slot instead, so it never gets a bare skip).
     fn consumer_follows_bare_skips(&self) -> bool {
-        let word = self.region.header().consumer_heartbeat.load(Ordering::Acquire);
+        let word = self
+            .region
+            .header()
+            .consumer_heartbeat
+            .load(Ordering::Acquire);
         layout::consumer_has_feature(word, layout::FEATURE_BARE_SKIP)
     }
 
@@ -317,10 +332,13 @@ impl Producer {
 
     /// A skip header: size = SKIP_MARKER and the rest of its 64 bytes zero.
     fn write_skip(&mut self, ring_pos: usize) {
-        self.write_header(ring_pos, SlotHeader {
-            size: SKIP_MARKER,
-            ..SlotHeader::default()
-        });
+        self.write_header(
+            ring_pos,
+            SlotHeader {
+                size: SKIP_MARKER,
+                ..SlotHeader::default()
+            },
+        );
         // SAFETY: ring_pos + 64 <= capacity because the bytes left to the ring's end are a
         // nonzero multiple of 64, and they are free (not yet published).
         unsafe {
@@ -348,8 +366,8 @@ impl Producer {
         let word = &header.consumer_sleeping;
         if word.load(Ordering::Relaxed) != sleeping::PURE_SPIN {
             fence(Ordering::SeqCst);
-            if word.load(Ordering::Relaxed) == sleeping::SLEEPING {
-                wait::futex_wake(word);
+            if word.load(Ordering::Relaxed) == sleeping::SLEEPING && wait::futex_wake(word) {
+                self.wakes += 1;
             }
         }
     }

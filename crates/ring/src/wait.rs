@@ -14,16 +14,16 @@ pub(crate) const MAX_FUTEX_WAIT: Duration = Duration::from_millis(200);
 ///
 /// Uses the *shared* futex operation (no `FUTEX_PRIVATE_FLAG`): the word lives in memory
 /// mapped by two processes. Returns on a wake, a timeout, a value change or a signal; the
-/// caller re-checks its condition in every case.
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+/// caller re-checks its condition in every case. True when a `FUTEX_WAKE` ended the wait.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> bool {
     let timeout = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
     // SAFETY: `word` is a valid, aligned u32 for the duration of the call; FUTEX_WAIT only reads
-    // it and `timeout` points to a live timespec. The result is ignored on purpose: every
-    // outcome (woken, EAGAIN, ETIMEDOUT, EINTR) leads the caller to re-check its condition.
-    unsafe {
+    // it and `timeout` points to a live timespec. Every outcome (woken, EAGAIN, ETIMEDOUT,
+    // EINTR) leads the caller to re-check its condition; 0 means a wake.
+    let result = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
@@ -32,14 +32,16 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
             &timeout as *const libc::timespec,
             std::ptr::null::<u32>(),
             0u32,
-        );
-    }
+        )
+    };
+    result == 0
 }
 
-/// Wakes at most one waiter sleeping on `word` (in any process that maps it).
-pub(crate) fn futex_wake(word: &AtomicU32) {
+/// Wakes at most one waiter sleeping on `word` (in any process that maps it); true when one
+/// was woken.
+pub(crate) fn futex_wake(word: &AtomicU32) -> bool {
     // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not access memory through it.
-    unsafe {
+    let woken = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
@@ -48,8 +50,9 @@ pub(crate) fn futex_wake(word: &AtomicU32) {
             std::ptr::null::<libc::timespec>(),
             std::ptr::null::<u32>(),
             0u32,
-        );
-    }
+        )
+    };
+    woken > 0
 }
 
 /// Spin, then yield, then sleep in growing steps: the producer's wait for space.
@@ -104,10 +107,13 @@ mod tests {
     fn futex_wait_returns_on_timeout_and_on_value_change() {
         let word = AtomicU32::new(1);
         let start = Instant::now();
-        futex_wait(&word, 1, Duration::from_millis(20));
+        assert!(
+            !futex_wait(&word, 1, Duration::from_millis(20)),
+            "timed out, not woken"
+        );
         assert!(start.elapsed() >= Duration::from_millis(15));
         // Value differs: returns at once (EAGAIN).
-        futex_wait(&word, 0, Duration::from_secs(5));
+        assert!(!futex_wait(&word, 0, Duration::from_secs(5)));
     }
 
     #[test]
@@ -121,9 +127,11 @@ mod tests {
                 }
             })
         };
-        std::thread::sleep(Duration::from_millis(20));
+        // Keep waking until the sleeper has been caught asleep once.
         word.store(0, Ordering::Release);
-        futex_wake(&word);
+        while !futex_wake(&word) && !sleeper.is_finished() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         sleeper.join().unwrap();
     }
 }

@@ -29,7 +29,9 @@ impl Endpoint {
         if self.listen {
             options.listen(&self.socket, self.capacity)
         } else {
-            options.connect_timeout(Duration::from_secs(5)).connect(&self.socket)
+            options
+                .connect_timeout(Duration::from_secs(5))
+                .connect(&self.socket)
         }
     }
 }
@@ -51,7 +53,10 @@ pub fn fill_pattern(i: u64, payload: &mut [u8]) {
 }
 
 pub fn follows_pattern(i: u64, payload: &[u8]) -> bool {
-    payload.iter().enumerate().all(|(j, &byte)| byte == pattern_byte(i, j))
+    payload
+        .iter()
+        .enumerate()
+        .all(|(j, &byte)| byte == pattern_byte(i, j))
 }
 
 /// `MIN..MAX` (inclusive), or a single number.
