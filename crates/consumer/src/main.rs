@@ -1,1 +1,160 @@
-fn main() {}
+//! `tachyon-consumer`: reads market ticks from a tachyon bus (the pip-installed tachyon-ipc
+//! Python producer, or any conforming peer) through the pure-Rust `tachyon-ring` crate, and
+//! reports counts, rate and one-way latency.
+
+mod stats;
+mod tick;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use tachyon_ring::{Bus, BusOptions, Consumer, Error};
+
+use crate::stats::Stats;
+use crate::tick::{MarketTick, SENTINEL};
+
+/// Receive MarketTicks from a tachyon bus and report counts, rate and one-way latency.
+///
+/// The consumer stops at the sentinel (type id 0) and exits 0. Errors end with one line naming
+/// the cause and exit 1; SIGINT and SIGTERM print the summary so far and exit 130 and 143.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Unix socket path of the bus handshake.
+    #[arg(long, default_value = "/tmp/tachyon_market.sock")]
+    socket: PathBuf,
+    /// Create the ring and wait for the producer (the default; the seed's order: the consumer
+    /// starts first and owns the socket).
+    #[arg(long, conflicts_with = "connect")]
+    listen: bool,
+    /// Connect to a listening producer (upstream's example order).
+    #[arg(long)]
+    connect: bool,
+    /// Ring bytes when listening: a power of two, at least 64.
+    #[arg(long, default_value_t = 1 << 20)]
+    capacity: usize,
+    /// With --connect: seconds to keep retrying while nobody listens.
+    #[arg(long, default_value_t = 5.0)]
+    connect_timeout: f64,
+    /// Polls of an empty ring before sleeping on the futex.
+    #[arg(long, default_value_t = BusOptions::DEFAULT_SPIN_THRESHOLD)]
+    spin: u32,
+    /// Never sleep: spin on an empty ring (lowest latency, one busy core).
+    #[arg(long)]
+    pure_spin: bool,
+    /// Print the final summary as one JSON object, the last line on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How often the receive loop looks up to check for signals and print progress.
+const LOOK_UP: Duration = Duration::from_millis(100);
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let signal = Arc::new(AtomicUsize::new(0));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(err) = signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize) {
+            eprintln!("tachyon-consumer: cannot install the handler of signal {sig}: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let mut stats = Stats::new();
+    let outcome = run(&args, &signal, &mut stats);
+    let caught = signal.load(Ordering::Relaxed) as i32;
+    match outcome {
+        Ok(()) if caught == 0 => {
+            report(&args, &stats);
+            ExitCode::SUCCESS
+        }
+        Ok(()) | Err(Error::Interrupted(_)) if caught != 0 => {
+            eprintln!("tachyon-consumer: stopped by signal {caught} after {} messages", stats.received);
+            report(&args, &stats);
+            ExitCode::from(128 + caught as u8)
+        }
+        Ok(()) => unreachable!("caught is 0 in the first arm"),
+        Err(err) => {
+            eprintln!("tachyon-consumer: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(args: &Args, stats: &Stats) {
+    if args.json {
+        println!("{}", stats.to_json());
+    } else {
+        print!("{}", stats.to_table());
+    }
+}
+
+fn open(args: &Args) -> tachyon_ring::Result<Consumer> {
+    let options = Bus::options()
+        .spin_threshold(args.spin)
+        .pure_spin(args.pure_spin)
+        .connect_timeout(Duration::from_secs_f64(args.connect_timeout.max(0.0)));
+    let bus = if args.connect {
+        options.connect(&args.socket)?
+    } else {
+        eprintln!(
+            "tachyon-consumer: listening on {} ({} byte ring)",
+            args.socket.display(),
+            args.capacity
+        );
+        options.listen(&args.socket, args.capacity)?
+    };
+    if let Some(peer) = bus.peer_credentials() {
+        eprintln!("tachyon-consumer: connected to pid {} (uid {})", peer.pid, peer.uid);
+    }
+    Ok(bus.into_consumer())
+}
+
+/// Receives until the sentinel or a signal; `Ok` in both cases (the caller tells them apart).
+fn run(args: &Args, signal: &AtomicUsize, stats: &mut Stats) -> tachyon_ring::Result<()> {
+    let mut consumer = open(args)?;
+    let mut next_progress = Instant::now() + PROGRESS_EVERY;
+    let mut done = false;
+    while !done {
+        if signal.load(Ordering::Relaxed) != 0 {
+            return Ok(());
+        }
+        // Everything already published, without waiting; then wait for more.
+        let handled = consumer.drain(4096, |message| {
+            if done {
+                return;
+            }
+            let now = Instant::now();
+            if message.type_id() == SENTINEL {
+                stats.finish(now);
+                done = true;
+                return;
+            }
+            let tick = MarketTick::decode(message.data()).filter(|tick| tick.price().is_finite());
+            let latency = tick.and_then(|tick| one_way_latency_ns(tick.timestamp_ns()));
+            stats.record(message.type_id(), tick.map(|tick| tick.quantity()), latency, now);
+        })?;
+        if handled == 0 {
+            consumer.wait_ready(LOOK_UP)?;
+        }
+        if Instant::now() >= next_progress {
+            eprintln!("tachyon-consumer: {}", stats.progress_line());
+            next_progress += PROGRESS_EVERY;
+        }
+    }
+    Ok(())
+}
+
+/// Receive time minus the tick's timestamp, both `CLOCK_REALTIME`; `None` for an unstamped
+/// tick. A stamp from the future (clock stepped) counts as 0.
+fn one_way_latency_ns(timestamp_ns: u64) -> Option<u64> {
+    if timestamp_ns == 0 {
+        return None;
+    }
+    let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_nanos() as u64;
+    Some(now_ns.saturating_sub(timestamp_ns))
+}

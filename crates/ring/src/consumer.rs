@@ -163,6 +163,17 @@ impl Consumer {
         })
     }
 
+    /// Waits (spin, then futex) until a message is ready, without taking it: `Ok(true)` when
+    /// one is, `Ok(false)` after `timeout`. Pairs with [`drain`](Consumer::drain) in loops
+    /// that must look up now and then (for signals, progress reports).
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<bool> {
+        match self.wait_for_slot(Some((wait::deadline_after(timeout), timeout))) {
+            Ok(_) => Ok(true),
+            Err(Error::Timeout(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Hands every message already published, up to `max`, to `each` in order, and returns
     /// how many it handed. Never waits.
     ///

@@ -1,0 +1,144 @@
+//! Counts and one-way latency of the ticks received, and the summary printed at the end.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+use crate::tick::{ASK, BID};
+
+/// Running totals; latency in an HDR histogram (bounded memory whatever the message count).
+pub struct Stats {
+    pub received: u64,
+    pub bids: u64,
+    pub asks: u64,
+    pub other: u64,
+    /// Bids or asks whose payload is not one 32-byte tick with a finite price.
+    pub malformed: u64,
+    /// Sum of the quantities of all bids and asks.
+    pub volume: u64,
+    first_at: Option<Instant>,
+    last_at: Option<Instant>,
+    latency_ns: Histogram<u64>,
+}
+
+impl Stats {
+    pub fn new() -> Stats {
+        Stats {
+            received: 0,
+            bids: 0,
+            asks: 0,
+            other: 0,
+            malformed: 0,
+            volume: 0,
+            first_at: None,
+            last_at: None,
+            // 1 ns to 10 min, 3 significant digits.
+            latency_ns: Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid histogram bounds"),
+        }
+    }
+
+    /// Counts one message of `type_id` carrying `quantity` when it decoded as a tick;
+    /// `latency_ns` when it carried a timestamp.
+    pub fn record(&mut self, type_id: u32, quantity: Option<u32>, latency_ns: Option<u64>, now: Instant) {
+        self.first_at.get_or_insert(now);
+        self.last_at = Some(now);
+        self.received += 1;
+        match (type_id, quantity) {
+            (BID | ASK, None) => self.malformed += 1,
+            (BID, Some(quantity)) => {
+                self.bids += 1;
+                self.volume += u64::from(quantity);
+            }
+            (ASK, Some(quantity)) => {
+                self.asks += 1;
+                self.volume += u64::from(quantity);
+            }
+            _ => self.other += 1,
+        }
+        if let Some(ns) = latency_ns {
+            self.latency_ns.saturating_record(ns.max(1));
+        }
+    }
+
+    /// The stream's end (the sentinel's arrival).
+    pub fn finish(&mut self, now: Instant) {
+        if self.first_at.is_some() {
+            self.last_at = Some(now);
+        }
+    }
+
+    /// First message to last (or to the sentinel).
+    pub fn elapsed(&self) -> Duration {
+        match (self.first_at, self.last_at) {
+            (Some(first), Some(last)) => last - first,
+            _ => Duration::ZERO,
+        }
+    }
+
+    pub fn rate(&self) -> f64 {
+        let secs = self.elapsed().as_secs_f64();
+        if secs > 0.0 { self.received as f64 / secs } else { 0.0 }
+    }
+
+    fn percentile(&self, q: f64) -> u64 {
+        if self.latency_ns.is_empty() { 0 } else { self.latency_ns.value_at_quantile(q) }
+    }
+
+    /// One progress line for stderr.
+    pub fn progress_line(&self) -> String {
+        format!(
+            "received {} ({:.0} msg/s), latency p50 {} ns, p99 {} ns",
+            self.received,
+            self.rate(),
+            self.percentile(0.50),
+            self.percentile(0.99)
+        )
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "received": self.received,
+            "bids": self.bids,
+            "asks": self.asks,
+            "other": self.other,
+            "malformed": self.malformed,
+            "volume": self.volume,
+            "elapsed_s": self.elapsed().as_secs_f64(),
+            "msgs_per_s": self.rate(),
+            "latency_ns": {
+                "samples": self.latency_ns.len(),
+                "p50": self.percentile(0.50),
+                "p90": self.percentile(0.90),
+                "p99": self.percentile(0.99),
+                "p999": self.percentile(0.999),
+                "max": self.latency_ns.max(),
+            },
+        })
+    }
+
+    pub fn to_table(&self) -> String {
+        let row = |name: &str, value: String| format!("  {name:<16} {value:>16}\n");
+        let mut table = String::from("tachyon-consumer summary\n");
+        table += &row("received", self.received.to_string());
+        table += &row("bids", self.bids.to_string());
+        table += &row("asks", self.asks.to_string());
+        table += &row("other", self.other.to_string());
+        if self.malformed > 0 {
+            table += &row("malformed", self.malformed.to_string());
+        }
+        table += &row("volume", self.volume.to_string());
+        table += &row("elapsed", format!("{:.3} s", self.elapsed().as_secs_f64()));
+        table += &row("rate", format!("{:.0} msg/s", self.rate()));
+        if self.latency_ns.is_empty() {
+            table += "  one-way latency: no timestamped ticks\n";
+        } else {
+            table += "  one-way latency (receive time - tick timestamp, CLOCK_REALTIME)\n";
+            for (name, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999)] {
+                table += &row(name, format!("{:.2} µs", self.percentile(q) as f64 / 1000.0));
+            }
+            table += &row("max", format!("{:.2} µs", self.latency_ns.max() as f64 / 1000.0));
+        }
+        table
+    }
+}
