@@ -8,23 +8,44 @@ use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
-use tachyon_itest::{Finished, Proc, command, python_script, role, run_pair, rust_bin, serial, socket_path};
+use tachyon_itest::{
+    Finished, Proc, command, python_script, role, run_pair, rust_bin, serial, socket_path,
+};
 
 const LIMIT: Duration = Duration::from_secs(300);
 
 /// Runs `producer.py` (ticks) against `tachyon-consumer --json`; returns (producer, consumer).
-fn ticks(consumer_listens: bool, producer_args: &[&str], consumer_args: &[&str]) -> (Finished, Finished) {
+fn ticks(
+    consumer_listens: bool,
+    producer_args: &[&str],
+    consumer_args: &[&str],
+) -> (Finished, Finished) {
     let socket = socket_path("market");
     let path = socket.to_str().unwrap();
-    let mut consumer = command(rust_bin("tachyon-consumer"), &["--json", "--socket", path, role(consumer_listens)]);
+    let mut consumer = command(
+        rust_bin("tachyon-consumer"),
+        &["--json", "--socket", path, role(consumer_listens)],
+    );
     consumer.args(consumer_args);
     let mut producer = python_script("producer.py");
-    producer.args(["--socket", path, role(!consumer_listens)]).args(producer_args);
+    producer
+        .args(["--socket", path, role(!consumer_listens)])
+        .args(producer_args);
     if consumer_listens {
-        let (consumer, producer) = run_pair(&socket, ("tachyon-consumer", consumer), ("producer.py", producer), LIMIT);
+        let (consumer, producer) = run_pair(
+            &socket,
+            ("tachyon-consumer", consumer),
+            ("producer.py", producer),
+            LIMIT,
+        );
         (producer, consumer)
     } else {
-        run_pair(&socket, ("producer.py", producer), ("tachyon-consumer", consumer), LIMIT)
+        run_pair(
+            &socket,
+            ("producer.py", producer),
+            ("tachyon-consumer", consumer),
+            LIMIT,
+        )
     }
 }
 
@@ -39,7 +60,10 @@ fn assert_all_ticks(count: u64, producer: &Finished, consumer: &Finished) {
     assert_eq!(summary["malformed"], 0, "{summary}");
     assert_eq!(summary["latency_ns"]["samples"], count, "{summary}");
     for key in ["p50", "p90", "p99", "p999", "max"] {
-        assert!(summary["latency_ns"][key].as_u64().is_some(), "no {key}: {summary}");
+        assert!(
+            summary["latency_ns"][key].as_u64().is_some(),
+            "no {key}: {summary}"
+        );
     }
 }
 
@@ -58,7 +82,14 @@ fn a_million_ticks_from_python_in_both_arrangements() {
 #[test]
 fn the_consumer_sleeps_and_is_woken_and_pure_spin_works() {
     let _serial = serial();
-    let pause = ["--count", "20000", "--pause-after", "5000", "--pause-ms", "500"];
+    let pause = [
+        "--count",
+        "20000",
+        "--pause-after",
+        "5000",
+        "--pause-ms",
+        "500",
+    ];
     let (producer, consumer) = ticks(true, &pause, &["--spin", "1000"]);
     assert_all_ticks(20_000, &producer, &consumer);
     let (producer, consumer) = ticks(false, &["--count", "200000"], &["--pure-spin"]);
@@ -70,7 +101,11 @@ fn a_ring_of_two_slots_completes() {
     let _serial = serial();
     // 256 bytes hold two 128-byte tick slots. Upstream's own consumer would deadlock here;
     // ours returns space whenever it drains the ring, so a producer retrying on "full" ends.
-    let (producer, consumer) = ticks(true, &["--count", "20000", "--retry-full"], &["--capacity", "256"]);
+    let (producer, consumer) = ticks(
+        true,
+        &["--count", "20000", "--retry-full"],
+        &["--capacity", "256"],
+    );
     assert_all_ticks(20_000, &producer, &consumer);
 }
 
@@ -82,13 +117,22 @@ fn nobody_listening_is_a_clear_error() {
         "tachyon-consumer",
         command(
             rust_bin("tachyon-consumer"),
-            &["--connect", "--connect-timeout", "0.2", "--socket", missing.to_str().unwrap()],
+            &[
+                "--connect",
+                "--connect-timeout",
+                "0.2",
+                "--socket",
+                missing.to_str().unwrap(),
+            ],
         ),
     )
     .finish(LIMIT);
     assert_eq!(consumer.status.code(), Some(1), "{consumer:?}");
     let line = consumer.stderr.trim();
-    assert!(line.starts_with("tachyon-consumer: nobody is listening on "), "{line}");
+    assert!(
+        line.starts_with("tachyon-consumer: nobody is listening on "),
+        "{line}"
+    );
     assert!(!line.contains("panicked"), "{line}");
 }
 
@@ -100,7 +144,8 @@ fn bad_listener(socket: &std::path::Path, word: usize, value: u32) -> std::threa
         let mut words = [0x5441_4348u32, 4, 1024, 1792, 0, 0, 64, 0];
         words[word] = value;
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-        let memfd = nix::sys::memfd::memfd_create("bad", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).unwrap();
+        let memfd =
+            nix::sys::memfd::memfd_create("bad", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).unwrap();
         let fds = [memfd.as_raw_fd()];
         sendmsg::<()>(
             stream.as_raw_fd(),
@@ -118,14 +163,21 @@ fn a_listener_speaking_another_version_or_kind_is_refused() {
     let _serial = serial();
     for (word, value, expect) in [
         (1, 3, "ABI mismatch: peer sent version 3, we speak 4"),
-        (0, 0xdead_beef, "ABI mismatch: peer sent magic 0xdeadbeef, we speak 0x54414348"),
+        (
+            0,
+            0xdead_beef,
+            "ABI mismatch: peer sent magic 0xdeadbeef, we speak 0x54414348",
+        ),
         (7, 1, "an SPSC connector met an RPC listener"),
     ] {
         let socket = socket_path("bad");
         let listener = bad_listener(&socket, word, value);
         let consumer = Proc::spawn(
             "tachyon-consumer",
-            command(rust_bin("tachyon-consumer"), &["--connect", "--socket", socket.to_str().unwrap()]),
+            command(
+                rust_bin("tachyon-consumer"),
+                &["--connect", "--socket", socket.to_str().unwrap()],
+            ),
         )
         .finish(LIMIT);
         listener.join().unwrap();
@@ -145,11 +197,18 @@ fn an_unsealed_memfd_is_refused_before_mapping() {
     let listener = bad_listener(&socket, 1, 4);
     let consumer = Proc::spawn(
         "tachyon-consumer",
-        command(rust_bin("tachyon-consumer"), &["--connect", "--socket", socket.to_str().unwrap()]),
+        command(
+            rust_bin("tachyon-consumer"),
+            &["--connect", "--socket", socket.to_str().unwrap()],
+        ),
     )
     .finish(LIMIT);
     listener.join().unwrap();
     let _ = std::fs::remove_file(&socket);
     assert_eq!(consumer.status.code(), Some(1), "{consumer:?}");
-    assert!(consumer.stderr.contains("not sealed against shrinking"), "{}", consumer.stderr);
+    assert!(
+        consumer.stderr.contains("not sealed against shrinking"),
+        "{}",
+        consumer.stderr
+    );
 }

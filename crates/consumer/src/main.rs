@@ -59,7 +59,8 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let signal = Arc::new(AtomicUsize::new(0));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(err) = signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize) {
+        if let Err(err) = signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
+        {
             eprintln!("tachyon-consumer: cannot install the handler of signal {sig}: {err}");
             return ExitCode::FAILURE;
         }
@@ -73,7 +74,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(()) | Err(Error::Interrupted(_)) if caught != 0 => {
-            eprintln!("tachyon-consumer: stopped by signal {caught} after {} messages", stats.received);
+            eprintln!(
+                "tachyon-consumer: stopped by signal {caught} after {} messages",
+                stats.received
+            );
             report(&args, &stats);
             ExitCode::from(128 + caught as u8)
         }
@@ -109,7 +113,10 @@ fn open(args: &Args) -> tachyon_ring::Result<Consumer> {
         options.listen(&args.socket, args.capacity)?
     };
     if let Some(peer) = bus.peer_credentials() {
-        eprintln!("tachyon-consumer: connected to pid {} (uid {})", peer.pid, peer.uid);
+        eprintln!(
+            "tachyon-consumer: connected to pid {} (uid {})",
+            peer.pid, peer.uid
+        );
     }
     Ok(bus.into_consumer())
 }
@@ -136,7 +143,12 @@ fn run(args: &Args, signal: &AtomicUsize, stats: &mut Stats) -> tachyon_ring::Re
             }
             let tick = MarketTick::decode(message.data()).filter(|tick| tick.price().is_finite());
             let latency = tick.and_then(|tick| one_way_latency_ns(tick.timestamp_ns()));
-            stats.record(message.type_id(), tick.map(|tick| tick.quantity()), latency, now);
+            stats.record(
+                message.type_id(),
+                tick.map(|tick| tick.quantity()),
+                latency,
+                now,
+            );
         })?;
         if handled == 0 {
             consumer.wait_ready(LOOK_UP)?;
@@ -155,6 +167,9 @@ fn one_way_latency_ns(timestamp_ns: u64) -> Option<u64> {
     if timestamp_ns == 0 {
         return None;
     }
-    let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_nanos() as u64;
+    let now_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_nanos() as u64;
     Some(now_ns.saturating_sub(timestamp_ns))
 }

@@ -34,13 +34,20 @@ impl Stats {
             first_at: None,
             last_at: None,
             // 1 ns to 10 min, 3 significant digits.
-            latency_ns: Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid histogram bounds"),
+            latency_ns: Histogram::new_with_bounds(1, 600_000_000_000, 3)
+                .expect("valid histogram bounds"),
         }
     }
 
     /// Counts one message of `type_id` carrying `quantity` when it decoded as a tick;
     /// `latency_ns` when it carried a timestamp.
-    pub fn record(&mut self, type_id: u32, quantity: Option<u32>, latency_ns: Option<u64>, now: Instant) {
+    pub fn record(
+        &mut self,
+        type_id: u32,
+        quantity: Option<u32>,
+        latency_ns: Option<u64>,
+        now: Instant,
+    ) {
         self.first_at.get_or_insert(now);
         self.last_at = Some(now);
         self.received += 1;
@@ -78,11 +85,19 @@ impl Stats {
 
     pub fn rate(&self) -> f64 {
         let secs = self.elapsed().as_secs_f64();
-        if secs > 0.0 { self.received as f64 / secs } else { 0.0 }
+        if secs > 0.0 {
+            self.received as f64 / secs
+        } else {
+            0.0
+        }
     }
 
     fn percentile(&self, q: f64) -> u64 {
-        if self.latency_ns.is_empty() { 0 } else { self.latency_ns.value_at_quantile(q) }
+        if self.latency_ns.is_empty() {
+            0
+        } else {
+            self.latency_ns.value_at_quantile(q)
+        }
     }
 
     /// One progress line for stderr.
@@ -134,10 +149,21 @@ impl Stats {
             table += "  one-way latency: no timestamped ticks\n";
         } else {
             table += "  one-way latency (receive time - tick timestamp, CLOCK_REALTIME)\n";
-            for (name, q) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999)] {
-                table += &row(name, format!("{:.2} µs", self.percentile(q) as f64 / 1000.0));
+            for (name, q) in [
+                ("p50", 0.50),
+                ("p90", 0.90),
+                ("p99", 0.99),
+                ("p99.9", 0.999),
+            ] {
+                table += &row(
+                    name,
+                    format!("{:.2} µs", self.percentile(q) as f64 / 1000.0),
+                );
             }
-            table += &row("max", format!("{:.2} µs", self.latency_ns.max() as f64 / 1000.0));
+            table += &row(
+                "max",
+                format!("{:.2} µs", self.latency_ns.max() as f64 / 1000.0),
+            );
         }
         table
     }
