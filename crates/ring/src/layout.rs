@@ -172,7 +172,8 @@ pub struct ArenaHeader {
     /// Laid out by the format, never written by tachyon-ipc 0.5.1 nor by us.
     pub producer_heartbeat: AtomicU64,
     _pad_producer_heartbeat: Padding<120>,
-    /// Laid out by the format, never written by tachyon-ipc 0.5.1 nor by us.
+    /// Laid out by the format, never written by tachyon-ipc 0.5.1; our consumer stores
+    /// [`CONSUMER_FEATURES`] here.
     pub consumer_heartbeat: AtomicU64,
     _pad_consumer_heartbeat: Padding<120>,
 }
