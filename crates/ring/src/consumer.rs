@@ -296,8 +296,13 @@ impl Consumer {
                 }
             }
             let ring_pos = (self.tail % self.capacity as u64) as usize;
-            // SAFETY: ring_pos is 64-aligned (every advance is a multiple of 64) and below the
-            // capacity, which is a multiple of 64, so the 24 bytes read lie inside the ring.
+            if ring_pos % SLOT_HEADER_LEN != 0 {
+                // Only a tail the peer wrote before we attached can be misaligned: every
+                // advance of ours is a multiple of 64.
+                return Err(self.corrupt(format!("read cursor {} is not 64-byte aligned", self.tail)));
+            }
+            // SAFETY: ring_pos is 64-aligned (checked above) and below the capacity, which is
+            // a multiple of 64, so the 24 bytes read lie inside the ring.
             // Read once, volatile: every check below looks at this copy, never at shared memory.
             let header =
                 unsafe { std::ptr::read_volatile(self.ring.add(ring_pos) as *const SlotHeader) };

@@ -49,6 +49,9 @@
 mod bus;
 mod consumer;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handshake;
 pub mod layout;
 mod peer;

@@ -44,6 +44,8 @@ pub struct Producer {
     /// Sequence number written into each slot's `correlation_id` (RPC); 0 on SPSC buses.
     pub(crate) correlation_id: u64,
     peer: Option<Arc<PeerWatch>>,
+    /// Why the ring cannot be written, when the cursors found at start were corrupt.
+    poisoned: Option<String>,
 }
 
 // SAFETY: the producer owns its end of the ring exclusively; the raw pointer points into the
@@ -75,6 +77,15 @@ impl Producer {
         let header = region.header();
         let head = header.head.load(Ordering::Acquire);
         let cached_tail = header.tail.load(Ordering::Acquire);
+        let capacity = region.capacity() as u64;
+        let poisoned = if head % SLOT_HEADER_LEN as u64 != 0 || cached_tail > head || head - cached_tail > capacity {
+            region.mark_fatal();
+            Some(format!(
+                "cursors at start are inconsistent: head {head}, tail {cached_tail}, capacity {capacity}"
+            ))
+        } else {
+            None
+        };
         Producer {
             ring: region.ring(),
             capacity: region.capacity(),
@@ -86,6 +97,7 @@ impl Producer {
             wakes: 0,
             correlation_id: 0,
             peer,
+            poisoned,
         }
     }
 
@@ -179,6 +191,9 @@ impl Producer {
 
     /// Finds room for a slot of `max_len` payload bytes, or says why there is none.
     fn try_place(&mut self, max_len: usize) -> Result<Placement> {
+        if let Some(why) = &self.poisoned {
+            return Err(Error::Corrupt(why.clone()));
+        }
         let slot_len = match layout::slot_len(max_len) {
             Some(len) if len <= self.capacity => len,
             other => {

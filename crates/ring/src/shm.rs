@@ -140,7 +140,7 @@ impl Region {
 
     /// The attach-side checks: upstream's (magic, alignment, capacity) and ours (version,
     /// capacity equal to the handshake's, state ready, cursors sane).
-    fn validate_header(&self) -> Result<()> {
+    pub(crate) fn validate_header(&self) -> Result<()> {
         let header = self.header();
         let found_state = header.state.load(Ordering::Acquire);
         let expect = |field, expected: u64, found: u64| {
@@ -182,7 +182,8 @@ impl Region {
         }
         let head = header.head.load(Ordering::Acquire);
         let tail = header.tail.load(Ordering::Acquire);
-        if tail > head || head - tail > self.capacity as u64 {
+        let aligned = |cursor: u64| cursor % crate::layout::SLOT_HEADER_LEN as u64 == 0;
+        if tail > head || head - tail > self.capacity as u64 || !aligned(head) || !aligned(tail) {
             return Err(Error::Corrupt(format!(
                 "cursors at attach are inconsistent: head {head}, tail {tail}, capacity {}",
                 self.capacity
