@@ -14,6 +14,8 @@ ticks mode: decodes MarketTick (``<8sdIQ4x``, 32 bytes) and counts type 1
 
 import argparse
 import json
+import os
+import signal
 import struct
 import sys
 import time
@@ -37,7 +39,7 @@ def open_bus(args):
             time.sleep(0.02)
 
 
-def consume_pattern(bus, expect=None):
+def consume_pattern(bus, expect=None, die_after=None):
     """Check the test pattern; return (received, bytes, bad).
 
     Stops at the sentinel, or after ``expect`` messages when given (for a stream whose last
@@ -62,6 +64,8 @@ def consume_pattern(bus, expect=None):
                 i += 1
                 if i == expect:
                     return i, nbytes, bad
+                if i == die_after:
+                    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def consume_ticks(bus):
@@ -97,6 +101,8 @@ def main():
     p.add_argument("--capacity", type=int, default=1 << 20, metavar="BYTES")
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--mode", choices=("ticks", "pattern"), default="pattern")
+    p.add_argument("--die-after", type=int, metavar="N",
+                   help="pattern mode: SIGKILL this process after N messages (peer-death tests)")
     p.add_argument("--expect", type=int, metavar="N",
                    help="pattern mode: stop after N messages instead of at the sentinel")
     args = p.parse_args()
@@ -105,7 +111,7 @@ def main():
     with open_bus(args) as bus:
         start = time.perf_counter()
         if args.mode == "pattern":
-            received, nbytes, bad = consume_pattern(bus, args.expect)
+            received, nbytes, bad = consume_pattern(bus, args.expect, args.die_after)
             result = {"received": received, "bytes": nbytes, "bad": bad}
         else:
             received, bids, asks, other = consume_ticks(bus)

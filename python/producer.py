@@ -17,7 +17,9 @@ Exit code 3 when the ring is full and ``--retry-full`` is not given.
 
 import argparse
 import json
+import os
 import random
+import signal
 import struct
 import sys
 import time
@@ -132,6 +134,9 @@ def run(bus, args):
             if i + 1 == pause_after:
                 flush()
                 time.sleep(args.pause_ms / 1000)
+            if i + 1 == args.die_after:
+                flush()
+                os.kill(os.getpid(), signal.SIGKILL)
     else:
         pack_into = TICK.pack_into
         now = (lambda: 0) if args.no_timestamp else time.time_ns
@@ -155,6 +160,9 @@ def run(bus, args):
             if i + 1 == pause_after:
                 flush()
                 time.sleep(args.pause_ms / 1000)
+            if i + 1 == args.die_after:
+                flush()
+                os.kill(os.getpid(), signal.SIGKILL)
 
     # Sentinel: type 0, empty payload (Bus.send accepts b"").
     while True:
@@ -182,6 +190,8 @@ def main():
     p.add_argument("--retry-full", action="store_true", help="retry on a full ring instead of exiting 3")
     p.add_argument("--pause-after", type=int, default=0, metavar="N")
     p.add_argument("--pause-ms", type=float, default=0.0, metavar="MS")
+    p.add_argument("--die-after", type=int, default=0, metavar="N",
+                   help="after N messages, flush and SIGKILL this process (peer-death tests)")
     p.add_argument("--raw-tx", action="store_true",
                    help="use bus._bus.acquire_tx instead of send_zero_copy (faster)")
     p.add_argument("--pattern", action="store_true", help="send test-pattern messages instead of ticks")

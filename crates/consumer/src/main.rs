@@ -82,6 +82,14 @@ fn main() -> ExitCode {
             ExitCode::from(128 + caught as u8)
         }
         Ok(()) => unreachable!("caught is 0 in the first arm"),
+        Err(Error::PeerGone { pid, messages }) => {
+            eprintln!(
+                "tachyon-consumer: the producer (pid {pid}) exited before its sentinel; received \
+                 {messages} messages, everything it had published"
+            );
+            report(&args, &stats);
+            ExitCode::FAILURE
+        }
         Err(err) => {
             eprintln!("tachyon-consumer: {err}");
             ExitCode::FAILURE

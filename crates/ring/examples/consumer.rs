@@ -27,6 +27,10 @@ struct Args {
     /// Give up when no message arrives for this many seconds.
     #[arg(long, default_value_t = 60.0)]
     idle_timeout: f64,
+    /// After this many messages, kill this process with SIGKILL (tests a producer waiting for
+    /// space on a dead consumer).
+    #[arg(long)]
+    die_after: Option<u64>,
     /// Print each bad message's index and reason on stderr.
     #[arg(long)]
     verbose: bool,
@@ -75,6 +79,9 @@ fn run(args: &Args) -> tachyon_ring::Result<u64> {
         }
         received += 1;
         bytes += message.len() as u64;
+        if args.die_after == Some(received) {
+            common::die();
+        }
     }
     let (sleeps, wakeups) = consumer.sleep_stats();
     println!(

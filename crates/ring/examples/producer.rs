@@ -52,6 +52,10 @@ struct Args {
     /// Do not send the sentinel (for a consumer told how many messages to expect).
     #[arg(long)]
     no_sentinel: bool,
+    /// After this many messages, flush and kill this process with SIGKILL (tests peer-death
+    /// detection: the consumer must deliver all of them, then report the peer gone).
+    #[arg(long)]
+    die_after: Option<u64>,
     /// Longest wait for space in a full ring, in seconds.
     #[arg(long, default_value_t = 60.0)]
     send_timeout: f64,
@@ -98,6 +102,10 @@ fn run(args: &Args) -> tachyon_ring::Result<()> {
         bytes += len as u64;
         if args.flush_each {
             producer.flush();
+        }
+        if args.die_after == Some(i + 1) {
+            producer.flush();
+            common::die();
         }
         if args.pause_after == Some(i + 1) {
             producer.flush();

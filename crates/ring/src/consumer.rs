@@ -299,7 +299,9 @@ impl Consumer {
             if ring_pos % SLOT_HEADER_LEN != 0 {
                 // Only a tail the peer wrote before we attached can be misaligned: every
                 // advance of ours is a multiple of 64.
-                return Err(self.corrupt(format!("read cursor {} is not 64-byte aligned", self.tail)));
+                return Err(
+                    self.corrupt(format!("read cursor {} is not 64-byte aligned", self.tail))
+                );
             }
             // SAFETY: ring_pos is 64-aligned (checked above) and below the capacity, which is
             // a multiple of 64, so the 24 bytes read lie inside the ring.

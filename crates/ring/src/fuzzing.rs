@@ -29,7 +29,9 @@ impl Input<'_> {
 ///
 /// Whatever the input, this must neither panic nor touch memory outside the region.
 pub fn consume_untrusted(input: &[u8]) -> (u64, Option<Error>) {
-    let Some((&shift, rest)) = input.split_first() else { return (0, None) };
+    let Some((&shift, rest)) = input.split_first() else {
+        return (0, None);
+    };
     let capacity = 64usize << (shift % 11);
     let mut input = Input(rest);
     let (head, tail) = (input.u64(), input.u64());
@@ -45,7 +47,10 @@ pub fn consume_untrusted(input: &[u8]) -> (u64, Option<Error>) {
     for _ in 0..=capacity / 64 {
         let step = match consumer.try_recv() {
             Ok(Some(message)) => {
-                checksum = message.data().iter().fold(checksum, |sum, &b| sum.wrapping_add(b.into()));
+                checksum = message
+                    .data()
+                    .iter()
+                    .fold(checksum, |sum, &b| sum.wrapping_add(b.into()));
                 Ok(true)
             }
             Ok(None) => Ok(false),
@@ -82,7 +87,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn slot(size: u32, reserved: u32) -> Vec<u8> {
-        let header = SlotHeader { size, type_id: 1, reserved_size: reserved, padding: 0, correlation_id: 0 };
+        let header = SlotHeader {
+            size,
+            type_id: 1,
+            reserved_size: reserved,
+            padding: 0,
+            correlation_id: 0,
+        };
         let mut bytes = bytemuck::bytes_of(&header).to_vec();
         bytes.resize(64, 0);
         bytes
@@ -127,7 +138,10 @@ mod tests {
         let mut ring = slot(3, 128);
         ring.resize(128, 0);
         ring.extend(slot(0, 64));
-        assert!(matches!(consume_untrusted(&arena(2, 192, 0, &ring)), (2, None)));
+        assert!(matches!(
+            consume_untrusted(&arena(2, 192, 0, &ring)),
+            (2, None)
+        ));
     }
 
     #[test]
@@ -135,10 +149,18 @@ mod tests {
         let good = {
             let region = Region::heap(1024).unwrap();
             // SAFETY: reading the 768 header bytes of a region we own.
-            unsafe { std::slice::from_raw_parts(region.ring().sub(ARENA_HEADER_LEN), ARENA_HEADER_LEN).to_vec() }
+            unsafe {
+                std::slice::from_raw_parts(region.ring().sub(ARENA_HEADER_LEN), ARENA_HEADER_LEN)
+                    .to_vec()
+            }
         };
         assert!(attach_untrusted(&good).is_ok());
-        for (offset, field) in [(0, "magic"), (4, "version"), (8, "capacity"), (12, "msg_alignment")] {
+        for (offset, field) in [
+            (0, "magic"),
+            (4, "version"),
+            (8, "capacity"),
+            (12, "msg_alignment"),
+        ] {
             let mut bad = good.clone();
             bad[offset] ^= 0x40;
             let err = attach_untrusted(&bad).unwrap_err();
@@ -146,7 +168,12 @@ mod tests {
         }
         let mut fatal = good.clone();
         fatal[16] = 4;
-        assert!(attach_untrusted(&fatal).unwrap_err().to_string().contains("state 4"));
+        assert!(
+            attach_untrusted(&fatal)
+                .unwrap_err()
+                .to_string()
+                .contains("state 4")
+        );
     }
 
     proptest! {

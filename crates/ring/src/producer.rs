@@ -78,7 +78,10 @@ impl Producer {
         let head = header.head.load(Ordering::Acquire);
         let cached_tail = header.tail.load(Ordering::Acquire);
         let capacity = region.capacity() as u64;
-        let poisoned = if head % SLOT_HEADER_LEN as u64 != 0 || cached_tail > head || head - cached_tail > capacity {
+        let poisoned = if head % SLOT_HEADER_LEN as u64 != 0
+            || cached_tail > head
+            || head - cached_tail > capacity
+        {
             region.mark_fatal();
             Some(format!(
                 "cursors at start are inconsistent: head {head}, tail {cached_tail}, capacity {capacity}"

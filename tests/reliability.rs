@@ -1,0 +1,339 @@
+//! Beyond upstream: peer-death detection, access control, the socket path, and signals,
+//! against the real Python package where a peer is involved, and Rust peers too.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use tachyon_itest::{
+    Proc, command, python_script, role, run_pair, rust_bin, serial, socket_path, wait_for_socket,
+};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// `tachyon-consumer --json` and `producer.py`, the consumer started first in its role.
+fn market(consumer_listens: bool, producer_args: &[&str]) -> (Proc, Proc) {
+    let socket = socket_path("death");
+    let path = socket.to_str().unwrap();
+    let consumer = command(
+        rust_bin("tachyon-consumer"),
+        &["--json", "--socket", path, role(consumer_listens)],
+    );
+    let mut producer = python_script("producer.py");
+    producer
+        .args(["--socket", path, role(!consumer_listens)])
+        .args(producer_args);
+    if consumer_listens {
+        let consumer = Proc::spawn("tachyon-consumer", consumer);
+        wait_for_socket(&socket, LIMIT);
+        (consumer, Proc::spawn("producer.py", producer))
+    } else {
+        let producer = Proc::spawn("producer.py", producer);
+        wait_for_socket(&socket, LIMIT);
+        (Proc::spawn("tachyon-consumer", consumer), producer)
+    }
+}
+
+#[test]
+fn a_killed_python_producer_is_noticed_in_both_arrangements() {
+    let _serial = serial();
+    for consumer_listens in [true, false] {
+        let (consumer, producer) = market(
+            consumer_listens,
+            &["--count", "100000000", "--no-timestamp"],
+        );
+        // Let the stream run, then kill -9 the producer mid-stream.
+        std::thread::sleep(Duration::from_millis(1500));
+        let pid = producer.pid();
+        producer.signal(Signal::SIGKILL);
+        let killed_at = Instant::now();
+        let consumer = consumer.finish(LIMIT);
+        let noticed_after = killed_at.elapsed();
+        eprintln!("consumer noticed the producer's death after {noticed_after:?}");
+        assert_eq!(consumer.status.code(), Some(1), "{consumer:?}");
+        assert!(
+            consumer.stderr.contains(&format!(
+                "the producer (pid {pid}) exited before its sentinel"
+            )),
+            "{}",
+            consumer.stderr
+        );
+        assert!(consumer.field("received") > 0);
+        drop(producer);
+    }
+}
+
+#[test]
+fn everything_a_dead_python_producer_published_is_delivered_first() {
+    let _serial = serial();
+    for consumer_listens in [true, false] {
+        // The producer flushes 12,345 ticks, then SIGKILLs itself.
+        let (consumer, producer) = market(
+            consumer_listens,
+            &["--count", "1000000", "--die-after", "12345"],
+        );
+        let consumer = consumer.finish(LIMIT);
+        assert_eq!(consumer.status.code(), Some(1), "{consumer:?}");
+        let summary = consumer.json();
+        assert_eq!(summary["received"], 12345, "{summary}");
+        assert_eq!(summary["bids"], 6173, "{summary}");
+        assert_eq!(summary["asks"], 6172, "{summary}");
+        assert!(
+            consumer.stderr.contains("received 12345 messages"),
+            "{}",
+            consumer.stderr
+        );
+        drop(producer);
+    }
+}
+
+#[test]
+fn rust_peers_notice_each_others_death() {
+    let _serial = serial();
+    // A Rust producer that dies after 5,000 flushed messages: the consumer gets all 5,000.
+    let socket = socket_path("rdeath");
+    let path = socket.to_str().unwrap();
+    let producer = Proc::spawn(
+        "producer",
+        command(
+            rust_bin("producer"),
+            &[
+                "--listen",
+                "--socket",
+                path,
+                "--count",
+                "100000",
+                "--die-after",
+                "5000",
+            ],
+        ),
+    );
+    wait_for_socket(&socket, LIMIT);
+    let consumer = Proc::spawn(
+        "consumer",
+        command(rust_bin("consumer"), &["--connect", "--socket", path]),
+    )
+    .finish(LIMIT);
+    drop(producer);
+    assert_eq!(consumer.status.code(), Some(2), "{consumer:?}");
+    assert!(
+        consumer.stderr.contains("has exited (5000 messages"),
+        "{}",
+        consumer.stderr
+    );
+
+    // A producer waiting for space whose consumer (Rust, then the real Python one) dies: it
+    // stops waiting and says so. (64 KiB: upstream's consumer needs room for 33 messages.)
+    for python_consumer in [false, true] {
+        let socket = socket_path("cdeath");
+        let path = socket.to_str().unwrap();
+        let producer = Proc::spawn(
+            "producer",
+            command(
+                rust_bin("producer"),
+                &[
+                    "--listen",
+                    "--socket",
+                    path,
+                    "--capacity",
+                    "65536",
+                    "--count",
+                    "10000000",
+                    "--size",
+                    "100",
+                ],
+            ),
+        );
+        wait_for_socket(&socket, LIMIT);
+        let mut consumer_cmd = if python_consumer {
+            python_script("consumer.py")
+        } else {
+            command(rust_bin("consumer"), &[])
+        };
+        consumer_cmd.args(["--connect", "--socket", path, "--die-after", "1000"]);
+        let consumer = Proc::spawn("consumer", consumer_cmd);
+        let consumer_pid = consumer.pid();
+        let producer = producer.finish(LIMIT);
+        drop(consumer);
+        assert_eq!(producer.status.code(), Some(1), "{producer:?}");
+        assert!(
+            producer
+                .stderr
+                .contains(&format!("peer process {consumer_pid} has exited")),
+            "{}",
+            producer.stderr
+        );
+    }
+}
+
+#[test]
+fn the_socket_is_0600_from_the_moment_it_appears() {
+    let _serial = serial();
+    for _ in 0..20 {
+        let socket = socket_path("mode");
+        let path = socket.to_str().unwrap().to_string();
+        let listener = Proc::spawn(
+            "consumer",
+            command(rust_bin("consumer"), &["--listen", "--socket", &path]),
+        );
+        let deadline = Instant::now() + LIMIT;
+        let mode = loop {
+            if let Ok(meta) = std::fs::symlink_metadata(&socket) {
+                break meta.permissions().mode() & 0o777;
+            }
+            assert!(Instant::now() < deadline, "the socket never appeared");
+            std::hint::spin_loop();
+        };
+        assert_eq!(mode, 0o600, "first seen with mode {mode:o}");
+        drop(listener);
+    }
+}
+
+#[test]
+fn a_peer_of_another_uid_gets_no_fd() {
+    let _serial = serial();
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test switches the connector to uid 65534 and must run as root (it does in CI)"
+    );
+    let socket = socket_path("uid");
+    let path = socket.to_str().unwrap();
+    let listener = Proc::spawn(
+        "consumer",
+        command(
+            rust_bin("consumer"),
+            &["--listen", "--socket", path, "--idle-timeout", "20"],
+        ),
+    );
+    wait_for_socket(&socket, LIMIT);
+    // Open the file up as a careless administrator might: the uid check must still hold.
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut stranger = command(
+        rust_bin("producer"),
+        &["--connect", "--socket", path, "--count", "10"],
+    );
+    stranger.uid(65534).gid(65534);
+    let stranger = Proc::spawn("producer as uid 65534", stranger).finish(LIMIT);
+    assert_eq!(stranger.status.code(), Some(1), "{stranger:?}");
+    assert!(
+        stranger.stderr.contains("received 0 bytes"),
+        "{}",
+        stranger.stderr
+    );
+    // The listener is still waiting, and serves a peer of its own uid.
+    let friend = Proc::spawn(
+        "producer",
+        command(
+            rust_bin("producer"),
+            &["--connect", "--socket", path, "--count", "10"],
+        ),
+    )
+    .finish(LIMIT);
+    friend.assert_success();
+    let listener = listener.finish(LIMIT);
+    listener.assert_success();
+    assert_eq!(listener.field("received"), 10);
+}
+
+#[test]
+fn listen_replaces_a_stale_socket_and_refuses_anything_else() {
+    let _serial = serial();
+    // A regular file and a directory at the path: refused, untouched.
+    let file = socket_path("file");
+    std::fs::write(&file, b"precious").unwrap();
+    let dir = socket_path("dir");
+    std::fs::create_dir(&dir).unwrap();
+    for (path, kind) in [(&file, "regular file"), (&dir, "directory")] {
+        let consumer = Proc::spawn(
+            "tachyon-consumer",
+            command(
+                rust_bin("tachyon-consumer"),
+                &["--listen", "--socket", path.to_str().unwrap()],
+            ),
+        )
+        .finish(LIMIT);
+        assert_eq!(consumer.status.code(), Some(1), "{consumer:?}");
+        assert!(
+            consumer
+                .stderr
+                .contains(&format!("the path holds a {kind}, not a socket")),
+            "{}",
+            consumer.stderr
+        );
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+    assert!(dir.is_dir());
+    std::fs::remove_file(&file).unwrap();
+    std::fs::remove_dir(&dir).unwrap();
+
+    // A stale socket (its listener gone): replaced, and the bus works.
+    let stale = socket_path("stale");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(stale.exists());
+    let (producer, consumer) = run_pair(
+        &stale,
+        (
+            "producer",
+            command(
+                rust_bin("producer"),
+                &[
+                    "--listen",
+                    "--socket",
+                    stale.to_str().unwrap(),
+                    "--count",
+                    "100",
+                ],
+            ),
+        ),
+        (
+            "consumer",
+            command(
+                rust_bin("consumer"),
+                &["--connect", "--socket", stale.to_str().unwrap()],
+            ),
+        ),
+        LIMIT,
+    );
+    assert_eq!(consumer.field("received"), producer.field("sent"));
+}
+
+#[test]
+fn signals_print_the_summary_and_exit_130_or_143() {
+    let _serial = serial();
+    // SIGINT while listen still waits for its peer: exit 130, socket file removed.
+    let socket = socket_path("sigint");
+    let consumer = Proc::spawn(
+        "tachyon-consumer",
+        command(
+            rust_bin("tachyon-consumer"),
+            &["--json", "--socket", socket.to_str().unwrap()],
+        ),
+    );
+    wait_for_socket(&socket, LIMIT);
+    consumer.signal(Signal::SIGINT);
+    let consumer = consumer.finish(LIMIT);
+    assert_eq!(consumer.status.code(), Some(130), "{consumer:?}");
+    assert!(
+        !socket.exists(),
+        "the interrupted listener left its socket file behind"
+    );
+    assert_eq!(consumer.field("received"), 0);
+
+    // SIGTERM mid-stream: the summary so far, exit 143.
+    let (consumer, producer) = market(
+        true,
+        &["--count", "100000000", "--no-timestamp", "--retry-full"],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    consumer.signal(Signal::SIGTERM);
+    let consumer = consumer.finish(LIMIT);
+    drop(producer);
+    assert_eq!(consumer.status.code(), Some(143), "{consumer:?}");
+    assert!(consumer.field("received") > 0, "{}", consumer.stdout);
+    assert!(
+        consumer.stderr.contains("stopped by signal 15"),
+        "{}",
+        consumer.stderr
+    );
+}
