@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::layout::{
-    CONSUMER_FEATURES, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader, sleeping,
+    CONSUMER_FEATURES, MAX_CURSOR, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader,
+    sleeping,
 };
 use crate::peer::PeerWatch;
 use crate::shm::Region;
@@ -355,11 +356,11 @@ impl Consumer {
     /// Reloads the producer's head; a head the format forbids marks the ring fatal.
     fn refresh_head(&mut self) -> Result<()> {
         let head = self.region.header().head.load(Ordering::Acquire);
-        if head < self.cached_head || head - self.tail > self.capacity as u64 {
+        if head < self.cached_head || head - self.tail > self.capacity as u64 || head > MAX_CURSOR {
             return Err(self.corrupt(format!(
-                "producer published head {head}, outside [{}, {}] (last seen head, tail + capacity)",
-                self.cached_head,
-                self.tail + self.capacity as u64
+                "producer published head {head}, outside [{}, {} + {}] (last seen head, tail + \
+                 capacity) or beyond 2^62",
+                self.cached_head, self.tail, self.capacity
             )));
         }
         self.cached_head = head;

@@ -134,6 +134,19 @@ mod tests {
     }
 
     #[test]
+    fn cursors_near_u64_max_are_corrupt_not_an_overflow() {
+        // Found by cargo fuzz: head and tail at 2^64 - 1 overflowed the cursor arithmetic.
+        let mut input = vec![0x0a, 0x0a];
+        input.extend([0xff; 18]);
+        input.push(0x0a);
+        let (delivered, err) = consume_untrusted(&input);
+        assert_eq!(delivered, 0);
+        assert!(matches!(err, Some(Error::Corrupt(_))), "{err:?}");
+        let (_, err) = consume_untrusted(&arena(2, u64::MAX - 63, u64::MAX - 127, &slot(0, 64)));
+        assert!(err.unwrap().to_string().contains("beyond 2^62"));
+    }
+
+    #[test]
     fn a_well_formed_arena_is_delivered() {
         let mut ring = slot(3, 128);
         ring.resize(128, 0);

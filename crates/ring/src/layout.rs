@@ -31,6 +31,10 @@ pub const SKIP_MARKER: u32 = u32::MAX;
 pub const MAX_PAYLOAD: usize = u32::MAX as usize - SLOT_HEADER_LEN;
 /// Both sides publish their cursor after this many commits (and on flush).
 pub const PUBLISH_BATCH: u32 = 32;
+/// Cursors count bytes since the ring was created and never wrap; no real stream gets past
+/// 2^62 (about 146 years at 1 GB/s), so a larger cursor is corruption, and cursor arithmetic
+/// below it cannot overflow.
+pub const MAX_CURSOR: u64 = 1 << 62;
 /// Handshake `flags` bit 0: the listener offers an RPC bus (two rings).
 pub const FLAG_RPC: u32 = 1;
 

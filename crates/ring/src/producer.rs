@@ -81,6 +81,7 @@ impl Producer {
         let poisoned = if head % SLOT_HEADER_LEN as u64 != 0
             || cached_tail > head
             || head - cached_tail > capacity
+            || head > layout::MAX_CURSOR
         {
             region.mark_fatal();
             Some(format!(
