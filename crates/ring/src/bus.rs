@@ -29,8 +29,8 @@ use crate::shm::Region;
 pub struct BusOptions {
     spin_threshold: u32,
     pure_spin: bool,
-    connect_timeout: Duration,
-    allowed_peers: AllowedPeers,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) allowed_peers: AllowedPeers,
 }
 
 impl Default for BusOptions {
@@ -96,6 +96,11 @@ impl BusOptions {
             handshake.shm_size_fwd as usize,
         )?;
         Ok(Bus::assemble(region, Some(peer), self))
+    }
+
+    /// A consumer of `region` with these options' spin settings.
+    pub(crate) fn consumer(&self, region: Arc<Region>, peer: Option<Arc<PeerWatch>>) -> Consumer {
+        Consumer::new(region, self.spin_threshold, self.pure_spin, peer)
     }
 
     /// A ring on the heap, for both ends in one process (tests, benchmarks, threads).
@@ -210,11 +215,6 @@ impl Bus {
 
     /// The consuming end.
     pub fn into_consumer(self) -> Consumer {
-        Consumer::new(
-            self.region,
-            self.options.spin_threshold,
-            self.options.pure_spin,
-            self.peer,
-        )
+        self.options.consumer(self.region, self.peer)
     }
 }

@@ -123,6 +123,10 @@ impl Consumer {
         self.capacity
     }
 
+    pub(crate) fn region(&self) -> Arc<Region> {
+        Arc::clone(&self.region)
+    }
+
     /// Messages received since the bus opened.
     pub fn received(&self) -> u64 {
         self.received

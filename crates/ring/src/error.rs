@@ -90,6 +90,20 @@ pub enum Error {
         messages: u64,
     },
 
+    /// An RPC reply answered another call than the one waited for; the reply ring is marked
+    /// fatal, as upstream does.
+    #[error("RPC reply carries correlation id {found}, the call waited for is {expected}")]
+    UnexpectedReply {
+        /// The id waited for.
+        expected: u64,
+        /// The id the reply carried.
+        found: u64,
+    },
+
+    /// A reply to correlation id 0, which no call has.
+    #[error("refusing to reply to correlation id 0: calls are numbered from 1")]
+    ZeroCorrelationId,
+
     /// A blocking call was interrupted by a signal.
     #[error("interrupted by a signal while {0}")]
     Interrupted(&'static str),
@@ -131,6 +145,7 @@ impl Error {
                 | Error::Timeout(_)
                 | Error::CommitTooLong { .. }
                 | Error::MessageTooLarge { .. }
+                | Error::ZeroCorrelationId
         )
     }
 

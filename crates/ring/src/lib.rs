@@ -56,6 +56,7 @@ mod handshake;
 pub mod layout;
 mod peer;
 mod producer;
+mod rpc;
 mod shm;
 pub mod type_id;
 mod wait;
@@ -66,6 +67,7 @@ pub use error::{Error, Result};
 pub use handshake::AllowedPeers;
 pub use peer::PeerCredentials;
 pub use producer::{Producer, WriteSlot};
+pub use rpc::{CallSlot, Callee, Caller, Reply, ReplySlot, Request, RpcBus};
 
 const _: () = {
     const fn is_send<T: Send>() {}

@@ -437,6 +437,22 @@ impl<'a> WriteSlot<'a> {
         Ok(())
     }
 
+    /// Commits with an RPC correlation id and publishes at once (a caller or callee waits on
+    /// every message, so nothing is batched).
+    pub(crate) fn commit_rpc(self, len: usize, type_id: u32, correlation_id: u64) -> Result<()> {
+        if len > self.max_len {
+            return Err(Error::CommitTooLong {
+                len,
+                reserved: self.max_len,
+            });
+        }
+        self.producer.correlation_id = correlation_id;
+        self.producer.commit(self.placement, len, type_id);
+        self.producer.correlation_id = 0;
+        self.producer.flush();
+        Ok(())
+    }
+
     /// Drops the slot without committing it (what dropping does; this names the intent).
     pub fn rollback(self) {}
 }

@@ -1,0 +1,99 @@
+//! RPC caller: makes `--count` calls (payload byte j of call i is `(i*31 + j) mod 256`,
+//! message type `1 + (i mod 1000)`), checks each reply (same payload, type + 1), then sends
+//! one call of type 0 and prints `{"calls": N, "bad": K}`; exits 0 only when K is 0.
+//!
+//! ```text
+//! cargo run --release -p tachyon-ring --example rpc_call -- --socket /tmp/rpc.sock --count 1000 --sizes 0..4000
+//! ```
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+use tachyon_ring::Bus;
+
+#[derive(Parser, Debug)]
+#[command(about = "Checking RPC caller on a tachyon RPC bus")]
+struct Args {
+    /// Unix socket path of the handshake.
+    #[arg(long, default_value = "/tmp/tachyon_rpc.sock")]
+    socket: PathBuf,
+    /// Calls before the final type-0 call.
+    #[arg(long, default_value_t = 1000)]
+    count: u64,
+    /// Payload sizes drawn uniformly from MIN..MAX (inclusive).
+    #[arg(long, value_parser = common::parse_size_range, default_value = "1..1024")]
+    sizes: (usize, usize),
+    /// Seed of the size draws.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Calls of this message type expect upstream's error reply (type 0xFFFF) instead.
+    #[arg(long)]
+    failing_type: Option<u16>,
+    /// Longest wait for each reply, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    reply_timeout: f64,
+}
+
+/// What the dispatcher of tachyon-ipc answers when a handler raises.
+const ERROR_REPLY_TYPE: u16 = 0xFFFF;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("rpc_call: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &Args) -> tachyon_ring::Result<u64> {
+    let mut caller = Bus::options()
+        .connect_timeout(Duration::from_secs(5))
+        .rpc_connect(&args.socket)?;
+    let timeout = Duration::from_secs_f64(args.reply_timeout);
+    let mut rng = SmallRng::seed_from_u64(args.seed);
+    let mut bad = 0u64;
+    let started = Instant::now();
+    for i in 0..args.count {
+        let len = rng.random_range(args.sizes.0..=args.sizes.1);
+        let msg_type = common::pattern_type_id(i) as u16;
+        let mut slot = caller.reserve_call(len)?;
+        common::fill_pattern(i, &mut slot[..len]);
+        let id = slot.commit(len, msg_type)?;
+        let reply = caller.wait_timeout(id, timeout)?;
+        let ok = if args.failing_type == Some(msg_type) {
+            reply.msg_type() == ERROR_REPLY_TYPE
+        } else {
+            reply.msg_type() == msg_type + 1
+                && reply.data().len() == len
+                && common::follows_pattern(i, reply.data())
+        };
+        if !ok {
+            bad += 1;
+            eprintln!(
+                "call {i} (id {id}, type {msg_type}, {len} bytes): reply type {}, {} bytes",
+                reply.msg_type(),
+                reply.data().len()
+            );
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let id = caller.call(0, &[0])?;
+    drop(caller.wait_timeout(id, timeout)?);
+    println!(
+        "{}",
+        serde_json::json!({
+            "calls": args.count, "bad": bad,
+            "elapsed_s": elapsed, "calls_per_s": args.count as f64 / elapsed.max(1e-9),
+        })
+    );
+    Ok(bad)
+}

@@ -1,0 +1,422 @@
+//! RPC over two rings, wire-compatible with tachyon-ipc's `RpcBus` (handshake flags bit 0).
+//!
+//! The listener (by convention the *callee*) creates both rings and sends them in one
+//! `SCM_RIGHTS` message, forward ring first: the caller produces requests on the forward ring,
+//! the callee produces replies on the reverse ring. Each slot carries a correlation id: the
+//! caller numbers its calls from 1, the callee echoes the id on the reply. Everything the SPSC
+//! bus does (tail publication when idle, peer-death detection, access control, hostile-peer
+//! checks) holds for both rings, because they *are* SPSC rings.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::bus::BusOptions;
+use crate::consumer::{Consumer, Message};
+use crate::error::{Error, Result};
+use crate::handshake;
+use crate::layout::Handshake;
+use crate::peer::{PeerCredentials, PeerWatch};
+use crate::producer::{Producer, WriteSlot};
+use crate::shm::Region;
+use crate::type_id;
+
+/// Entry points of an RPC bus; see [`Caller`] and [`Callee`].
+///
+/// ```
+/// # fn main() -> Result<(), tachyon_ring::Error> {
+/// use std::time::Duration;
+/// use tachyon_ring::RpcBus;
+///
+/// let path = std::env::temp_dir().join(format!("tachyon-rpc-doc-{}.sock", std::process::id()));
+/// let callee = {
+///     let path = path.clone();
+///     std::thread::spawn(move || -> Result<(), tachyon_ring::Error> {
+///         let mut callee = RpcBus::listen(&path, 1 << 16, 1 << 16)?;
+///         let request = callee.serve_timeout(Duration::from_secs(5))?;
+///         let answer = request.data().to_ascii_uppercase();
+///         let msg_type = request.msg_type() + 1;
+///         request.reply(msg_type, &answer)
+///     })
+/// };
+/// let mut caller = tachyon_ring::Bus::options()
+///     .connect_timeout(Duration::from_secs(5))
+///     .rpc_connect(&path)?;
+/// let id = caller.call(7, b"ping")?;
+/// let reply = caller.wait_timeout(id, Duration::from_secs(5))?;
+/// assert_eq!((reply.msg_type(), reply.data()), (8, &b"PING"[..]));
+/// drop(reply);
+/// callee.join().unwrap()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct RpcBus(());
+
+impl RpcBus {
+    /// [`BusOptions::rpc_listen`] with default options.
+    pub fn listen(
+        path: impl AsRef<Path>,
+        capacity_fwd: usize,
+        capacity_rev: usize,
+    ) -> Result<Callee> {
+        BusOptions::default().rpc_listen(path, capacity_fwd, capacity_rev)
+    }
+
+    /// [`BusOptions::rpc_connect`] with default options (no retry when nobody listens).
+    pub fn connect(path: impl AsRef<Path>) -> Result<Caller> {
+        BusOptions::default().rpc_connect(path)
+    }
+}
+
+impl BusOptions {
+    /// Creates the request (forward) and reply (reverse) rings, listens at `path`, and blocks
+    /// until one caller has connected and received them.
+    pub fn rpc_listen(
+        self,
+        path: impl AsRef<Path>,
+        capacity_fwd: usize,
+        capacity_rev: usize,
+    ) -> Result<Callee> {
+        let path = path.as_ref();
+        let label = path.to_string_lossy();
+        let (fwd, fwd_fd) = Region::create_memfd(&label, capacity_fwd)?;
+        let (rev, rev_fd) = Region::create_memfd(&label, capacity_rev)?;
+        let handshake = Handshake::new(capacity_fwd, Some(capacity_rev));
+        let peer = handshake::listen_and_send(
+            path,
+            &handshake,
+            &[fwd_fd.as_fd(), rev_fd.as_fd()],
+            &self.allowed_peers,
+        )?;
+        let peer = Some(Arc::new(peer));
+        Ok(Callee {
+            requests: self.consumer(Arc::new(fwd), peer.clone()),
+            replies: Producer::new(Arc::new(rev), peer.clone()),
+            peer,
+        })
+    }
+
+    /// Connects to an RPC listener at `path` as the caller.
+    pub fn rpc_connect(self, path: impl AsRef<Path>) -> Result<Caller> {
+        let (handshake, fds, peer) =
+            handshake::connect_and_receive(path.as_ref(), self.connect_timeout, true)?;
+        let fwd = Region::attach(
+            &fds[0],
+            handshake.capacity_fwd as usize,
+            handshake.shm_size_fwd as usize,
+        )?;
+        let rev = Region::attach(
+            &fds[1],
+            handshake.capacity_rev as usize,
+            handshake.shm_size_rev as usize,
+        )?;
+        let peer = Some(Arc::new(peer));
+        Ok(Caller {
+            requests: Producer::new(Arc::new(fwd), peer.clone()),
+            replies: self.consumer(Arc::new(rev), peer.clone()),
+            next_id: 1,
+            peer,
+        })
+    }
+}
+
+/// The calling side: sends requests, waits for their replies, in order.
+pub struct Caller {
+    requests: Producer,
+    replies: Consumer,
+    next_id: u64,
+    peer: Option<Arc<PeerWatch>>,
+}
+
+impl fmt::Debug for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Caller")
+            .field("next_id", &self.next_id)
+            .field("peer", &self.peer.as_ref().map(|p| p.credentials))
+            .finish()
+    }
+}
+
+impl Caller {
+    /// Sends a request of `msg_type` carrying `payload` and returns its correlation id.
+    /// Fails with [`Error::Full`] at once when the request ring has no room.
+    pub fn call(&mut self, msg_type: u16, payload: &[u8]) -> Result<u64> {
+        let mut slot = self.reserve_call(payload.len())?;
+        slot.copy_from_slice(payload);
+        slot.commit(payload.len(), msg_type)
+    }
+
+    /// Reserves a request of up to `max_len` bytes to write in place; its
+    /// [`commit`](CallSlot::commit) sends it and returns the correlation id.
+    pub fn reserve_call(&mut self, max_len: usize) -> Result<CallSlot<'_>> {
+        let slot = self.requests.reserve(max_len)?;
+        Ok(CallSlot {
+            slot,
+            next_id: &mut self.next_id,
+        })
+    }
+
+    /// Waits (spin, then futex) for the reply to call `id`. Replies arrive in call order; a
+    /// reply carrying another id is a protocol violation: the reply ring is marked fatal, as
+    /// upstream does, and [`Error::UnexpectedReply`] returned.
+    pub fn wait(&mut self, id: u64) -> Result<Reply<'_>> {
+        let region = self.replies.region();
+        check_reply(self.replies.recv()?, id, &region)
+    }
+
+    /// Like [`wait`](Caller::wait), giving up with [`Error::Timeout`] after `timeout`.
+    pub fn wait_timeout(&mut self, id: u64, timeout: Duration) -> Result<Reply<'_>> {
+        let region = self.replies.region();
+        check_reply(self.replies.recv_timeout(timeout)?, id, &region)
+    }
+
+    /// The callee's process as the kernel saw it at connect time.
+    pub fn peer_credentials(&self) -> Option<PeerCredentials> {
+        self.peer.as_ref().map(|peer| peer.credentials)
+    }
+}
+
+fn check_reply<'a>(message: Message<'a>, id: u64, replies: &Region) -> Result<Reply<'a>> {
+    let found = message.correlation_id();
+    if found != id {
+        // Leave the slot unconsumed, as upstream does: the ring is dead anyway.
+        std::mem::forget(message);
+        replies.mark_fatal();
+        return Err(Error::UnexpectedReply {
+            expected: id,
+            found,
+        });
+    }
+    Ok(Reply { message })
+}
+
+/// A request being written in place; see [`Caller::reserve_call`].
+pub struct CallSlot<'a> {
+    slot: WriteSlot<'a>,
+    next_id: &'a mut u64,
+}
+
+impl fmt::Debug for CallSlot<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallSlot")
+            .field("len", &self.slot.len())
+            .finish()
+    }
+}
+
+impl CallSlot<'_> {
+    /// Sends the first `len` bytes as a request of `msg_type`; returns its correlation id.
+    pub fn commit(self, len: usize, msg_type: u16) -> Result<u64> {
+        let id = *self.next_id;
+        // Upstream writes route id 0 in RPC slots: the message type is the whole type id.
+        self.slot
+            .commit_rpc(len, type_id::compose(0, msg_type), id)?;
+        *self.next_id += 1;
+        Ok(id)
+    }
+}
+
+impl Deref for CallSlot<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.slot
+    }
+}
+
+impl DerefMut for CallSlot<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.slot
+    }
+}
+
+/// A reply, read in place; releasing it (drop) frees its slot.
+#[derive(Debug)]
+pub struct Reply<'a> {
+    message: Message<'a>,
+}
+
+impl Reply<'_> {
+    /// The reply's message type (0xFFFF from upstream's dispatcher when a handler failed).
+    pub fn msg_type(&self) -> u16 {
+        type_id::msg_type(self.message.type_id())
+    }
+
+    /// The correlation id of the call it answers.
+    pub fn correlation_id(&self) -> u64 {
+        self.message.correlation_id()
+    }
+}
+
+impl<'a> Reply<'a> {
+    /// The payload, in place in shared memory.
+    pub fn data(&self) -> &[u8] {
+        self.message.data()
+    }
+
+    /// The underlying message (copy-out helpers, raw type id).
+    pub fn message(&self) -> &Message<'a> {
+        &self.message
+    }
+}
+
+/// The serving side: takes requests, sends replies.
+pub struct Callee {
+    requests: Consumer,
+    replies: Producer,
+    peer: Option<Arc<PeerWatch>>,
+}
+
+impl fmt::Debug for Callee {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Callee")
+            .field("peer", &self.peer.as_ref().map(|p| p.credentials))
+            .finish()
+    }
+}
+
+impl Callee {
+    /// Waits (spin, then futex) for the next request.
+    pub fn serve(&mut self) -> Result<Request<'_>> {
+        let message = self.requests.recv()?;
+        Ok(Request {
+            message,
+            replies: &mut self.replies,
+        })
+    }
+
+    /// Like [`serve`](Callee::serve), giving up with [`Error::Timeout`] after `timeout`.
+    pub fn serve_timeout(&mut self, timeout: Duration) -> Result<Request<'_>> {
+        let message = self.requests.recv_timeout(timeout)?;
+        Ok(Request {
+            message,
+            replies: &mut self.replies,
+        })
+    }
+
+    /// Sends the reply to call `id` (for a request already released). Id 0 is refused: no
+    /// call has it.
+    pub fn reply(&mut self, id: u64, msg_type: u16, payload: &[u8]) -> Result<()> {
+        send_reply(&mut self.replies, id, msg_type, payload)
+    }
+
+    /// Reserves a reply to call `id` of up to `max_len` bytes, written in place.
+    pub fn reserve_reply(&mut self, id: u64, max_len: usize) -> Result<ReplySlot<'_>> {
+        reserve_reply(&mut self.replies, id, max_len)
+    }
+
+    /// The caller's process as the kernel saw it at connect time.
+    pub fn peer_credentials(&self) -> Option<PeerCredentials> {
+        self.peer.as_ref().map(|peer| peer.credentials)
+    }
+}
+
+fn send_reply(replies: &mut Producer, id: u64, msg_type: u16, payload: &[u8]) -> Result<()> {
+    let mut slot = reserve_reply(replies, id, payload.len())?;
+    slot.copy_from_slice(payload);
+    slot.commit(payload.len(), msg_type)
+}
+
+fn reserve_reply(replies: &mut Producer, id: u64, max_len: usize) -> Result<ReplySlot<'_>> {
+    if id == 0 {
+        return Err(Error::ZeroCorrelationId);
+    }
+    Ok(ReplySlot {
+        slot: replies.reserve(max_len)?,
+        id,
+    })
+}
+
+/// A request, read in place. Answer it with [`reply`](Request::reply); dropping it without a
+/// reply releases it unanswered (the caller's `wait` then gets the next reply, or times out).
+pub struct Request<'a> {
+    message: Message<'a>,
+    replies: &'a mut Producer,
+}
+
+impl fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.id())
+            .field("msg_type", &self.msg_type())
+            .field("len", &self.message.len())
+            .finish()
+    }
+}
+
+impl Request<'_> {
+    /// The correlation id to answer.
+    pub fn id(&self) -> u64 {
+        self.message.correlation_id()
+    }
+
+    /// The request's message type.
+    pub fn msg_type(&self) -> u16 {
+        type_id::msg_type(self.message.type_id())
+    }
+
+    /// Sends the reply and releases the request.
+    pub fn reply(self, msg_type: u16, payload: &[u8]) -> Result<()> {
+        send_reply(
+            self.replies,
+            self.message.correlation_id(),
+            msg_type,
+            payload,
+        )
+    }
+
+    /// Reserves the reply in place, keeping the request readable until the reply is
+    /// committed: copy or transform straight from request to reply.
+    pub fn reserve_reply(&mut self, max_len: usize) -> Result<(&[u8], ReplySlot<'_>)> {
+        let id = self.message.correlation_id();
+        let slot = reserve_reply(self.replies, id, max_len)?;
+        Ok((self.message.data(), slot))
+    }
+}
+
+impl<'a> Request<'a> {
+    /// The payload, in place in shared memory.
+    pub fn data(&self) -> &[u8] {
+        self.message.data()
+    }
+
+    /// The underlying message (copy-out helpers, raw type id).
+    pub fn message(&self) -> &Message<'a> {
+        &self.message
+    }
+}
+
+/// A reply being written in place; [`commit`](ReplySlot::commit) sends it.
+pub struct ReplySlot<'a> {
+    slot: WriteSlot<'a>,
+    id: u64,
+}
+
+impl fmt::Debug for ReplySlot<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplySlot").field("id", &self.id).finish()
+    }
+}
+
+impl ReplySlot<'_> {
+    /// Sends the first `len` bytes as the reply, of type `msg_type`.
+    pub fn commit(self, len: usize, msg_type: u16) -> Result<()> {
+        self.slot
+            .commit_rpc(len, type_id::compose(0, msg_type), self.id)
+    }
+}
+
+impl Deref for ReplySlot<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.slot
+    }
+}
+
+impl DerefMut for ReplySlot<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.slot
+    }
+}
