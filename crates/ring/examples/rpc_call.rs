@@ -28,6 +28,12 @@ struct Args {
     /// Payload sizes drawn uniformly from MIN..MAX (inclusive).
     #[arg(long, value_parser = common::parse_size_range, default_value = "1..1024")]
     sizes: (usize, usize),
+    /// Sizes in turn FROM, FROM±1, ..., TO (every size when `--count` is |TO-FROM|+1).
+    #[arg(long, value_parser = common::parse_sweep)]
+    sweep: Option<(usize, usize)>,
+    /// Skip the final type-0 call (a callee that cannot take more is stopped by the test).
+    #[arg(long)]
+    no_final: bool,
     /// Seed of the size draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -63,9 +69,12 @@ fn run(args: &Args) -> tachyon_ring::Result<u64> {
     let mut bad = 0u64;
     let started = Instant::now();
     for i in 0..args.count {
-        let len = rng.random_range(args.sizes.0..=args.sizes.1);
+        let len = match args.sweep {
+            Some(sweep) => common::sweep_size(i, sweep),
+            None => rng.random_range(args.sizes.0..=args.sizes.1),
+        };
         let msg_type = common::pattern_type_id(i) as u16;
-        let mut slot = caller.reserve_call(len)?;
+        let mut slot = caller.reserve_call_timeout(len, timeout)?;
         common::fill_pattern(i, &mut slot[..len]);
         let id = slot.commit(len, msg_type)?;
         let reply = caller.wait_timeout(id, timeout)?;
@@ -86,8 +95,12 @@ fn run(args: &Args) -> tachyon_ring::Result<u64> {
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let id = caller.call(0, &[0])?;
-    drop(caller.wait_timeout(id, timeout)?);
+    if !args.no_final {
+        let mut slot = caller.reserve_call_timeout(1, timeout)?;
+        slot[0] = 0;
+        let id = slot.commit(1, 0)?;
+        drop(caller.wait_timeout(id, timeout)?);
+    }
     println!(
         "{}",
         serde_json::json!({

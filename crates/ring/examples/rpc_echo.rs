@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use tachyon_ring::RpcBus;
@@ -24,6 +25,9 @@ struct Args {
     #[arg(long, default_value_t = 1 << 20)]
     cap_rev: usize,
 }
+
+/// How long a reply waits for room in the reply ring (the caller frees it by reading).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -47,7 +51,7 @@ fn run(args: &Args) -> tachyon_ring::Result<u64> {
         let msg_type = request.msg_type();
         let len = request.data().len();
         // Zero copy: from the request slot straight into the reply slot.
-        let (data, mut reply) = request.reserve_reply(len)?;
+        let (data, mut reply) = request.reserve_reply(len, REPLY_TIMEOUT)?;
         reply.copy_from_slice(data);
         reply.commit(len, msg_type.wrapping_add(1))?;
         served += 1;

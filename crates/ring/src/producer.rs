@@ -275,9 +275,12 @@ impl Producer {
     ) -> Result<Placement> {
         let mut space_wait = SpaceWait::new();
         loop {
-            match self.try_place(max_len) {
-                Err(Error::Full { .. }) => {}
+            let full = match self.try_place(max_len) {
+                Err(full @ Error::Full { .. }) => full,
                 other => return other,
+            };
+            if timeout.is_zero() {
+                return Err(full);
             }
             if let Some(peer) = &self.peer {
                 if peer.has_exited() {

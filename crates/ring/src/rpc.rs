@@ -159,6 +159,20 @@ impl Caller {
         })
     }
 
+    /// Like [`reserve_call`](Caller::reserve_call), but waits for room in the request ring up
+    /// to `timeout` (upstream's caller fails at once).
+    pub fn reserve_call_timeout(
+        &mut self,
+        max_len: usize,
+        timeout: Duration,
+    ) -> Result<CallSlot<'_>> {
+        let slot = self.requests.reserve_timeout(max_len, timeout)?;
+        Ok(CallSlot {
+            slot,
+            next_id: &mut self.next_id,
+        })
+    }
+
     /// Waits (spin, then futex) for the reply to call `id`. Replies arrive in call order; a
     /// reply carrying another id is a protocol violation: the reply ring is marked fatal, as
     /// upstream does, and [`Error::UnexpectedReply`] returned.
@@ -368,11 +382,19 @@ impl Request<'_> {
     }
 
     /// Reserves the reply in place, keeping the request readable until the reply is
-    /// committed: copy or transform straight from request to reply.
-    pub fn reserve_reply(&mut self, max_len: usize) -> Result<(&[u8], ReplySlot<'_>)> {
+    /// committed: copy or transform straight from request to reply. Waits for room in the
+    /// reply ring up to `timeout` (zero: fail at once with [`Error::Full`], as upstream).
+    pub fn reserve_reply(
+        &mut self,
+        max_len: usize,
+        timeout: Duration,
+    ) -> Result<(&[u8], ReplySlot<'_>)> {
         let id = self.message.correlation_id();
-        let slot = reserve_reply(self.replies, id, max_len)?;
-        Ok((self.message.data(), slot))
+        if id == 0 {
+            return Err(Error::ZeroCorrelationId);
+        }
+        let slot = self.replies.reserve_timeout(max_len, timeout)?;
+        Ok((self.message.data(), ReplySlot { slot, id }))
     }
 }
 
