@@ -491,3 +491,51 @@ impl DerefMut for WriteSlot<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn producer_on(capacity: usize) -> (Producer, Arc<Region>) {
+        let region = Arc::new(Region::heap(capacity).unwrap());
+        (Producer::new(Arc::clone(&region), None), region)
+    }
+
+    #[test]
+    fn a_tail_past_our_head_or_going_backwards_is_corrupt() {
+        for bogus_tail in [u64::MAX, 64 * 1000] {
+            let (mut producer, region) = producer_on(256);
+            for _ in 0..4 {
+                producer.send(1, &[]).unwrap();
+            }
+            region.header().tail.store(bogus_tail, Ordering::Release);
+            let err = producer.send(1, &[]).unwrap_err();
+            assert!(matches!(err, Error::Corrupt(_)), "{err}");
+            assert_eq!(
+                region.header().state.load(Ordering::Acquire),
+                crate::layout::state::FATAL_ERROR
+            );
+        }
+        let (mut producer, region) = producer_on(256);
+        for _ in 0..4 {
+            producer.send(1, &[]).unwrap();
+        }
+        assert!(matches!(producer.send(1, &[]), Err(Error::Full { .. })));
+        region.header().tail.store(128, Ordering::Release);
+        producer.send(1, &[]).unwrap();
+        producer.send(1, &[]).unwrap();
+        region.header().tail.store(64, Ordering::Release);
+        assert!(
+            matches!(producer.send(1, &[]), Err(Error::Corrupt(_))),
+            "tail went backwards"
+        );
+    }
+
+    #[test]
+    fn cursors_found_at_start_are_checked() {
+        let region = Arc::new(Region::heap(256).unwrap());
+        region.header().head.store(100, Ordering::Release);
+        let mut producer = Producer::new(Arc::clone(&region), None);
+        assert!(matches!(producer.send(1, b"x"), Err(Error::Corrupt(_))));
+    }
+}
