@@ -9,15 +9,17 @@ equal to ``(i*31 + j) % 256``; sizes are uniform in ``--sizes`` drawn from
 Each reply must carry the call's correlation id, msg_type + 1 and the request payload.
 The id check is done by the package itself: ``wait(cid)`` that reads a reply with another
 id puts the rev ring in fatal error and raises ``PeerDeadError``; that is counted as one
-bad reply and ends the run. With ``--expect-error-type T`` calls of msg_type T must be
-answered with the dispatcher's error reply (msg_type 0xFFFF, payload ``struct.pack("!H",
-T)``); they are then counted in ``error_replies`` instead of ``bad``.
+bad reply and ends the run, as does a request ring that stays full for 5 s.
+
+With ``--expect-error-type T``, calls of msg_type T must be answered with the dispatcher's
+error reply (msg_type 0xFFFF, payload ``struct.pack("!H", T)``); they are then counted in
+``error_replies`` instead of ``bad``.
 
 After the N calls, one call of msg_type 0 with the 1-byte payload ``b"\\0"`` tells the
 callee to answer and exit; its reply is awaited but not counted.
 
-The last stdout line is JSON: calls (made), bad, elapsed_s, calls_per_s (plus error_replies with
---expect-error-type). Exit 0 only when bad == 0.
+The last stdout line is JSON: calls (made), bad, elapsed_s, calls_per_s (plus
+error_replies with --expect-error-type). Exit 0 only when bad == 0.
 """
 
 import argparse
@@ -53,6 +55,15 @@ def parse_sizes(text):
     return lo, hi
 
 
+def parse_sizes_any(text):
+    """Return (first, last) of a FROM..TO sweep, either direction, both >= 1."""
+    first, _, last = text.partition("..")
+    first, last = int(first), int(last or first)
+    if min(first, last) < 1:
+        raise SystemExit(f"rpc_caller: bad sweep {text} (the package refuses empty payloads)")
+    return first, last
+
+
 def call_retrying(bus, payload, msg_type):
     """``bus.call``, retried for a few seconds while the fwd ring is full.
 
@@ -76,8 +87,15 @@ def call_retrying(bus, payload, msg_type):
 
 def run(bus, args):
     """Make all calls; return (calls made, bad, error replies, bus still usable)."""
-    lo, hi = parse_sizes(args.sizes)
-    draw = random.Random(args.seed).randint
+    if args.sweep:
+        first, last = parse_sizes_any(args.sweep)
+        span, step = abs(last - first) + 1, (1 if last >= first else -1)
+        size_of = lambda i: first + step * (i % span)  # noqa: E731
+        hi = max(first, last)
+    else:
+        lo, hi = parse_sizes(args.sizes)
+        draw = random.Random(args.seed).randint
+        size_of = lambda i: draw(lo, hi)  # noqa: E731
     pattern = bytes(range(256)) * (hi // 256 + 2)
     error_type = args.expect_error_type
     # As rpc_decorator._encode_error: the failing msg_type, u16 big endian.
@@ -85,17 +103,28 @@ def run(bus, args):
     wait = bus.wait
     bad = errors = 0
     for i in range(args.count):
-        size = draw(lo, hi)
+        size = size_of(i)
         off = (i * 31) & 255
         msg_type = 1 + i % 1000
-        cid = call_retrying(bus, pattern[off:off + size], msg_type)
+        try:
+            cid = call_retrying(bus, pattern[off:off + size], msg_type)
+        except tachyon.PeerDeadError as e:
+            print(f"rpc_caller: call {i}: {e}", file=sys.stderr)
+            return i, bad + 1, errors, False
+        except tachyon.TachyonError:
+            print(f"rpc_caller: call {i}: request ring full for {FULL_RETRY_S:g} s (an upstream "
+                  "callee publishes its tail only every 32 requests: use a larger --cap-fwd)",
+                  file=sys.stderr)
+            return i, bad + 1, errors, False
         try:
             with wait(cid) as rx:
                 if msg_type == error_type:
                     ok = (rx.type_id == tachyon.MSG_TYPE_ERROR and bytes(rx) == error_payload)
                     errors += ok
                 else:
-                    # bytes.startswith(buffer, start) compares in place: no copy.
+                    # rx.correlation_id only echoes wait's argument; the real id check is
+                    # the package's (PeerDeadError below). bytes.startswith(buffer, start)
+                    # compares in place: no copy.
                     ok = (rx.correlation_id == cid and rx.type_id == msg_type + 1
                           and rx.actual_size == size and pattern.startswith(rx, off))
         except tachyon.PeerDeadError as e:
@@ -124,6 +153,10 @@ def main():
     p.add_argument("--count", type=int, default=1000)
     p.add_argument("--sizes", default="1..1024", metavar="MIN..MAX",
                    help="uniform random payload sizes, seeded by --seed (MIN >= 1)")
+    p.add_argument("--sweep", metavar="FROM..TO",
+                   help="sizes FROM, FROM+-1, ..., TO in turn instead of --sizes")
+    p.add_argument("--no-final", action="store_true",
+                   help="skip the msg_type 0 call (a callee that cannot take more is stopped by the test)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--expect-error-type", type=int, metavar="T",
@@ -135,7 +168,7 @@ def main():
         start = time.perf_counter()
         calls, bad, errors, alive = run(bus, args)
         elapsed = time.perf_counter() - start
-        if alive:
+        if alive and not args.no_final:
             finish(bus)
 
     rate = calls / elapsed if elapsed > 0 else 0.0

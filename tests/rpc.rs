@@ -122,3 +122,203 @@ fn an_spsc_end_meeting_an_rpc_end_is_an_abi_mismatch_both_ways() {
         caller.stderr
     );
 }
+
+fn python_callee(path: &str, cap: usize, extra: &[&str]) -> std::process::Command {
+    let cap = cap.to_string();
+    let mut callee = python_script("rpc_callee.py");
+    callee
+        .args(["--socket", path, "--cap-fwd", &cap, "--cap-rev", &cap])
+        .args(extra);
+    callee
+}
+
+fn python_caller(path: &str, extra: &[&str]) -> std::process::Command {
+    let mut caller = python_script("rpc_caller.py");
+    caller.args(["--socket", path]).args(extra);
+    caller
+}
+
+// Upstream's consumers return space only every 32 messages, so a stream of calls to or from
+// the real package must fit 33 of its largest slots: 256 KiB rings take payloads up to 7616
+// bytes that way. The largest payload that fits at all (262,080 bytes, one slot filling the
+// ring) goes as a single call on fresh rings; after it the Python side cannot free space for
+// the closing call, so the test stops that side itself.
+const PY_CAP: usize = 256 * 1024;
+
+#[test]
+fn python_caller_against_rpc_echo() {
+    let _serial = serial();
+    let socket = socket_path("pycall");
+    let path = socket.to_str().unwrap();
+    let (callee, caller) = calls(
+        &socket,
+        ("rpc_echo", echo(path, PY_CAP)),
+        (
+            "rpc_caller.py",
+            python_caller(path, &["--count", "7616", "--sweep", "1..7616"]),
+        ),
+    );
+    assert_eq!(caller.field("calls"), 7616);
+    assert_eq!(callee.field("served"), 7617);
+
+    let socket = socket_path("pycall-max");
+    let path = socket.to_str().unwrap();
+    let callee = Proc::spawn("rpc_echo", echo(path, PY_CAP));
+    wait_for_socket(&socket, LIMIT);
+    let caller = Proc::spawn(
+        "rpc_caller.py",
+        python_caller(
+            path,
+            &["--count", "1", "--sweep", "262080..262080", "--no-final"],
+        ),
+    )
+    .finish(LIMIT);
+    drop(callee);
+    caller.assert_success();
+    assert_eq!((caller.field("calls"), caller.field("bad")), (1, 0));
+}
+
+#[test]
+fn rpc_call_against_a_python_callee() {
+    let _serial = serial();
+    let socket = socket_path("pyserve");
+    let path = socket.to_str().unwrap();
+    let (callee, caller) = calls(
+        &socket,
+        ("rpc_callee.py", python_callee(path, PY_CAP, &[])),
+        (
+            "rpc_call",
+            call(path, &["--count", "7616", "--sweep", "1..7616"]),
+        ),
+    );
+    assert_eq!(caller.field("calls"), 7616);
+    assert_eq!(callee.field("served"), 7617);
+
+    let socket = socket_path("pyserve-max");
+    let path = socket.to_str().unwrap();
+    let callee = Proc::spawn("rpc_callee.py", python_callee(path, PY_CAP, &[]));
+    wait_for_socket(&socket, LIMIT);
+    let caller = Proc::spawn(
+        "rpc_call",
+        call(
+            path,
+            &["--count", "1", "--sweep", "262080..262080", "--no-final"],
+        ),
+    )
+    .finish(LIMIT);
+    drop(callee);
+    caller.assert_success();
+    assert_eq!((caller.field("calls"), caller.field("bad")), (1, 0));
+}
+
+#[test]
+fn rpc_call_against_the_python_dispatcher_with_a_failing_handler() {
+    let _serial = serial();
+    // Handlers echo with type + 1; the handler of type 13 raises, which upstream's dispatcher
+    // answers with message type 0xFFFF.
+    let socket = socket_path("pydispatch");
+    let path = socket.to_str().unwrap();
+    let (callee, caller) = calls(
+        &socket,
+        (
+            "rpc_callee.py --dispatcher",
+            python_callee(path, 1 << 20, &["--dispatcher", "--failing-type", "13"]),
+        ),
+        (
+            "rpc_call",
+            call(
+                path,
+                &[
+                    "--count",
+                    "3000",
+                    "--sizes",
+                    "1..2000",
+                    "--failing-type",
+                    "13",
+                ],
+            ),
+        ),
+    );
+    assert_eq!(caller.field("calls"), 3000);
+    assert_eq!(
+        callee.field("errors"),
+        3,
+        "calls 12, 1012 and 2012 have type 13: {}",
+        callee.stdout
+    );
+}
+
+#[test]
+fn kind_mismatches_with_the_real_package_both_ways() {
+    let _serial = serial();
+    let expect_failure = |name: &str,
+                          listener: std::process::Command,
+                          socket: &std::path::Path,
+                          connector: std::process::Command,
+                          needle: &str| {
+        let listener = Proc::spawn("listener", listener);
+        wait_for_socket(socket, LIMIT);
+        let connector = Proc::spawn(name, connector).finish(LIMIT);
+        drop(listener);
+        assert!(
+            !connector.status.success(),
+            "{name} succeeded: {connector:?}"
+        );
+        assert!(
+            connector.stderr.contains(needle),
+            "{name}: expected {needle:?} in\n{}",
+            connector.stderr
+        );
+    };
+    // Python SPSC producer → our RPC listener; Python RPC caller → our SPSC listener.
+    let socket = socket_path("mm1");
+    let path = socket.to_str().unwrap();
+    let mut producer = python_script("producer.py");
+    producer.args([
+        "--connect",
+        "--connect-timeout",
+        "0",
+        "--socket",
+        path,
+        "--count",
+        "1",
+    ]);
+    expect_failure(
+        "producer.py",
+        echo(path, 4096),
+        &socket,
+        producer,
+        "ABI mismatch",
+    );
+    let socket = socket_path("mm2");
+    let path = socket.to_str().unwrap();
+    expect_failure(
+        "rpc_caller.py",
+        command(rust_bin("consumer"), &["--listen", "--socket", path]),
+        &socket,
+        python_caller(path, &["--connect-timeout", "0", "--count", "1"]),
+        // Upstream's RPC connector finds one fd where it wants two and says only this.
+        "ConnectionError: Unable to bind, listen, or connect",
+    );
+    // Our SPSC consumer → Python RPC callee; our RPC caller → Python SPSC producer.
+    let socket = socket_path("mm3");
+    let path = socket.to_str().unwrap();
+    expect_failure(
+        "consumer",
+        python_callee(path, 4096, &[]),
+        &socket,
+        command(rust_bin("consumer"), &["--connect", "--socket", path]),
+        "an SPSC connector met an RPC listener",
+    );
+    let socket = socket_path("mm4");
+    let path = socket.to_str().unwrap();
+    let mut producer = python_script("producer.py");
+    producer.args(["--listen", "--socket", path, "--count", "1"]);
+    expect_failure(
+        "rpc_call",
+        producer,
+        &socket,
+        call(path, &["--count", "1"]),
+        "an RPC connector met an SPSC listener",
+    );
+}
