@@ -21,7 +21,7 @@ test: lint
 
 # Cross-language tests only: the Rust crate against the real pip-installed tachyon-ipc.
 itest: build
-    cargo test -p tachyon-itest --test real_peer --test market
+    cargo test -p tachyon-itest --test real_peer --test market --test rpc --test reliability
 
 # The seed's demo: tachyon-consumer listens, the Python producer sends 1,000,000 ticks.
 demo count="1000000": build
