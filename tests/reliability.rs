@@ -191,49 +191,77 @@ fn the_socket_is_0600_from_the_moment_it_appears() {
 }
 
 #[test]
-fn a_peer_of_another_uid_gets_no_fd() {
+fn only_admitted_uids_get_the_ring() {
     let _serial = serial();
     assert!(
         nix::unistd::geteuid().is_root(),
-        "this test switches the connector to uid 65534 and must run as root (it does in CI)"
+        "this test runs connectors as uids 65533 and 65534 and must run as root (it does in CI)"
     );
+    // The listener admits uid 65533 besides its own: its socket file is 0666 so others can
+    // reach it, and the SO_PEERCRED check must refuse uid 65534 before sending any fd.
     let socket = socket_path("uid");
     let path = socket.to_str().unwrap();
     let listener = Proc::spawn(
         "consumer",
         command(
             rust_bin("consumer"),
-            &["--listen", "--socket", path, "--idle-timeout", "20"],
+            &[
+                "--listen",
+                "--socket",
+                path,
+                "--allow-uid",
+                "65533",
+                "--idle-timeout",
+                "20",
+            ],
         ),
     );
     wait_for_socket(&socket, LIMIT);
-    // Open the file up as a careless administrator might: the uid check must still hold.
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let mut stranger = command(
-        rust_bin("producer"),
-        &["--connect", "--socket", path, "--count", "10"],
-    );
-    stranger.uid(65534).gid(65534);
-    let stranger = Proc::spawn("producer as uid 65534", stranger).finish(LIMIT);
+    let as_uid = |uid: u32| {
+        let mut producer = command(
+            rust_bin("producer"),
+            &["--connect", "--socket", path, "--count", "10"],
+        );
+        producer.uid(uid).gid(uid);
+        Proc::spawn(&format!("producer as uid {uid}"), producer).finish(LIMIT)
+    };
+    let stranger = as_uid(65534);
     assert_eq!(stranger.status.code(), Some(1), "{stranger:?}");
     assert!(
         stranger.stderr.contains("received 0 bytes"),
         "{}",
         stranger.stderr
     );
-    // The listener is still waiting, and serves a peer of its own uid.
-    let friend = Proc::spawn(
-        "producer",
-        command(
-            rust_bin("producer"),
-            &["--connect", "--socket", path, "--count", "10"],
-        ),
-    )
-    .finish(LIMIT);
-    friend.assert_success();
+    // The listener is still waiting, and serves the admitted uid.
+    as_uid(65533).assert_success();
     let listener = listener.finish(LIMIT);
     listener.assert_success();
     assert_eq!(listener.field("received"), 10);
+}
+
+#[test]
+fn by_default_only_our_own_uid_can_even_reach_the_socket() {
+    let _serial = serial();
+    let socket = socket_path("uid0600");
+    let path = socket.to_str().unwrap();
+    let listener = Proc::spawn(
+        "consumer",
+        command(rust_bin("consumer"), &["--listen", "--socket", path]),
+    );
+    wait_for_socket(&socket, LIMIT);
+    let mut stranger = command(
+        rust_bin("producer"),
+        &["--connect", "--socket", path, "--count", "10"],
+    );
+    stranger.uid(65534).gid(65534);
+    let stranger = Proc::spawn("producer as uid 65534", stranger).finish(LIMIT);
+    drop(listener);
+    assert_eq!(stranger.status.code(), Some(1), "{stranger:?}");
+    assert!(
+        stranger.stderr.contains("Permission denied"),
+        "{}",
+        stranger.stderr
+    );
 }
 
 #[test]

@@ -15,7 +15,7 @@ use clap::Parser;
 use tachyon_ring::{Bus, BusOptions, Consumer, Error};
 
 use crate::stats::Stats;
-use crate::tick::{MarketTick, SENTINEL};
+use crate::tick::{ASK, BID, MarketTick, SENTINEL};
 
 /// Receive MarketTicks from a tachyon bus and report counts, rate and one-way latency.
 ///
@@ -38,8 +38,8 @@ struct Args {
     #[arg(long, default_value_t = 1 << 20)]
     capacity: usize,
     /// With --connect: seconds to keep retrying while nobody listens.
-    #[arg(long, default_value_t = 5.0)]
-    connect_timeout: f64,
+    #[arg(long, value_parser = parse_seconds, default_value = "5")]
+    connect_timeout: Duration,
     /// Polls of an empty ring before sleeping on the futex.
     #[arg(long, default_value_t = BusOptions::DEFAULT_SPIN_THRESHOLD)]
     spin: u32,
@@ -109,7 +109,7 @@ fn open(args: &Args) -> tachyon_ring::Result<Consumer> {
     let options = Bus::options()
         .spin_threshold(args.spin)
         .pure_spin(args.pure_spin)
-        .connect_timeout(Duration::from_secs_f64(args.connect_timeout.max(0.0)));
+        .connect_timeout(args.connect_timeout);
     let bus = if args.connect {
         options.connect(&args.socket)?
     } else {
@@ -133,44 +133,43 @@ fn open(args: &Args) -> tachyon_ring::Result<Consumer> {
 fn run(args: &Args, signal: &AtomicUsize, stats: &mut Stats) -> tachyon_ring::Result<()> {
     let mut consumer = open(args)?;
     let mut next_progress = Instant::now() + PROGRESS_EVERY;
-    let mut done = false;
-    while !done {
+    loop {
         if signal.load(Ordering::Relaxed) != 0 {
             return Ok(());
         }
         // Everything already published, without waiting; then wait for more.
-        let handled = consumer.drain(4096, |message| {
-            if done {
-                return;
-            }
-            let now = Instant::now();
+        while let Some(message) = consumer.try_recv()? {
             if message.type_id() == SENTINEL {
-                stats.finish(now);
-                done = true;
-                return;
+                stats.finish(Instant::now());
+                return Ok(());
             }
             let tick = MarketTick::decode(message.data()).filter(|tick| tick.price().is_finite());
-            let latency = tick.and_then(|tick| one_way_latency_ns(tick.timestamp_ns()));
-            stats.record(
-                message.type_id(),
-                tick.map(|tick| tick.quantity()),
-                latency,
-                now,
-            );
-        })?;
-        if handled == 0 {
-            consumer.wait_ready(LOOK_UP)?;
+            let is_quote = matches!(message.type_id(), BID | ASK);
+            let latency = tick
+                .filter(|_| is_quote)
+                .and_then(|tick| one_way_latency_ns(tick.timestamp_ns()));
+            stats.record(message.type_id(), tick.map(|tick| tick.quantity()), latency);
+            if stats.received % 4096 == 0 {
+                break; // look up now and then: signals, progress
+            }
         }
-        if Instant::now() >= next_progress {
+        let now = Instant::now();
+        if now >= next_progress {
             eprintln!("tachyon-consumer: {}", stats.progress_line());
-            next_progress += PROGRESS_EVERY;
+            next_progress = now + PROGRESS_EVERY;
         }
+        consumer.wait_ready(LOOK_UP)?;
     }
-    Ok(())
 }
 
 /// Receive time minus the tick's timestamp, both `CLOCK_REALTIME`; `None` for an unstamped
 /// tick. A stamp from the future (clock stepped) counts as 0.
+/// Seconds as a `Duration`: finite and not negative, else a clap error (never a panic).
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.trim().parse().map_err(|e| format!("{text:?}: {e}"))?;
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?} seconds: {e}"))
+}
+
 fn one_way_latency_ns(timestamp_ns: u64) -> Option<u64> {
     if timestamp_ns == 0 {
         return None;

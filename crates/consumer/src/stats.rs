@@ -40,26 +40,22 @@ impl Stats {
     }
 
     /// Counts one message of `type_id` carrying `quantity` when it decoded as a tick;
-    /// `latency_ns` when it carried a timestamp.
-    pub fn record(
-        &mut self,
-        type_id: u32,
-        quantity: Option<u32>,
-        latency_ns: Option<u64>,
-        now: Instant,
-    ) {
-        self.first_at.get_or_insert(now);
-        self.last_at = Some(now);
+    /// `latency_ns` when it carried a timestamp. The clock is read for the first message
+    /// only; the stream's end is stamped by [`finish`](Stats::finish).
+    pub fn record(&mut self, type_id: u32, quantity: Option<u32>, latency_ns: Option<u64>) {
+        if self.first_at.is_none() {
+            self.first_at = Some(Instant::now());
+        }
         self.received += 1;
         match (type_id, quantity) {
             (BID | ASK, None) => self.malformed += 1,
             (BID, Some(quantity)) => {
                 self.bids += 1;
-                self.volume += u64::from(quantity);
+                self.volume = self.volume.saturating_add(u64::from(quantity));
             }
             (ASK, Some(quantity)) => {
                 self.asks += 1;
-                self.volume += u64::from(quantity);
+                self.volume = self.volume.saturating_add(u64::from(quantity));
             }
             _ => self.other += 1,
         }
@@ -68,17 +64,18 @@ impl Stats {
         }
     }
 
-    /// The stream's end (the sentinel's arrival).
+    /// The stream's end: the sentinel's arrival, or the moment the run stopped.
     pub fn finish(&mut self, now: Instant) {
         if self.first_at.is_some() {
             self.last_at = Some(now);
         }
     }
 
-    /// First message to last (or to the sentinel).
+    /// First message to the sentinel (or, while running, to now).
     pub fn elapsed(&self) -> Duration {
         match (self.first_at, self.last_at) {
             (Some(first), Some(last)) => last - first,
+            (Some(first), None) => first.elapsed(),
             _ => Duration::ZERO,
         }
     }

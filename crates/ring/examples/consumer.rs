@@ -25,8 +25,8 @@ struct Args {
     #[arg(long)]
     pure_spin: bool,
     /// Give up when no message arrives for this many seconds.
-    #[arg(long, default_value_t = 60.0)]
-    idle_timeout: f64,
+    #[arg(long, value_parser = common::parse_seconds, default_value = "60")]
+    idle_timeout: Duration,
     /// After this many messages, kill this process with SIGKILL (tests a producer waiting for
     /// space on a dead consumer).
     #[arg(long)]
@@ -53,7 +53,7 @@ fn run(args: &Args) -> tachyon_ring::Result<u64> {
         .spin_threshold(args.spin)
         .pure_spin(args.pure_spin);
     let mut consumer = args.endpoint.open(options)?.into_consumer();
-    let idle = Duration::from_secs_f64(args.idle_timeout);
+    let idle = args.idle_timeout;
     let (mut received, mut bytes, mut bad) = (0u64, 0u64, 0u64);
     loop {
         let message = consumer.recv_timeout(idle)?;

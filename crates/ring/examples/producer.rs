@@ -57,8 +57,8 @@ struct Args {
     #[arg(long)]
     die_after: Option<u64>,
     /// Longest wait for space in a full ring, in seconds.
-    #[arg(long, default_value_t = 60.0)]
-    send_timeout: f64,
+    #[arg(long, value_parser = common::parse_seconds, default_value = "60")]
+    send_timeout: Duration,
 }
 
 fn main() -> ExitCode {
@@ -88,7 +88,7 @@ fn run(args: &Args) -> tachyon_ring::Result<()> {
     }
     let mut producer = bus.into_producer();
     let mut rng = SmallRng::seed_from_u64(args.seed);
-    let timeout = Duration::from_secs_f64(args.send_timeout);
+    let timeout = args.send_timeout;
     let started = Instant::now();
     let mut bytes = 0u64;
     for i in 0..args.count {

@@ -41,8 +41,8 @@ struct Args {
     #[arg(long)]
     failing_type: Option<u16>,
     /// Longest wait for each reply, in seconds.
-    #[arg(long, default_value_t = 30.0)]
-    reply_timeout: f64,
+    #[arg(long, value_parser = common::parse_seconds, default_value = "30")]
+    reply_timeout: Duration,
 }
 
 /// What the dispatcher of tachyon-ipc answers when a handler raises.
@@ -64,7 +64,7 @@ fn run(args: &Args) -> tachyon_ring::Result<u64> {
     let mut caller = Bus::options()
         .connect_timeout(Duration::from_secs(5))
         .rpc_connect(&args.socket)?;
-    let timeout = Duration::from_secs_f64(args.reply_timeout);
+    let timeout = args.reply_timeout;
     let mut rng = SmallRng::seed_from_u64(args.seed);
     let mut bad = 0u64;
     let started = Instant::now();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::layout::{
-    CONSUMER_FEATURES, MAX_CURSOR, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader,
+    self, CONSUMER_FEATURES, MAX_CURSOR, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader,
     sleeping,
 };
 use crate::peer::PeerWatch;
@@ -16,6 +16,8 @@ use crate::wait::{self, MAX_FUTEX_WAIT};
 
 /// How often a waiting consumer asks whether the peer has exited.
 const PEER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// Spins between looks at the clock while waiting.
+const SPINS_PER_CLOCK_READ: u32 = 1024;
 
 /// Reads messages from the ring. One per ring; `Send`, not `Sync`.
 ///
@@ -37,14 +39,16 @@ pub struct Consumer {
     region: Arc<Region>,
     ring: *const u8,
     capacity: usize,
+    /// `capacity - 1`: ring offsets are `cursor & mask` (the capacity is a power of two).
+    mask: u64,
     /// Our read cursor, ahead of the published one by the unpublished releases.
     tail: u64,
+    /// The tail as the producer last saw it (behind `tail` after releases or skips).
+    published_tail: u64,
     /// Last head we read from the producer; refreshed only when we catch up with it.
     cached_head: u64,
     /// Messages released since the tail was last published.
     unpublished: u32,
-    /// The tail as the producer last saw it (differs from `tail` after releases or skips).
-    published_tail: u64,
     /// Messages received since the bus opened.
     received: u64,
     /// Futex sleeps, and how many of them a producer's wake ended.
@@ -54,8 +58,8 @@ pub struct Consumer {
     spin_threshold: u32,
     /// Never sleep (the futex word holds `PURE_SPIN`).
     pure_spin: bool,
-    /// Set once a corrupt header was seen: the ring is dead.
-    poisoned: bool,
+    /// Why the ring is dead, once a corrupt header or cursor was seen.
+    poisoned: Option<String>,
     peer: Option<Arc<PeerWatch>>,
 }
 
@@ -92,6 +96,16 @@ impl Consumer {
     ) -> Consumer {
         let header = region.header();
         let tail = header.tail.load(Ordering::Acquire);
+        let head = header.head.load(Ordering::Acquire);
+        // Checked once here: every later advance of ours keeps the tail aligned and in range.
+        let poisoned = layout::cursor_problem(head, tail, region.capacity()).map(|problem| {
+            region.mark_fatal();
+            format!(
+                "cursors at start are inconsistent ({problem}): head {head}, tail {tail}, \
+                 capacity {}",
+                region.capacity()
+            )
+        });
         if pure_spin {
             header
                 .consumer_sleeping
@@ -103,17 +117,18 @@ impl Consumer {
         Consumer {
             ring: region.ring(),
             capacity: region.capacity(),
+            mask: region.capacity() as u64 - 1,
             region,
             tail,
+            published_tail: tail,
             cached_head: tail,
             unpublished: 0,
-            published_tail: tail,
             received: 0,
             sleeps: 0,
             wakeups: 0,
             spin_threshold,
             pure_spin,
-            poisoned: false,
+            poisoned,
             peer,
         }
     }
@@ -121,10 +136,6 @@ impl Consumer {
     /// Ring bytes.
     pub fn capacity(&self) -> usize {
         self.capacity
-    }
-
-    pub(crate) fn region(&self) -> Arc<Region> {
-        Arc::clone(&self.region)
     }
 
     /// Messages received since the bus opened.
@@ -161,7 +172,7 @@ impl Consumer {
 
     /// Like [`recv`](Consumer::recv), but gives up with [`Error::Timeout`] after `timeout`.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>> {
-        let slot = self.wait_for_slot(Some((wait::deadline_after(timeout), timeout)))?;
+        let slot = self.wait_for_slot(Some(timeout))?;
         Ok(Message {
             consumer: self,
             slot,
@@ -169,10 +180,11 @@ impl Consumer {
     }
 
     /// Waits (spin, then futex) until a message is ready, without taking it: `Ok(true)` when
-    /// one is, `Ok(false)` after `timeout`. Pairs with [`drain`](Consumer::drain) in loops
-    /// that must look up now and then (for signals, progress reports).
+    /// one is, `Ok(false)` after `timeout`. Pairs with [`drain`](Consumer::drain) or
+    /// [`try_recv`](Consumer::try_recv) in loops that must look up now and then (for signals,
+    /// progress reports).
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<bool> {
-        match self.wait_for_slot(Some((wait::deadline_after(timeout), timeout))) {
+        match self.wait_for_slot(Some(timeout)) {
             Ok(_) => Ok(true),
             Err(Error::Timeout(_)) => Ok(false),
             Err(other) => Err(other),
@@ -216,56 +228,66 @@ impl Consumer {
         }
     }
 
-    fn wait_for_slot(&mut self, deadline: Option<(Option<Instant>, Duration)>) -> Result<Slot> {
-        let mut spins: u32 = 0;
+    /// The next slot, waiting for it: spin, then sleep. The clock is read, and the peer
+    /// checked, only after the ring was found empty, and then only every 1024 spins, after
+    /// a futex timeout, or every 50 ms.
+    fn wait_for_slot(&mut self, timeout: Option<Duration>) -> Result<Slot> {
+        if let Some(slot) = self.next_slot()? {
+            return Ok(slot);
+        }
+        let deadline = timeout.and_then(wait::deadline_after);
         let mut next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
+        let mut spins: u32 = 0;
         loop {
             if let Some(slot) = self.next_slot()? {
                 return Ok(slot);
             }
-            // Clock reads and peer checks are syscalls: only every 1024 spins.
-            if spins % 1024 == 1023 || spins >= self.spin_threshold {
+            let may_sleep = !self.pure_spin && spins >= self.spin_threshold;
+            if may_sleep || spins % SPINS_PER_CLOCK_READ == SPINS_PER_CLOCK_READ - 1 {
                 let now = Instant::now();
-                if let Some((Some(at), timeout)) = deadline {
-                    if now >= at {
-                        return Err(Error::Timeout(timeout));
-                    }
+                if deadline.is_some_and(|at| now >= at) {
+                    return Err(Error::Timeout(timeout.unwrap_or_default()));
                 }
                 if now >= next_peer_check {
                     next_peer_check = now + PEER_CHECK_INTERVAL;
                     self.check_peer_alive()?;
                 }
             }
-            if self.pure_spin || spins < self.spin_threshold {
+            if !may_sleep {
                 spins = spins.wrapping_add(1);
                 std::hint::spin_loop();
                 continue;
             }
-            self.sleep_until_published(deadline.and_then(|(at, _)| at));
-            self.check_peer_alive()?;
+            if !self.sleep_until_published(deadline) {
+                // Timed out rather than woken: a good moment to look at the peer.
+                self.check_peer_alive()?;
+                next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
+            }
             spins = 0;
         }
     }
 
     /// The futex protocol's consumer side: announce sleep, full fence, look at the head once
     /// more (a producer that published before seeing our announcement is caught here), then
-    /// sleep at most 200 ms (bounds a missed wake-up) or until the deadline.
-    fn sleep_until_published(&mut self, deadline: Option<Instant>) {
+    /// sleep at most 200 ms (bounds a missed wake-up) or until the deadline. True when a
+    /// producer's wake (or a head already moved) ended it.
+    fn sleep_until_published(&mut self, deadline: Option<Instant>) -> bool {
         let header = self.region.header();
         let word = &header.consumer_sleeping;
         word.store(sleeping::SLEEPING, Ordering::Release);
         fence(Ordering::SeqCst);
+        let mut woken = true;
         if header.head.load(Ordering::Acquire) == self.tail {
             let mut nap = MAX_FUTEX_WAIT;
             if let Some(deadline) = deadline {
                 nap = nap.min(deadline.saturating_duration_since(Instant::now()));
             }
             self.sleeps += 1;
-            if wait::futex_wait(word, sleeping::SLEEPING, nap) {
-                self.wakeups += 1;
-            }
+            woken = wait::futex_wait(word, sleeping::SLEEPING, nap);
+            self.wakeups += u64::from(woken);
         }
         word.store(sleeping::AWAKE, Ordering::Release);
+        woken
     }
 
     /// Once the producer's process has exited, nothing more will be published: deliver what
@@ -287,10 +309,8 @@ impl Consumer {
     /// Locates and validates the next message, following a skip marker if there is one.
     /// When the ring is empty it publishes our tail, so the producer gets all space back.
     fn next_slot(&mut self) -> Result<Option<Slot>> {
-        if self.poisoned {
-            return Err(Error::Corrupt(
-                "the ring was marked fatal by an earlier corrupt header".into(),
-            ));
+        if let Some(why) = &self.poisoned {
+            return Err(Error::Corrupt(why.clone()));
         }
         loop {
             if self.tail == self.cached_head {
@@ -300,24 +320,23 @@ impl Consumer {
                     return Ok(None);
                 }
             }
-            let ring_pos = (self.tail % self.capacity as u64) as usize;
-            if ring_pos % SLOT_HEADER_LEN != 0 {
-                // Only a tail the peer wrote before we attached can be misaligned: every
-                // advance of ours is a multiple of 64.
-                return Err(
-                    self.corrupt(format!("read cursor {} is not 64-byte aligned", self.tail))
-                );
-            }
-            // SAFETY: ring_pos is 64-aligned (checked above) and below the capacity, which is
-            // a multiple of 64, so the 24 bytes read lie inside the ring.
-            // Read once, volatile: every check below looks at this copy, never at shared memory.
+            let ring_pos = (self.tail & self.mask) as usize;
+            // SAFETY: ring_pos is 64-aligned (the tail was checked aligned at start and every
+            // advance is a multiple of 64) and below the capacity, a multiple of 64, so the 24
+            // bytes read lie inside the ring. Read once, volatile: every check below looks at
+            // this copy, never at shared memory.
             let header =
                 unsafe { std::ptr::read_volatile(self.ring.add(ring_pos) as *const SlotHeader) };
             if header.size == SKIP_MARKER {
                 let to_end = (self.capacity - ring_pos) as u64;
+                if ring_pos == 0 {
+                    // No producer skips a whole ring; following it could loop forever.
+                    return Err(self.corrupt("skip marker at ring offset 0".into()));
+                }
                 if to_end > self.cached_head - self.tail {
                     return Err(self.corrupt(format!(
-                        "skip marker at ring offset {ring_pos} runs {to_end} bytes past the published head"
+                        "skip marker at ring offset {ring_pos} runs {to_end} bytes past the \
+                         published head"
                     )));
                 }
                 self.tail += to_end;
@@ -371,8 +390,9 @@ impl Consumer {
         Ok(())
     }
 
+    /// Marks the ring dead, here and in shared memory (state 4), and says why.
     fn corrupt(&mut self, detail: String) -> Error {
-        self.poisoned = true;
+        self.poisoned = Some(detail.clone());
         self.region.mark_fatal();
         Error::Corrupt(detail)
     }
@@ -391,6 +411,7 @@ impl Consumer {
             .header()
             .tail
             .store(self.tail, Ordering::Release);
+        self.published_tail = self.tail;
         self.unpublished = 0;
     }
 }
@@ -410,10 +431,15 @@ impl Drop for Consumer {
 
 /// A received message, read in place in shared memory. Dropping it releases its slot.
 ///
-/// The bytes are the producer's: a well-behaved peer never touches them until we release the
-/// slot, but a hostile one could rewrite them while we read. Callers that must not see torn
-/// data copy out first with [`to_vec`](Message::to_vec) or [`copy_to`](Message::copy_to), and
-/// validate the copy.
+/// # Trust
+/// The bytes are the producer's. A peer that follows the protocol never touches them until we
+/// release the slot, so [`data`](Message::data) is a plain in-place view. A peer that breaks
+/// it (a hostile or buggy process mapping the same memory) can rewrite them while we look:
+/// this crate still never reads outside the slot (every bound was checked on a private copy of
+/// the header), but the bytes seen through `data` may then change or be torn. Callers that must
+/// not act on torn data copy out first with [`to_vec`](Message::to_vec) or
+/// [`copy_to`](Message::copy_to), which read shared memory through raw pointers, never through
+/// a reference, and validate the copy.
 pub struct Message<'a> {
     consumer: &'a mut Consumer,
     slot: Slot,
@@ -449,30 +475,51 @@ impl Message<'_> {
         self.len() == 0
     }
 
-    /// The payload, in place in shared memory.
-    pub fn data(&self) -> &[u8] {
+    /// Start of the payload in shared memory.
+    fn payload_ptr(&self) -> *const u8 {
         // SAFETY: `check_slot_header` proved ring_pos + 64 + size <= ring_pos + reserved_size
-        // <= capacity, using the same local copy of the header that `len` reads; the producer
-        // published these bytes (acquire on head) and will not reuse them until we release.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.consumer.ring.add(self.slot.ring_pos + SLOT_HEADER_LEN),
-                self.len(),
-            )
-        }
+        // <= capacity, using the same local copy of the header that `len` reads.
+        unsafe { self.consumer.ring.add(self.slot.ring_pos + SLOT_HEADER_LEN) }
+    }
+
+    /// The payload, in place in shared memory (see the type's notes on trust).
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: the `len` bytes at `payload_ptr` lie inside the ring (see `payload_ptr`);
+        // the producer published them (acquire on head) and, following the protocol, will not
+        // reuse them until we release the slot.
+        unsafe { std::slice::from_raw_parts(self.payload_ptr(), self.len()) }
     }
 
     /// Copies the payload out of shared memory.
     pub fn to_vec(&self) -> Vec<u8> {
-        self.data().to_vec()
+        let mut copy = vec![0; self.len()];
+        self.copy_into(&mut copy);
+        copy
     }
 
     /// Copies the payload into `buffer` and returns its length, or `None` (copying nothing)
     /// when the buffer is too small.
     pub fn copy_to(&self, buffer: &mut [u8]) -> Option<usize> {
-        let data = self.data();
-        buffer.get_mut(..data.len())?.copy_from_slice(data);
-        Some(data.len())
+        let target = buffer.get_mut(..self.len())?;
+        self.copy_into(target);
+        Some(target.len())
+    }
+
+    fn copy_into(&self, target: &mut [u8]) {
+        debug_assert_eq!(target.len(), self.len());
+        // SAFETY: source: `len` bytes inside the ring (see `payload_ptr`), read through a raw
+        // pointer; target: a distinct, exclusively borrowed buffer of exactly `len` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.payload_ptr(), target.as_mut_ptr(), target.len())
+        };
+    }
+
+    /// Rejects this message as a protocol violation: the ring is marked fatal and the slot is
+    /// left unconsumed (what upstream does with an RPC reply of the wrong id).
+    pub(crate) fn reject(self, detail: String) -> Error {
+        let error = self.consumer.corrupt(detail);
+        std::mem::forget(self);
+        error
     }
 }
 

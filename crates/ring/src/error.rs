@@ -63,6 +63,22 @@ pub enum Error {
         reserved: usize,
     },
 
+    /// The slot and the skip padding it needs before the ring's end exceed the whole ring, and
+    /// the consumer (upstream's) cannot follow a skip marker published on its own. Permanent
+    /// for this size at this ring position; a smaller message may still fit.
+    #[error(
+        "a {len}-byte message needs {needed} bytes with its wrap padding, more than the \
+         {capacity}-byte ring; the consumer cannot take a bare skip marker"
+    )]
+    CannotPlace {
+        /// Payload bytes asked for.
+        len: usize,
+        /// Skip padding plus slot bytes.
+        needed: usize,
+        /// Ring bytes.
+        capacity: usize,
+    },
+
     /// The ring has no room for the message now (non-blocking send).
     #[error("ring full: {needed} bytes needed, {free} free")]
     Full {
@@ -145,6 +161,7 @@ impl Error {
                 | Error::Timeout(_)
                 | Error::CommitTooLong { .. }
                 | Error::MessageTooLarge { .. }
+                | Error::CannotPlace { .. }
                 | Error::ZeroCorrelationId
         )
     }

@@ -116,8 +116,8 @@ mod tests {
             ("not a multiple of 64", slot(0, 100), 128),
             ("size larger than the slot", slot(65, 128), 128),
             ("past the published head", slot(0, 192), 64),
-            ("skip marker", slot(SKIP_MARKER, 0), 64),
-            ("producer published head", slot(0, 64), 1 << 40),
+            ("skip marker at ring offset 0", slot(SKIP_MARKER, 0), 64),
+            ("head is more than a ring ahead", slot(0, 64), 1 << 40),
         ];
         for (what, ring, head) in cases {
             let (delivered, err) = consume_untrusted(&arena(2, head, 0, &ring));

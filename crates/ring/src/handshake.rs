@@ -18,6 +18,8 @@ use crate::peer::PeerWatch;
 /// How often a waiting listener looks up from `accept` (as upstream), and a connector retries.
 const POLL_STEP: Duration = Duration::from_millis(100);
 const CONNECT_RETRY_STEP: Duration = Duration::from_millis(10);
+/// How long a connector waits for the handshake once connected (a listener sends it at once).
+const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Who may connect to a listener.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,13 +27,23 @@ pub enum AllowedPeers {
     /// Our own effective uid, and root (the default).
     #[default]
     SameUser,
-    /// Our own uid, root, and these.
+    /// Our own uid, root, and these. The socket file is then `0666`, so they can reach it;
+    /// the listener's uid check (`SO_PEERCRED`) refuses everyone else before any fd is sent.
     Uids(Vec<u32>),
-    /// Anyone who can reach the socket file (upstream's behaviour).
+    /// Anyone (upstream's behaviour): socket file `0666`, no uid check.
     Anyone,
 }
 
 impl AllowedPeers {
+    /// The socket file's mode: `0600` when only our own uid may connect (the kernel then
+    /// refuses everyone else), `0666` when others may, leaving the choice to the uid check.
+    fn socket_mode(&self) -> u32 {
+        match self {
+            AllowedPeers::SameUser => 0o600,
+            AllowedPeers::Uids(_) | AllowedPeers::Anyone => 0o666,
+        }
+    }
+
     fn admits(&self, uid: u32) -> bool {
         let own = nix::unistd::geteuid().as_raw();
         match self {
@@ -56,10 +68,13 @@ pub(crate) fn listen_and_send(
     fds: &[BorrowedFd<'_>],
     allowed: &AllowedPeers,
 ) -> Result<PeerWatch> {
-    let listener = SocketFile::bind_private(path)?;
+    let listener = SocketFile::bind_private(path, allowed.socket_mode())?;
     loop {
         let stream = listener.accept_one()?;
-        let peer = PeerWatch::from_socket(&stream)?;
+        let Ok(peer) = PeerWatch::from_socket(&stream) else {
+            // The peer left before we could take its pidfd; wait for the next one.
+            continue;
+        };
         if !allowed.admits(peer.credentials.uid) {
             // A refused peer gets no fd: close its connection and keep waiting.
             drop(stream);
@@ -79,6 +94,10 @@ pub(crate) fn connect_and_receive(
     expect_rpc: bool,
 ) -> Result<(Handshake, Vec<OwnedFd>, PeerWatch)> {
     let stream = connect_retrying(path, timeout)?;
+    // A listener that accepts and never sends must not hang us.
+    stream
+        .set_read_timeout(Some(RECEIVE_TIMEOUT))
+        .map_err(|e| Error::os_at("setsockopt(SO_RCVTIMEO)", path, e))?;
     let peer = PeerWatch::from_socket(&stream)?;
     let (handshake, fds) = receive_handshake(&stream)?;
     validate(&handshake, expect_rpc)?;
@@ -93,7 +112,7 @@ pub(crate) fn connect_and_receive(
 }
 
 fn connect_retrying(path: &Path, timeout: Duration) -> Result<UnixStream> {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::wait::deadline_after(timeout);
     loop {
         match UnixStream::connect(path) {
             Ok(stream) => return Ok(stream),
@@ -103,7 +122,7 @@ fn connect_retrying(path: &Path, timeout: Duration) -> Result<UnixStream> {
                     Some(libc::ENOENT | libc::ECONNREFUSED | libc::EAGAIN)
                 ) =>
             {
-                if Instant::now() >= deadline {
+                if deadline.is_some_and(|at| Instant::now() >= at) {
                     return Err(Error::NobodyListening {
                         path: path.to_path_buf(),
                         source: err,
@@ -189,6 +208,11 @@ fn receive_handshake(stream: &UnixStream) -> Result<(Handshake, Vec<OwnedFd>)> {
                 MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_WAITALL,
             ) {
                 Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => {
+                    return Err(Error::Handshake(format!(
+                        "the listener accepted but sent no handshake within {RECEIVE_TIMEOUT:?}"
+                    )));
+                }
                 other => break other.map_err(|e| Error::os("recvmsg", e))?,
             }
         };
@@ -229,7 +253,7 @@ struct SocketFile {
 }
 
 impl SocketFile {
-    fn bind_private(path: &Path) -> Result<SocketFile> {
+    fn bind_private(path: &Path, mode: u32) -> Result<SocketFile> {
         remove_stale_socket(path)?;
         let dir = path
             .parent()
@@ -240,7 +264,7 @@ impl SocketFile {
         let result = (|| {
             let listener =
                 UnixListener::bind(&staged).map_err(|e| Error::os_at("bind", path, e))?;
-            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))
                 .map_err(|e| Error::os_at("chmod", path, e))?;
             std::fs::rename(&staged, path).map_err(|e| Error::os_at("rename", path, e))?;
             listener

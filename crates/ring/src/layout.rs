@@ -99,7 +99,8 @@ pub struct Handshake {
 }
 
 impl Handshake {
-    /// The handshake a listener sends for one ring (SPSC) or two (RPC).
+    /// The handshake a listener sends for one ring (SPSC) or two (RPC). The capacities must
+    /// be ones [`capacity_problem`] accepts (they then fit the `u32` fields).
     pub fn new(capacity_fwd: usize, capacity_rev: Option<usize>) -> Self {
         let shm = |cap: usize| (ARENA_HEADER_LEN + cap) as u32;
         Handshake {
@@ -199,7 +200,24 @@ pub const fn slot_len(max_payload: usize) -> Option<usize> {
 
 /// The largest payload a single slot can carry in a ring of `capacity` bytes.
 pub const fn max_payload_for(capacity: usize) -> usize {
-    capacity - SLOT_HEADER_LEN
+    capacity.saturating_sub(SLOT_HEADER_LEN)
+}
+
+/// Why a (head, tail) pair read from shared memory is impossible for a ring of `capacity`
+/// bytes, or `None` when it is consistent.
+pub const fn cursor_problem(head: u64, tail: u64, capacity: usize) -> Option<&'static str> {
+    let align = SLOT_HEADER_LEN as u64;
+    if tail > head {
+        Some("tail is ahead of head")
+    } else if head - tail > capacity as u64 {
+        Some("head is more than a ring ahead of tail")
+    } else if head > MAX_CURSOR {
+        Some("head is beyond 2^62")
+    } else if head % align != 0 || tail % align != 0 {
+        Some("a cursor is not 64-byte aligned")
+    } else {
+        None
+    }
 }
 
 /// Why `capacity` is not a ring size the format allows, or `None` when it is.
@@ -217,7 +235,7 @@ pub const fn capacity_problem(capacity: usize) -> Option<&'static str> {
 
 /// Bytes of one shared region holding a ring of `capacity` bytes.
 pub const fn shm_size(capacity: usize) -> usize {
-    ARENA_HEADER_LEN + capacity
+    ARENA_HEADER_LEN.saturating_add(capacity)
 }
 
 // The wire, pinned at compile time.

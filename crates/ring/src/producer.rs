@@ -31,6 +31,8 @@ pub struct Producer {
     region: Arc<Region>,
     ring: *mut u8,
     capacity: usize,
+    /// `capacity - 1`: ring offsets are `cursor & mask` (the capacity is a power of two).
+    mask: u64,
     /// Our write cursor, ahead of the published one by the unpublished commits.
     head: u64,
     /// Last tail we read from the consumer; refreshed only when it says the ring is full.
@@ -41,8 +43,6 @@ pub struct Producer {
     committed: u64,
     /// Sleeping consumers this producer's publishes woke.
     wakes: u64,
-    /// Sequence number written into each slot's `correlation_id` (RPC); 0 on SPSC buses.
-    pub(crate) correlation_id: u64,
     peer: Option<Arc<PeerWatch>>,
     /// Why the ring cannot be written, when the cursors found at start were corrupt.
     poisoned: Option<String>,
@@ -72,34 +72,32 @@ struct Placement {
     slot_len: usize,
 }
 
+/// How often a producer waiting for space asks whether the consumer has exited.
+const PEER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
 impl Producer {
     pub(crate) fn new(region: Arc<Region>, peer: Option<Arc<PeerWatch>>) -> Producer {
         let header = region.header();
         let head = header.head.load(Ordering::Acquire);
         let cached_tail = header.tail.load(Ordering::Acquire);
-        let capacity = region.capacity() as u64;
-        let poisoned = if head % SLOT_HEADER_LEN as u64 != 0
-            || cached_tail > head
-            || head - cached_tail > capacity
-            || head > layout::MAX_CURSOR
-        {
+        let poisoned = layout::cursor_problem(head, cached_tail, region.capacity()).map(|problem| {
             region.mark_fatal();
-            Some(format!(
-                "cursors at start are inconsistent: head {head}, tail {cached_tail}, capacity {capacity}"
-            ))
-        } else {
-            None
-        };
+            format!(
+                "cursors at start are inconsistent ({problem}): head {head}, tail {cached_tail}, \
+                 capacity {}",
+                region.capacity()
+            )
+        });
         Producer {
             ring: region.ring(),
             capacity: region.capacity(),
+            mask: region.capacity() as u64 - 1,
             region,
             head,
             cached_tail,
             unpublished: 0,
             committed: 0,
             wakes: 0,
-            correlation_id: 0,
             peer,
             poisoned,
         }
@@ -138,9 +136,10 @@ impl Producer {
     }
 
     /// Like [`reserve`](Producer::reserve), but waits for space (spin, yield, then short
-    /// sleeps) up to `timeout`; [`Error::Timeout`] after it.
+    /// sleeps) up to `timeout`; [`Error::Timeout`] after it, [`Error::Full`] at once for a
+    /// zero timeout.
     pub fn reserve_timeout(&mut self, max_len: usize, timeout: Duration) -> Result<WriteSlot<'_>> {
-        let placement = self.place_waiting(max_len, wait::deadline_after(timeout), timeout)?;
+        let placement = self.place_waiting(max_len, timeout)?;
         Ok(WriteSlot::new(self, placement, max_len))
     }
 
@@ -156,8 +155,7 @@ impl Producer {
     /// Upstream's producer fails at once when full; this one first publishes what it has
     /// committed (so the consumer can drain it) and then waits.
     pub fn send_timeout(&mut self, type_id: u32, payload: &[u8], timeout: Duration) -> Result<()> {
-        let placement =
-            self.place_waiting(payload.len(), wait::deadline_after(timeout), timeout)?;
+        let placement = self.place_waiting(payload.len(), timeout)?;
         self.write_and_commit(placement, type_id, payload);
         Ok(())
     }
@@ -190,7 +188,7 @@ impl Producer {
                 payload.len(),
             );
         }
-        self.commit(placement, payload.len(), type_id);
+        self.commit(placement, payload.len(), type_id, 0);
     }
 
     /// Finds room for a slot of `max_len` payload bytes, or says why there is none.
@@ -211,22 +209,32 @@ impl Producer {
         loop {
             let placement = self.placement_for(slot_len);
             let needed = placement.skip + slot_len;
-            if self.free_bytes() < needed {
-                self.refresh_tail()?;
-            }
             if self.free_bytes() >= needed {
                 return Ok(placement);
             }
-            if needed > self.capacity
-                && self.free_bytes() >= placement.skip
-                && self.consumer_follows_bare_skips()
-            {
-                // Even an empty ring cannot hold the skip and the slot together: publish the
-                // skip alone, and place the slot at offset 0 once the consumer has passed it.
-                self.write_skip((self.head % self.capacity as u64) as usize);
-                self.head += placement.skip as u64;
-                self.publish();
-                continue;
+            self.refresh_tail()?;
+            if self.free_bytes() >= needed {
+                return Ok(placement);
+            }
+            if needed > self.capacity {
+                // Even an empty ring cannot hold the skip and the slot together.
+                if !self.consumer_follows_bare_skips() {
+                    self.flush();
+                    return Err(Error::CannotPlace {
+                        len: max_len,
+                        needed,
+                        capacity: self.capacity,
+                    });
+                }
+                if self.free_bytes() >= placement.skip {
+                    // Publish the skip alone; the slot goes at offset 0 once the consumer has
+                    // passed it. The skip stays in the stream even if this reserve is then
+                    // rolled back, as upstream's skips do.
+                    self.write_skip(self.ring_pos(self.head));
+                    self.head += placement.skip as u64;
+                    self.publish();
+                    continue;
+                }
             }
             // Let the consumer see everything we have, so it can free what we need.
             self.flush();
@@ -237,9 +245,13 @@ impl Producer {
         }
     }
 
+    fn ring_pos(&self, cursor: u64) -> usize {
+        (cursor & self.mask) as usize
+    }
+
     /// Where a slot of `slot_len` bytes goes from the current head.
     fn placement_for(&self, slot_len: usize) -> Placement {
-        let ring_pos = (self.head % self.capacity as u64) as usize;
+        let ring_pos = self.ring_pos(self.head);
         let room_to_end = self.capacity - ring_pos;
         if room_to_end < slot_len {
             Placement {
@@ -267,31 +279,44 @@ impl Producer {
         layout::consumer_has_feature(word, layout::FEATURE_BARE_SKIP)
     }
 
-    fn place_waiting(
-        &mut self,
-        max_len: usize,
-        deadline: Option<Instant>,
-        timeout: Duration,
-    ) -> Result<Placement> {
+    /// `try_place`, retried while the ring is full, until `timeout`. The clock, the peer
+    /// check and the ring's state are looked at only once the ring was found full.
+    fn place_waiting(&mut self, max_len: usize, timeout: Duration) -> Result<Placement> {
+        let full = match self.try_place(max_len) {
+            Err(full @ Error::Full { .. }) => full,
+            other => return other,
+        };
+        if timeout.is_zero() {
+            return Err(full);
+        }
+        let deadline = wait::deadline_after(timeout);
+        let mut next_peer_check = Instant::now();
         let mut space_wait = SpaceWait::new();
         loop {
-            let full = match self.try_place(max_len) {
-                Err(full @ Error::Full { .. }) => full,
-                other => return other,
-            };
-            if timeout.is_zero() {
-                return Err(full);
-            }
-            if let Some(peer) = &self.peer {
-                if peer.has_exited() {
-                    // Nothing will free space any more.
-                    return Err(peer.gone_error(self.committed));
-                }
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
                 return Err(Error::Timeout(timeout));
             }
+            if now >= next_peer_check {
+                next_peer_check = now + PEER_CHECK_INTERVAL;
+                if self.region.header().state.load(Ordering::Acquire) == layout::state::FATAL_ERROR
+                {
+                    return Err(Error::Corrupt(
+                        "the consumer marked the ring fatal (state 4)".into(),
+                    ));
+                }
+                if let Some(peer) = &self.peer {
+                    if peer.has_exited() {
+                        // Nothing will free space any more.
+                        return Err(peer.gone_error(self.committed));
+                    }
+                }
+            }
             space_wait.step(deadline);
+            match self.try_place(max_len) {
+                Err(Error::Full { .. }) => {}
+                other => return other,
+            }
         }
     }
 
@@ -313,26 +338,11 @@ impl Producer {
         Ok(())
     }
 
-    fn commit(&mut self, placement: Placement, len: usize, type_id: u32) {
+    /// Writes the skip (if any) and the slot header, advances the head, and publishes every
+    /// 32 commits. `correlation_id` is 0 on SPSC buses.
+    fn commit(&mut self, placement: Placement, len: usize, type_id: u32, correlation_id: u64) {
         if placement.skip > 0 {
-            let ring_pos = (self.head % self.capacity as u64) as usize;
-            self.write_header(
-                ring_pos,
-                SlotHeader {
-                    size: SKIP_MARKER,
-                    ..SlotHeader::default()
-                },
-            );
-            // A skip header is 64 bytes: the 40 after the fields we write are zero too.
-            // SAFETY: ring_pos + 64 <= capacity because the bytes left to the ring's end are a
-            // nonzero multiple of 64.
-            unsafe {
-                std::ptr::write_bytes(
-                    self.ring.add(ring_pos + size_of::<SlotHeader>()),
-                    0,
-                    SLOT_HEADER_LEN - size_of::<SlotHeader>(),
-                )
-            };
+            self.write_skip(self.ring_pos(self.head));
         }
         self.write_header(
             placement.offset,
@@ -341,7 +351,7 @@ impl Producer {
                 type_id,
                 reserved_size: placement.slot_len as u32,
                 padding: 0,
-                correlation_id: self.correlation_id,
+                correlation_id,
             },
         );
         self.head += (placement.skip + placement.slot_len) as u64;
@@ -402,7 +412,9 @@ impl Drop for Producer {
 }
 
 /// A reserved slot: write the payload through `DerefMut<Target = [u8]>`, then commit.
-/// Dropped uncommitted, it is rolled back and the ring is as if it never existed.
+/// Dropped uncommitted, it is rolled back: nothing of it reaches the consumer. (A *bare* skip
+/// marker that `reserve` had to publish to make room stays in the stream, as upstream's skips
+/// do; the consumer passes over it.)
 pub struct WriteSlot<'a> {
     producer: &'a mut Producer,
     placement: Placement,
@@ -430,30 +442,32 @@ impl<'a> WriteSlot<'a> {
     /// Commits the first `len` bytes of the slot as a message of type `type_id`.
     /// [`Error::CommitTooLong`] (and a rollback) when `len` exceeds the reserved length.
     pub fn commit(self, len: usize, type_id: u32) -> Result<()> {
-        if len > self.max_len {
-            return Err(Error::CommitTooLong {
-                len,
-                reserved: self.max_len,
-            });
-        }
-        self.producer.commit(self.placement, len, type_id);
-        Ok(())
+        self.commit_with(len, type_id, 0).map(drop)
     }
 
     /// Commits with an RPC correlation id and publishes at once (a caller or callee waits on
     /// every message, so nothing is batched).
     pub(crate) fn commit_rpc(self, len: usize, type_id: u32, correlation_id: u64) -> Result<()> {
+        let producer = self.commit_with(len, type_id, correlation_id)?;
+        producer.flush();
+        Ok(())
+    }
+
+    fn commit_with(
+        self,
+        len: usize,
+        type_id: u32,
+        correlation_id: u64,
+    ) -> Result<&'a mut Producer> {
         if len > self.max_len {
             return Err(Error::CommitTooLong {
                 len,
                 reserved: self.max_len,
             });
         }
-        self.producer.correlation_id = correlation_id;
-        self.producer.commit(self.placement, len, type_id);
-        self.producer.correlation_id = 0;
-        self.producer.flush();
-        Ok(())
+        self.producer
+            .commit(self.placement, len, type_id, correlation_id);
+        Ok(self.producer)
     }
 
     /// Drops the slot without committing it (what dropping does; this names the intent).

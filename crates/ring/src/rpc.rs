@@ -177,14 +177,12 @@ impl Caller {
     /// reply carrying another id is a protocol violation: the reply ring is marked fatal, as
     /// upstream does, and [`Error::UnexpectedReply`] returned.
     pub fn wait(&mut self, id: u64) -> Result<Reply<'_>> {
-        let region = self.replies.region();
-        check_reply(self.replies.recv()?, id, &region)
+        check_reply(self.replies.recv()?, id)
     }
 
     /// Like [`wait`](Caller::wait), giving up with [`Error::Timeout`] after `timeout`.
     pub fn wait_timeout(&mut self, id: u64, timeout: Duration) -> Result<Reply<'_>> {
-        let region = self.replies.region();
-        check_reply(self.replies.recv_timeout(timeout)?, id, &region)
+        check_reply(self.replies.recv_timeout(timeout)?, id)
     }
 
     /// The callee's process as the kernel saw it at connect time.
@@ -193,12 +191,12 @@ impl Caller {
     }
 }
 
-fn check_reply<'a>(message: Message<'a>, id: u64, replies: &Region) -> Result<Reply<'a>> {
+fn check_reply(message: Message<'_>, id: u64) -> Result<Reply<'_>> {
     let found = message.correlation_id();
     if found != id {
-        // Leave the slot unconsumed, as upstream does: the ring is dead anyway.
-        std::mem::forget(message);
-        replies.mark_fatal();
+        message.reject(format!(
+            "RPC reply carries correlation id {found}, the call waited for is {id}"
+        ));
         return Err(Error::UnexpectedReply {
             expected: id,
             found,

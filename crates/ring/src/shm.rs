@@ -182,15 +182,10 @@ impl Region {
         }
         let head = header.head.load(Ordering::Acquire);
         let tail = header.tail.load(Ordering::Acquire);
-        let aligned = |cursor: u64| cursor % crate::layout::SLOT_HEADER_LEN as u64 == 0;
-        if tail > head
-            || head - tail > self.capacity as u64
-            || head > crate::layout::MAX_CURSOR
-            || !aligned(head)
-            || !aligned(tail)
-        {
+        if let Some(problem) = layout::cursor_problem(head, tail, self.capacity) {
             return Err(Error::Corrupt(format!(
-                "cursors at attach are inconsistent: head {head}, tail {tail}, capacity {}",
+                "cursors at attach are inconsistent ({problem}): head {head}, tail {tail}, \
+                 capacity {}",
                 self.capacity
             )));
         }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tachyon_ring::{Bus, BusOptions};
+use tachyon_ring::{AllowedPeers, Bus, BusOptions};
 
 /// How to reach the peer.
 #[derive(clap::Args, Debug)]
@@ -22,11 +22,19 @@ pub struct Endpoint {
     /// Ring bytes, when listening: a power of two, at least 64.
     #[arg(long, default_value_t = 1 << 20)]
     pub capacity: usize,
+    /// When listening, also admit this uid (repeatable; default: our own uid and root).
+    #[arg(long = "allow-uid")]
+    pub allow_uids: Vec<u32>,
 }
 
 impl Endpoint {
     pub fn open(&self, options: BusOptions) -> tachyon_ring::Result<Bus> {
         if self.listen {
+            let options = if self.allow_uids.is_empty() {
+                options
+            } else {
+                options.allowed_peers(AllowedPeers::Uids(self.allow_uids.clone()))
+            };
             options.listen(&self.socket, self.capacity)
         } else {
             options
@@ -63,6 +71,12 @@ pub fn follows_pattern(i: u64, payload: &[u8]) -> bool {
         .iter()
         .enumerate()
         .all(|(j, &byte)| byte == pattern_byte(i, j))
+}
+
+/// Seconds as a `Duration`: finite and not negative, else a clap error (never a panic).
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.trim().parse().map_err(|e| format!("{text:?}: {e}"))?;
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?} seconds: {e}"))
 }
 
 /// `MIN..MAX` (inclusive), or a single number.
