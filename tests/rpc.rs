@@ -322,3 +322,30 @@ fn kind_mismatches_with_the_real_package_both_ways() {
         "an RPC connector met an SPSC listener",
     );
 }
+
+#[test]
+fn a_caller_notices_a_killed_python_callee() {
+    let _serial = serial();
+    // Peer-death detection holds on RPC rings too: upstream's caller would wait forever.
+    let socket = socket_path("rpc-death");
+    let path = socket.to_str().unwrap();
+    let callee = Proc::spawn("rpc_callee.py", python_callee(path, 1 << 20, &[]));
+    wait_for_socket(&socket, LIMIT);
+    let caller = Proc::spawn(
+        "rpc_call",
+        call(path, &["--count", "100000000", "--sizes", "1..100"]),
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let pid = callee.pid();
+    callee.signal(nix::sys::signal::Signal::SIGKILL);
+    let caller = caller.finish(LIMIT);
+    drop(callee);
+    assert_eq!(caller.status.code(), Some(2), "{caller:?}");
+    assert!(
+        caller
+            .stderr
+            .contains(&format!("peer process {pid} has exited")),
+        "{}",
+        caller.stderr
+    );
+}
