@@ -158,6 +158,23 @@ fn bad_listener(socket: &std::path::Path, word: usize, value: u32) -> std::threa
     })
 }
 
+/// `tachyon-consumer --connect` against [`bad_listener`]`(word, value)`.
+fn connect_to_bad_listener(word: usize, value: u32) -> Finished {
+    let socket = socket_path("bad");
+    let listener = bad_listener(&socket, word, value);
+    let consumer = Proc::spawn(
+        "tachyon-consumer",
+        command(
+            rust_bin("tachyon-consumer"),
+            &["--connect", "--socket", socket.to_str().unwrap()],
+        ),
+    )
+    .finish(LIMIT);
+    listener.join().unwrap();
+    let _ = std::fs::remove_file(&socket);
+    consumer
+}
+
 #[test]
 fn a_listener_speaking_another_version_or_kind_is_refused() {
     let _serial = serial();
@@ -170,18 +187,7 @@ fn a_listener_speaking_another_version_or_kind_is_refused() {
         ),
         (7, 1, "an SPSC connector met an RPC listener"),
     ] {
-        let socket = socket_path("bad");
-        let listener = bad_listener(&socket, word, value);
-        let consumer = Proc::spawn(
-            "tachyon-consumer",
-            command(
-                rust_bin("tachyon-consumer"),
-                &["--connect", "--socket", socket.to_str().unwrap()],
-            ),
-        )
-        .finish(LIMIT);
-        listener.join().unwrap();
-        let _ = std::fs::remove_file(&socket);
+        let consumer = connect_to_bad_listener(word, value);
         assert_eq!(consumer.status.code(), Some(1), "{consumer:?}");
         let line = consumer.stderr.lines().last().unwrap_or_default();
         assert!(line.contains(expect), "expected {expect:?} in {line:?}");
@@ -193,18 +199,7 @@ fn an_unsealed_memfd_is_refused_before_mapping() {
     let _serial = serial();
     // Version and sizes right, but the memfd carries no seals: mapping it would let the
     // listener truncate it under us (SIGBUS). bad_listener's memfd is unsealed.
-    let socket = socket_path("unsealed");
-    let listener = bad_listener(&socket, 1, 4);
-    let consumer = Proc::spawn(
-        "tachyon-consumer",
-        command(
-            rust_bin("tachyon-consumer"),
-            &["--connect", "--socket", socket.to_str().unwrap()],
-        ),
-    )
-    .finish(LIMIT);
-    listener.join().unwrap();
-    let _ = std::fs::remove_file(&socket);
+    let consumer = connect_to_bad_listener(1, 4);
     assert_eq!(consumer.status.code(), Some(1), "{consumer:?}");
     assert!(
         consumer.stderr.contains("not sealed against shrinking"),

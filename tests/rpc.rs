@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use tachyon_itest::{
-    Finished, Proc, command, python_script, run_pair, rust_bin, serial, socket_path,
-    wait_for_socket,
+    Finished, Proc, against_listener, command, python_script, run_pair, rust_bin, serial,
+    socket_path, wait_for_socket,
 };
 
 const LIMIT: Duration = Duration::from_secs(180);
@@ -144,6 +144,19 @@ fn python_caller(path: &str, extra: &[&str]) -> std::process::Command {
 // ring) goes as a single call on fresh rings; after it the Python side cannot free space for
 // the closing call, so the test stops that side itself.
 const PY_CAP: usize = 256 * 1024;
+const LARGEST_CALL: &[&str] = &["--count", "1", "--sweep", "262080..262080", "--no-final"];
+
+/// One call of the largest payload on fresh rings; the callee is stopped afterwards.
+fn largest_single_call<'a>(
+    callee: impl FnOnce(&str) -> (&'a str, std::process::Command),
+    caller: impl FnOnce(&str) -> (&'a str, std::process::Command),
+) {
+    let socket = socket_path("rpc-max");
+    let path = socket.to_str().unwrap();
+    let caller = against_listener(&socket, callee(path), caller(path), LIMIT);
+    caller.assert_success();
+    assert_eq!((caller.field("calls"), caller.field("bad")), (1, 0));
+}
 
 #[test]
 fn python_caller_against_rpc_echo() {
@@ -161,21 +174,10 @@ fn python_caller_against_rpc_echo() {
     assert_eq!(caller.field("calls"), 7616);
     assert_eq!(callee.field("served"), 7617);
 
-    let socket = socket_path("pycall-max");
-    let path = socket.to_str().unwrap();
-    let callee = Proc::spawn("rpc_echo", echo(path, PY_CAP));
-    wait_for_socket(&socket, LIMIT);
-    let caller = Proc::spawn(
-        "rpc_caller.py",
-        python_caller(
-            path,
-            &["--count", "1", "--sweep", "262080..262080", "--no-final"],
-        ),
-    )
-    .finish(LIMIT);
-    drop(callee);
-    caller.assert_success();
-    assert_eq!((caller.field("calls"), caller.field("bad")), (1, 0));
+    largest_single_call(
+        |path| ("rpc_echo", echo(path, PY_CAP)),
+        |path| ("rpc_caller.py", python_caller(path, LARGEST_CALL)),
+    );
 }
 
 #[test]
@@ -194,21 +196,10 @@ fn rpc_call_against_a_python_callee() {
     assert_eq!(caller.field("calls"), 7616);
     assert_eq!(callee.field("served"), 7617);
 
-    let socket = socket_path("pyserve-max");
-    let path = socket.to_str().unwrap();
-    let callee = Proc::spawn("rpc_callee.py", python_callee(path, PY_CAP, &[]));
-    wait_for_socket(&socket, LIMIT);
-    let caller = Proc::spawn(
-        "rpc_call",
-        call(
-            path,
-            &["--count", "1", "--sweep", "262080..262080", "--no-final"],
-        ),
-    )
-    .finish(LIMIT);
-    drop(callee);
-    caller.assert_success();
-    assert_eq!((caller.field("calls"), caller.field("bad")), (1, 0));
+    largest_single_call(
+        |path| ("rpc_callee.py", python_callee(path, PY_CAP, &[])),
+        |path| ("rpc_call", call(path, LARGEST_CALL)),
+    );
 }
 
 #[test]
@@ -256,10 +247,7 @@ fn kind_mismatches_with_the_real_package_both_ways() {
                           socket: &std::path::Path,
                           connector: std::process::Command,
                           needle: &str| {
-        let listener = Proc::spawn("listener", listener);
-        wait_for_socket(socket, LIMIT);
-        let connector = Proc::spawn(name, connector).finish(LIMIT);
-        drop(listener);
+        let connector = against_listener(socket, ("listener", listener), (name, connector), LIMIT);
         assert!(
             !connector.status.success(),
             "{name} succeeded: {connector:?}"

@@ -288,6 +288,21 @@ pub fn run_pair(
     (listener, connector)
 }
 
+/// Runs `connector` to completion against `listener`, which is then stopped (killed if it
+/// still runs): for connectors expected to fail, or to leave a listener that cannot finish.
+pub fn against_listener(
+    socket: &Path,
+    listener: (&str, Command),
+    connector: (&str, Command),
+    limit: Duration,
+) -> Finished {
+    let listener = Proc::spawn(listener.0, listener.1);
+    wait_for_socket(socket, Duration::from_secs(20));
+    let connector = Proc::spawn(connector.0, connector.1).finish(limit);
+    drop(listener);
+    connector
+}
+
 /// `--listen` or `--connect`.
 pub fn role(listens: bool) -> &'static str {
     if listens { "--listen" } else { "--connect" }

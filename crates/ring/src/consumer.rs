@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::layout::{
-    self, CONSUMER_FEATURES, MAX_CURSOR, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader,
+    CONSUMER_FEATURES, MAX_CURSOR, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader,
     sleeping,
 };
 use crate::peer::PeerWatch;
@@ -96,16 +96,8 @@ impl Consumer {
     ) -> Consumer {
         let header = region.header();
         let tail = header.tail.load(Ordering::Acquire);
-        let head = header.head.load(Ordering::Acquire);
         // Checked once here: every later advance of ours keeps the tail aligned and in range.
-        let poisoned = layout::cursor_problem(head, tail, region.capacity()).map(|problem| {
-            region.mark_fatal();
-            format!(
-                "cursors at start are inconsistent ({problem}): head {head}, tail {tail}, \
-                 capacity {}",
-                region.capacity()
-            )
-        });
+        let poisoned = region.start_cursor_problem();
         if pure_spin {
             header
                 .consumer_sleeping

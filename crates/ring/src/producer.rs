@@ -80,14 +80,7 @@ impl Producer {
         let header = region.header();
         let head = header.head.load(Ordering::Acquire);
         let cached_tail = header.tail.load(Ordering::Acquire);
-        let poisoned = layout::cursor_problem(head, cached_tail, region.capacity()).map(|problem| {
-            region.mark_fatal();
-            format!(
-                "cursors at start are inconsistent ({problem}): head {head}, tail {cached_tail}, \
-                 capacity {}",
-                region.capacity()
-            )
-        });
+        let poisoned = region.start_cursor_problem();
         Producer {
             ring: region.ring(),
             capacity: region.capacity(),

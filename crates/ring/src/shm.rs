@@ -192,6 +192,19 @@ impl Region {
         Ok(())
     }
 
+    /// Checks the cursors an end finds when it starts (the peer may have written them): `None`
+    /// when consistent, else marks the ring fatal and says why.
+    pub(crate) fn start_cursor_problem(&self) -> Option<String> {
+        let head = self.header().head.load(Ordering::Acquire);
+        let tail = self.header().tail.load(Ordering::Acquire);
+        let problem = layout::cursor_problem(head, tail, self.capacity)?;
+        self.mark_fatal();
+        Some(format!(
+            "cursors at start are inconsistent ({problem}): head {head}, tail {tail}, capacity {}",
+            self.capacity
+        ))
+    }
+
     pub(crate) fn header(&self) -> &ArenaHeader {
         // SAFETY: `base` points to at least ARENA_HEADER_LEN bytes that live as long as `self`,
         // aligned to a page (mapping) or to 128 (heap); `ArenaHeader` is all atomics and
