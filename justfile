@@ -34,9 +34,14 @@ demo count="1000000": build
     {{python}} python/producer.py --socket {{socket}} --count {{count}} >/dev/null
     wait $consumer
 
-# Benchmarks (criterion, in process).
-bench:
-    cargo bench -p tachyon-itest
+# Benchmarks: ours against tachyon-ipc 0.5.1's C++ core (crates.io), side by side in one run,
+# alternating (A B A B ...); prints one table. The comparator builds with zig's clang into its
+# own target dir (crates/compare/build-upstream.sh); results.json, table.md and streaming.png
+# go to target/compare/. docs/performance.md explains every row.
+bench pairs="9":
+    cargo build --release -p tachyon-consumer
+    crates/compare/build-upstream.sh build --release -p tachyon-compare --features compare-upstream
+    target/compare/release/tachyon-compare run --pairs {{pairs}} --out-dir target/compare
 
 # Formatting, clippy with warnings as errors, rustdoc with warnings as errors.
 lint:

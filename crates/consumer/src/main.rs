@@ -137,33 +137,36 @@ fn run(args: &Args, signal: &AtomicUsize, stats: &mut Stats) -> tachyon_ring::Re
         if signal.load(Ordering::Relaxed) != 0 {
             return Ok(());
         }
-        // Everything already published, without waiting; then wait for more.
-        while let Some(message) = consumer.try_recv()? {
-            if message.type_id() == SENTINEL {
-                stats.finish(Instant::now());
-                return Ok(());
+        // One message, taken the moment it lands (spin, then futex); the timeout only makes the
+        // loop look up now and then for signals and progress.
+        match consumer.recv_timeout(LOOK_UP) {
+            Ok(message) => {
+                if message.type_id() == SENTINEL {
+                    stats.finish(Instant::now());
+                    return Ok(());
+                }
+                let tick =
+                    MarketTick::decode(message.data()).filter(|tick| tick.price().is_finite());
+                let is_quote = matches!(message.type_id(), BID | ASK);
+                let latency = tick
+                    .filter(|_| is_quote)
+                    .and_then(|tick| one_way_latency_ns(tick.timestamp_ns()));
+                stats.record(message.type_id(), tick.map(|tick| tick.quantity()), latency);
+                if stats.received % 4096 != 0 {
+                    continue;
+                }
             }
-            let tick = MarketTick::decode(message.data()).filter(|tick| tick.price().is_finite());
-            let is_quote = matches!(message.type_id(), BID | ASK);
-            let latency = tick
-                .filter(|_| is_quote)
-                .and_then(|tick| one_way_latency_ns(tick.timestamp_ns()));
-            stats.record(message.type_id(), tick.map(|tick| tick.quantity()), latency);
-            if stats.received % 4096 == 0 {
-                break; // look up now and then: signals, progress
-            }
+            Err(Error::Timeout(_)) => {}
+            Err(err) => return Err(err),
         }
         let now = Instant::now();
         if now >= next_progress {
             eprintln!("tachyon-consumer: {}", stats.progress_line());
             next_progress = now + PROGRESS_EVERY;
         }
-        consumer.wait_ready(LOOK_UP)?;
     }
 }
 
-/// Receive time minus the tick's timestamp, both `CLOCK_REALTIME`; `None` for an unstamped
-/// tick. A stamp from the future (clock stepped) counts as 0.
 /// Seconds as a `Duration`: finite and not negative, else a clap error (never a panic).
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text.trim().parse().map_err(|e| format!("{text:?}: {e}"))?;

@@ -123,6 +123,7 @@ impl Producer {
     /// assert_eq!(consumer.try_recv()?.unwrap().data(), b"abc");
     /// # Ok(()) }
     /// ```
+    #[inline]
     pub fn reserve(&mut self, max_len: usize) -> Result<WriteSlot<'_>> {
         let placement = self.try_place(max_len)?;
         Ok(WriteSlot::new(self, placement, max_len))
@@ -137,6 +138,7 @@ impl Producer {
     }
 
     /// Copies `payload` into a new message and commits it, without waiting for space.
+    #[inline]
     pub fn send(&mut self, type_id: u32, payload: &[u8]) -> Result<()> {
         let placement = self.try_place(payload.len())?;
         self.write_and_commit(placement, type_id, payload);
@@ -154,6 +156,7 @@ impl Producer {
     }
 
     /// Publishes every commit now and wakes the consumer if it sleeps.
+    #[inline]
     pub fn flush(&mut self) {
         if self.unpublished > 0 {
             self.publish();
@@ -170,6 +173,7 @@ impl Producer {
         self.unpublished
     }
 
+    #[inline]
     fn write_and_commit(&mut self, placement: Placement, type_id: u32, payload: &[u8]) {
         // SAFETY: `placement` came from `try_place`, so the slot's payload area is inside the
         // ring and owned by the producer until the head is published past it; `payload.len()`
@@ -185,7 +189,22 @@ impl Producer {
     }
 
     /// Finds room for a slot of `max_len` payload bytes, or says why there is none.
+    #[inline]
     fn try_place(&mut self, max_len: usize) -> Result<Placement> {
+        // Fast path: a healthy ring with room before its end and a cached tail that says so.
+        if self.poisoned.is_none() && max_len <= self.capacity {
+            let slot_len = (SLOT_HEADER_LEN + max_len).next_multiple_of(SLOT_HEADER_LEN);
+            let placement = self.placement_for(slot_len);
+            if placement.skip == 0 && slot_len <= self.capacity && self.free_bytes() >= slot_len {
+                return Ok(placement);
+            }
+        }
+        self.try_place_slow(max_len)
+    }
+
+    /// [`try_place`](Producer::try_place) in full: errors, skips, refreshing the tail.
+    #[inline(never)]
+    fn try_place_slow(&mut self, max_len: usize) -> Result<Placement> {
         if let Some(why) = &self.poisoned {
             return Err(Error::Corrupt(why.clone()));
         }
@@ -238,11 +257,13 @@ impl Producer {
         }
     }
 
+    #[inline]
     fn ring_pos(&self, cursor: u64) -> usize {
         (cursor & self.mask) as usize
     }
 
     /// Where a slot of `slot_len` bytes goes from the current head.
+    #[inline]
     fn placement_for(&self, slot_len: usize) -> Placement {
         let ring_pos = self.ring_pos(self.head);
         let room_to_end = self.capacity - ring_pos;
@@ -313,11 +334,13 @@ impl Producer {
         }
     }
 
+    #[inline]
     fn free_bytes(&self) -> usize {
         self.capacity - (self.head - self.cached_tail) as usize
     }
 
     /// Reloads the consumer's tail; a tail the format forbids marks the ring fatal.
+    #[inline(never)]
     fn refresh_tail(&mut self) -> Result<()> {
         let tail = self.region.header().tail.load(Ordering::Acquire);
         if tail < self.cached_tail || tail > self.head {
@@ -333,6 +356,7 @@ impl Producer {
 
     /// Writes the skip (if any) and the slot header, advances the head, and publishes every
     /// 32 commits. `correlation_id` is 0 on SPSC buses.
+    #[inline]
     fn commit(&mut self, placement: Placement, len: usize, type_id: u32, correlation_id: u64) {
         if placement.skip > 0 {
             self.write_skip(self.ring_pos(self.head));
@@ -375,6 +399,7 @@ impl Producer {
         };
     }
 
+    #[inline]
     fn write_header(&mut self, ring_pos: usize, header: SlotHeader) {
         // SAFETY: `ring_pos` is a 64-aligned offset of a slot the producer owns (not yet
         // published), with at least 64 bytes before the ring's end.
@@ -384,6 +409,7 @@ impl Producer {
     /// Release-stores the head, then wakes the consumer if it sleeps (the futex protocol:
     /// unless the word says pure-spin, a full fence orders our store before reading the word,
     /// pairing with the consumer's fence between storing "sleeping" and re-reading the head).
+    #[inline(never)]
     fn publish(&mut self) {
         let header = self.region.header();
         header.head.store(self.head, Ordering::Release);
@@ -434,6 +460,7 @@ impl<'a> WriteSlot<'a> {
 
     /// Commits the first `len` bytes of the slot as a message of type `type_id`.
     /// [`Error::CommitTooLong`] (and a rollback) when `len` exceeds the reserved length.
+    #[inline]
     pub fn commit(self, len: usize, type_id: u32) -> Result<()> {
         self.commit_with(len, type_id, 0).map(drop)
     }
@@ -469,6 +496,7 @@ impl<'a> WriteSlot<'a> {
 
 impl Deref for WriteSlot<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: the payload area [offset + 64, offset + 64 + max_len) lies inside the ring
         // (`slot_len` covers it and fits before the ring's end) and belongs to the producer
@@ -485,6 +513,7 @@ impl Deref for WriteSlot<'_> {
 }
 
 impl DerefMut for WriteSlot<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`, and `&mut self` makes this the only reference to those bytes
         // in this process.
