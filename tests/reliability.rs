@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use tachyon_itest::{
-    Proc, command, python_script, role, run_pair, rust_bin, serial, socket_path, wait_for_socket,
+    Proc, against_listener, command, python_script, role, run_pair, rust_bin, serial, socket_path,
+    wait_for_socket,
 };
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -94,28 +95,24 @@ fn rust_peers_notice_each_others_death() {
     // A Rust producer that dies after 5,000 flushed messages: the consumer gets all 5,000.
     let socket = socket_path("rdeath");
     let path = socket.to_str().unwrap();
-    let producer = Proc::spawn(
-        "producer",
-        command(
-            rust_bin("producer"),
-            &[
-                "--listen",
-                "--socket",
-                path,
-                "--count",
-                "100000",
-                "--die-after",
-                "5000",
-            ],
+    let dying = [
+        "--listen",
+        "--socket",
+        path,
+        "--count",
+        "100000",
+        "--die-after",
+        "5000",
+    ];
+    let consumer = against_listener(
+        &socket,
+        ("producer", command(rust_bin("producer"), &dying)),
+        (
+            "consumer",
+            command(rust_bin("consumer"), &["--connect", "--socket", path]),
         ),
+        LIMIT,
     );
-    wait_for_socket(&socket, LIMIT);
-    let consumer = Proc::spawn(
-        "consumer",
-        command(rust_bin("consumer"), &["--connect", "--socket", path]),
-    )
-    .finish(LIMIT);
-    drop(producer);
     assert_eq!(consumer.status.code(), Some(2), "{consumer:?}");
     assert!(
         consumer.stderr.contains("has exited (5000 messages"),
