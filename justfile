@@ -8,7 +8,7 @@ socket := "/tmp/tachyon_market.sock"
 
 # List the recipes.
 default:
-    @just --list
+    @{{just_executable()}} --justfile {{justfile()}} --list
 
 # Release build of the crate, its examples and the consumer binary.
 build:
@@ -30,7 +30,11 @@ demo count="1000000": build
     rm -f {{socket}}
     ./target/release/tachyon-consumer --socket {{socket}} &
     consumer=$!
-    while [ ! -S {{socket}} ]; do sleep 0.05; done
+    trap 'kill $consumer 2>/dev/null || true' EXIT
+    while [ ! -S {{socket}} ]; do
+        kill -0 $consumer 2>/dev/null || { wait $consumer; exit 1; }
+        sleep 0.05
+    done
     {{python}} python/producer.py --socket {{socket}} --count {{count}} >/dev/null
     wait $consumer
 

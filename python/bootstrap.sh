@@ -14,14 +14,25 @@ stamp="$venv/.tachyon-bootstrap"
 want=$(cat "$root/python/requirements.txt" "$root/python/requirements-tools.txt" \
   "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
 
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] \
-  && "$venv/bin/python" -c 'import tachyon' 2>/dev/null; then
-  exit 0
-fi
+ready() {
+  [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$venv/bin/just" ]] \
+    && "$venv/bin/python" -c 'import tachyon' 2>/dev/null
+}
+ready && exit 0
+
+# One bootstrap at a time (two `./just` calls, or parallel tests, on a fresh checkout).
+exec 9>"$root/.venv.lock"
+flock 9
+ready && exit 0
 
 python=${PYTHON:-$(command -v python3.11 || command -v python3)}
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "bootstrap: $python is $("$python" --version 2>&1); tachyon-ipc's environment needs Python 3.11 or newer (set PYTHON=...)" >&2
+  exit 1
+}
 echo "bootstrap: building $venv with $python (first run takes about 2 minutes)" >&2
-[[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
+# A venv left half-built by an interrupted first run (no pip yet) is rebuilt from scratch.
+"$venv/bin/python" -m pip --version &>/dev/null || "$python" -m venv --clear "$venv"
 pip=("$venv/bin/python" -m pip install --disable-pip-version-check --quiet)
 "${pip[@]}" -r "$root/python/requirements-tools.txt"
 

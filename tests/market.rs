@@ -92,6 +92,13 @@ fn the_consumer_sleeps_and_is_woken_and_pure_spin_works() {
     ];
     let (producer, consumer) = ticks(true, &pause, &["--spin", "1000"]);
     assert_all_ticks(20_000, &producer, &consumer);
+    // The 500 ms pause put the consumer to sleep; the Python producer's FUTEX_WAKE (not the
+    // consumer's own timeout) must have ended at least one of its sleeps.
+    assert!(
+        consumer.field("wakeups") >= 1,
+        "never woken: {}",
+        consumer.stdout
+    );
     let (producer, consumer) = ticks(false, &["--count", "200000"], &["--pure-spin"]);
     assert_all_ticks(200_000, &producer, &consumer);
 }

@@ -2,7 +2,7 @@
 //! against the real Python package where a peer is involved, and Rust peers too.
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -42,7 +42,7 @@ fn a_killed_python_producer_is_noticed_in_both_arrangements() {
     for consumer_listens in [true, false] {
         let (consumer, producer) = market(
             consumer_listens,
-            &["--count", "100000000", "--no-timestamp"],
+            &["--count", "100000000", "--no-timestamp", "--retry-full"],
         );
         // Let the stream run, then kill -9 the producer mid-stream.
         std::thread::sleep(Duration::from_millis(1500));
@@ -61,7 +61,12 @@ fn a_killed_python_producer_is_noticed_in_both_arrangements() {
             consumer.stderr
         );
         assert!(consumer.field("received") > 0);
-        drop(producer);
+        let producer = producer.finish(LIMIT);
+        assert_eq!(
+            producer.status.signal(),
+            Some(9),
+            "the producer was not the one killed: {producer:?}"
+        );
     }
 }
 
@@ -72,7 +77,7 @@ fn everything_a_dead_python_producer_published_is_delivered_first() {
         // The producer flushes 12,345 ticks, then SIGKILLs itself.
         let (consumer, producer) = market(
             consumer_listens,
-            &["--count", "1000000", "--die-after", "12345"],
+            &["--count", "1000000", "--die-after", "12345", "--retry-full"],
         );
         let consumer = consumer.finish(LIMIT);
         assert_eq!(consumer.status.code(), Some(1), "{consumer:?}");
@@ -85,7 +90,8 @@ fn everything_a_dead_python_producer_published_is_delivered_first() {
             "{}",
             consumer.stderr
         );
-        drop(producer);
+        let producer = producer.finish(LIMIT);
+        assert_eq!(producer.status.signal(), Some(9), "{producer:?}");
     }
 }
 

@@ -4,13 +4,19 @@
 
 use std::time::Duration;
 
-use tachyon_itest::{assert_delivered, command, role, run_pair, rust_bin, serial, socket_path};
+use tachyon_itest::{
+    Finished, assert_delivered, command, role, run_pair, rust_bin, serial, socket_path,
+};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// Runs one producer/consumer pair; `producer_listens` picks the arrangement. Returns the
-/// number of messages, after checking the consumer saw every one intact.
-fn pair(producer_listens: bool, producer_args: &[&str], consumer_args: &[&str]) -> u64 {
+/// Runs one producer/consumer pair; `producer_listens` picks the arrangement. Returns both
+/// ends' summaries (producer, consumer).
+fn pair_run(
+    producer_listens: bool,
+    producer_args: &[&str],
+    consumer_args: &[&str],
+) -> (Finished, Finished) {
     let socket = socket_path("pair");
     let path = socket.to_str().unwrap();
     let mut producer = command(
@@ -24,13 +30,12 @@ fn pair(producer_listens: bool, producer_args: &[&str], consumer_args: &[&str]) 
     );
     consumer.args(consumer_args);
     if producer_listens {
-        let (producer, consumer) = run_pair(
+        run_pair(
             &socket,
             ("producer", producer),
             ("consumer", consumer),
             LIMIT,
-        );
-        assert_delivered(&producer, &consumer)
+        )
     } else {
         let (consumer, producer) = run_pair(
             &socket,
@@ -38,8 +43,14 @@ fn pair(producer_listens: bool, producer_args: &[&str], consumer_args: &[&str]) 
             ("producer", producer),
             LIMIT,
         );
-        assert_delivered(&producer, &consumer)
+        (producer, consumer)
     }
+}
+
+/// [`pair_run`], checking the consumer saw every message intact; returns their number.
+fn pair(producer_listens: bool, producer_args: &[&str], consumer_args: &[&str]) -> u64 {
+    let (producer, consumer) = pair_run(producer_listens, producer_args, consumer_args);
+    assert_delivered(&producer, &consumer)
 }
 
 #[test]
@@ -132,7 +143,18 @@ fn sleeping_consumer_is_woken_and_pure_spin_works() {
         "--pause-ms",
         "300",
     ];
-    assert_eq!(pair(true, &pause, &["--spin", "100"]), 5000);
+    let (producer, consumer) = pair_run(true, &pause, &["--spin", "100"]);
+    assert_eq!(assert_delivered(&producer, &consumer), 5000);
+    assert!(
+        consumer.field("wakeups") >= 1,
+        "never woken: {}",
+        consumer.stdout
+    );
+    assert!(
+        producer.field("wakes") >= 1,
+        "never woke anyone: {}",
+        producer.stdout
+    );
     assert_eq!(
         pair(
             false,

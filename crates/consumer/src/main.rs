@@ -41,7 +41,7 @@ struct Args {
     #[arg(long, value_parser = parse_seconds, default_value = "5")]
     connect_timeout: Duration,
     /// Polls of an empty ring before sleeping on the futex.
-    #[arg(long, default_value_t = BusOptions::DEFAULT_SPIN_THRESHOLD)]
+    #[arg(long, conflicts_with = "pure_spin", default_value_t = BusOptions::DEFAULT_SPIN_THRESHOLD)]
     spin: u32,
     /// Never sleep: spin on an empty ring (lowest latency, one busy core).
     #[arg(long)]
@@ -132,6 +132,16 @@ fn open(args: &Args) -> tachyon_ring::Result<Consumer> {
 /// Receives until the sentinel or a signal; `Ok` in both cases (the caller tells them apart).
 fn run(args: &Args, signal: &AtomicUsize, stats: &mut Stats) -> tachyon_ring::Result<()> {
     let mut consumer = open(args)?;
+    let outcome = receive(&mut consumer, signal, stats);
+    stats.sleeps = consumer.sleep_stats();
+    outcome
+}
+
+fn receive(
+    consumer: &mut Consumer,
+    signal: &AtomicUsize,
+    stats: &mut Stats,
+) -> tachyon_ring::Result<()> {
     let mut next_progress = Instant::now() + PROGRESS_EVERY;
     loop {
         if signal.load(Ordering::Relaxed) != 0 {

@@ -17,6 +17,8 @@ pub struct Stats {
     pub malformed: u64,
     /// Sum of the quantities of all bids and asks.
     pub volume: u64,
+    /// Futex sleeps, and how many a producer's wake ended (`Consumer::sleep_stats`).
+    pub sleeps: (u64, u64),
     first_at: Option<Instant>,
     last_at: Option<Instant>,
     latency_ns: Histogram<u64>,
@@ -31,6 +33,7 @@ impl Stats {
             other: 0,
             malformed: 0,
             volume: 0,
+            sleeps: (0, 0),
             first_at: None,
             last_at: None,
             // 1 ns to 10 min, 3 significant digits.
@@ -116,6 +119,8 @@ impl Stats {
             "other": self.other,
             "malformed": self.malformed,
             "volume": self.volume,
+            "sleeps": self.sleeps.0,
+            "wakeups": self.sleeps.1,
             "elapsed_s": self.elapsed().as_secs_f64(),
             "msgs_per_s": self.rate(),
             "latency_ns": {
