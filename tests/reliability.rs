@@ -189,8 +189,38 @@ fn the_socket_is_0600_from_the_moment_it_appears() {
             std::hint::spin_loop();
         };
         assert_eq!(mode, 0o600, "first seen with mode {mode:o}");
+        // Let the listener remove its staging directory before it is killed, then tidy up.
+        let staging = format!(".tachyon-{}-", listener.pid());
+        let staged = || {
+            std::fs::read_dir(std::env::temp_dir())
+                .unwrap()
+                .flatten()
+                .any(|entry| entry.file_name().to_string_lossy().starts_with(&staging))
+        };
+        while staged() {
+            assert!(
+                Instant::now() < deadline,
+                "the staging directory was never removed"
+            );
+            std::thread::yield_now();
+        }
         drop(listener);
+        let _ = std::fs::remove_file(&socket);
     }
+}
+
+/// A copy of a release binary that other uids can run, wherever the checkout lives (a clone
+/// under a 0700 home directory would make `target/` unreachable for them).
+fn world_executable(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tachyon-uid-bins-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join(name);
+    if !copy.exists() {
+        std::fs::copy(rust_bin(name), &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    copy
 }
 
 #[test]
@@ -222,7 +252,7 @@ fn only_admitted_uids_get_the_ring() {
     wait_for_socket(&socket, LIMIT);
     let as_uid = |uid: u32| {
         let mut producer = command(
-            rust_bin("producer"),
+            world_executable("producer"),
             &["--connect", "--socket", path, "--count", "10"],
         );
         producer.uid(uid).gid(uid);
@@ -253,7 +283,7 @@ fn by_default_only_our_own_uid_can_even_reach_the_socket() {
     );
     wait_for_socket(&socket, LIMIT);
     let mut stranger = command(
-        rust_bin("producer"),
+        world_executable("producer"),
         &["--connect", "--socket", path, "--count", "10"],
     );
     stranger.uid(65534).gid(65534);
@@ -275,7 +305,13 @@ fn listen_replaces_a_stale_socket_and_refuses_anything_else() {
     std::fs::write(&file, b"precious").unwrap();
     let dir = socket_path("dir");
     std::fs::create_dir(&dir).unwrap();
-    for (path, kind) in [(&file, "regular file"), (&dir, "directory")] {
+    let link = socket_path("link");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    for (path, kind) in [
+        (&file, "regular file"),
+        (&dir, "directory"),
+        (&link, "symbolic link"),
+    ] {
         let consumer = Proc::spawn(
             "tachyon-consumer",
             command(
@@ -294,6 +330,13 @@ fn listen_replaces_a_stale_socket_and_refuses_anything_else() {
         );
     }
     assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    std::fs::remove_file(&link).unwrap();
     assert!(dir.is_dir());
     std::fs::remove_file(&file).unwrap();
     std::fs::remove_dir(&dir).unwrap();

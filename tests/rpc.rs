@@ -278,15 +278,35 @@ fn kind_mismatches_with_the_real_package_both_ways() {
         producer,
         "ABI mismatch",
     );
+    // Upstream's RPC connector finds one fd where it wants two and says only "Unable to bind,
+    // listen, or connect"; that the handshake really happened shows on our side: the listener
+    // took the connector's pidfd and reports it gone once the Python process has exited.
     let socket = socket_path("mm2");
     let path = socket.to_str().unwrap();
-    expect_failure(
-        "rpc_caller.py",
+    let listener = Proc::spawn(
+        "consumer",
         command(rust_bin("consumer"), &["--listen", "--socket", path]),
-        &socket,
+    );
+    wait_for_socket(&socket, LIMIT);
+    let caller = Proc::spawn(
+        "rpc_caller.py",
         python_caller(path, &["--connect-timeout", "0", "--count", "1"]),
-        // Upstream's RPC connector finds one fd where it wants two and says only this.
-        "ConnectionError: Unable to bind, listen, or connect",
+    );
+    let caller_pid = caller.pid();
+    let (caller, listener) = (caller.finish(LIMIT), listener.finish(LIMIT));
+    assert!(!caller.status.success(), "{caller:?}");
+    assert!(
+        caller.stderr.contains("ConnectionError"),
+        "{}",
+        caller.stderr
+    );
+    assert_eq!(listener.status.code(), Some(2), "{listener:?}");
+    assert!(
+        listener
+            .stderr
+            .contains(&format!("peer process {caller_pid} has exited")),
+        "{}",
+        listener.stderr
     );
     // Our SPSC consumer → Python RPC callee; our RPC caller → Python SPSC producer.
     let socket = socket_path("mm3");

@@ -79,7 +79,8 @@ fn run(args: &Args) -> tachyon_ring::Result<u64> {
         let id = slot.commit(len, msg_type)?;
         let reply = caller.wait_timeout(id, timeout)?;
         let ok = if args.failing_type == Some(msg_type) {
-            reply.msg_type() == ERROR_REPLY_TYPE
+            // Upstream's dispatcher answers with the failing message type, u16 big endian.
+            reply.msg_type() == ERROR_REPLY_TYPE && reply.data() == msg_type.to_be_bytes()
         } else {
             reply.msg_type() == msg_type + 1
                 && reply.data().len() == len

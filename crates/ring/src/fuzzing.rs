@@ -179,6 +179,23 @@ mod tests {
             let err = attach_untrusted(&bad).unwrap_err();
             assert!(err.to_string().contains(field), "{field}: {err}");
         }
+        let cursors = |head: u64, tail: u64| {
+            let mut bytes = good.clone();
+            bytes[128..136].copy_from_slice(&head.to_le_bytes());
+            bytes[256..264].copy_from_slice(&tail.to_le_bytes());
+            attach_untrusted(&bytes)
+        };
+        assert!(cursors(1024, 64).is_ok());
+        for (head, tail, problem) in [
+            (64, 128, "tail is ahead of head"),
+            (2048, 0, "more than a ring ahead"),
+            (1 << 63, (1 << 63) - 64, "beyond 2^62"),
+            (96, 0, "not 64-byte aligned"),
+            (128, 32, "not 64-byte aligned"),
+        ] {
+            let err = cursors(head, tail).unwrap_err();
+            assert!(err.to_string().contains(problem), "{head}/{tail}: {err}");
+        }
         let mut fatal = good.clone();
         fatal[16] = 4;
         assert!(

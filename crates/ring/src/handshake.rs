@@ -18,6 +18,8 @@ use crate::peer::PeerWatch;
 /// How often a waiting listener looks up from `accept` (as upstream), and a connector retries.
 const POLL_STEP: Duration = Duration::from_millis(100);
 const CONNECT_RETRY_STEP: Duration = Duration::from_millis(10);
+/// `sun_path` holds 108 bytes, the terminating NUL included.
+const MAX_SOCKET_PATH: usize = 108;
 /// How long a connector waits for the handshake once connected (a listener sends it at once).
 const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -254,6 +256,20 @@ struct SocketFile {
 
 impl SocketFile {
     fn bind_private(path: &Path, mode: u32) -> Result<SocketFile> {
+        // We bind in a staging directory, whose path may be shorter: check the final one.
+        let len = path.as_os_str().len();
+        if len >= MAX_SOCKET_PATH {
+            return Err(Error::Os {
+                syscall: "bind",
+                path: Some(path.to_path_buf()),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "the socket path is {len} bytes; a Unix socket path must be under {MAX_SOCKET_PATH}"
+                    ),
+                ),
+            });
+        }
         remove_stale_socket(path)?;
         let dir = path
             .parent()
@@ -394,6 +410,14 @@ mod tests {
                 .to_string()
                 .contains("magic 0xdeadbeef")
         );
+    }
+
+    #[test]
+    fn a_socket_path_too_long_for_sun_path_is_refused_at_listen() {
+        let path = std::env::temp_dir().join("x".repeat(120));
+        let err = SocketFile::bind_private(&path, 0o600).err().unwrap();
+        assert!(err.to_string().contains("must be under 108"), "{err}");
+        assert!(!path.exists());
     }
 
     #[test]

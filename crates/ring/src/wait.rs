@@ -125,6 +125,9 @@ mod tests {
         while !futex_wake(&word) {
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert!(sleeper.join().unwrap(), "futex_wait did not report the wake");
+        assert!(
+            sleeper.join().unwrap(),
+            "futex_wait did not report the wake"
+        );
     }
 }
