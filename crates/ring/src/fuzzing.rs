@@ -66,6 +66,40 @@ pub fn consume_untrusted(input: &[u8]) -> (u64, Option<Error>) {
     (consumer.received(), None)
 }
 
+/// A producer on a heap ring of 64 << (first byte mod 11) bytes whose consumer is hostile:
+/// the input is a script of steps, each either a send (of a size the step's bytes choose, up
+/// to twice the ring) or a tail value the "consumer" publishes, however absurd. Returns the
+/// messages committed and the first error that is not `Full`/`MessageTooLarge`/`CannotPlace`.
+///
+/// Whatever the script, this must neither panic nor write outside the region.
+pub fn produce_untrusted(input: &[u8]) -> (u64, Option<Error>) {
+    let Some((&shift, rest)) = input.split_first() else {
+        return (0, None);
+    };
+    let capacity = 64usize << (shift % 11);
+    let region = Arc::new(Region::heap(capacity).expect("capacities 64 << 0..=10 are valid"));
+    let mut producer = crate::producer::Producer::new(Arc::clone(&region), None);
+    let mut input = Input(rest);
+    let payload = vec![0xA5u8; 2 * capacity];
+    let mut committed = 0;
+    while !input.0.is_empty() {
+        let step = input.u64();
+        if step & 1 == 0 {
+            let len = ((step >> 1) as usize) % (2 * capacity);
+            match producer.send(1, &payload[..len]) {
+                Ok(()) => committed += 1,
+                Err(
+                    Error::Full { .. } | Error::MessageTooLarge { .. } | Error::CannotPlace { .. },
+                ) => {}
+                Err(other) => return (committed, Some(other)),
+            }
+        } else {
+            region.header().tail.store(step >> 1, Ordering::Release);
+        }
+    }
+    (committed, None)
+}
+
 /// A ring whose 768 header bytes are the input's, checked as a connector checks a region it
 /// received. Must never panic.
 pub fn attach_untrusted(input: &[u8]) -> Result<(), Error> {
@@ -206,6 +240,25 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_hostile_tail_is_caught_by_the_producer() {
+        // Two sends of 0 bytes into a one-slot ring (the second finds it full), then the
+        // "consumer" publishes a tail of 2^40 (odd step: tail = step >> 1), then more sends.
+        let mut script = vec![0u8];
+        script.extend(0u64.to_le_bytes());
+        script.extend(0u64.to_le_bytes());
+        script.extend(((1u64 << 41) | 1).to_le_bytes());
+        for _ in 0..4 {
+            script.extend(0u64.to_le_bytes());
+        }
+        let (committed, err) = produce_untrusted(&script);
+        assert_eq!(
+            committed, 1,
+            "the 64-byte ring holds one slot; then the tail is bogus"
+        );
+        assert!(matches!(err, Some(Error::Corrupt(_))), "{err:?}");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig {
             cases: if cfg!(miri) { 8 } else { 2048 },
@@ -224,6 +277,22 @@ mod tests {
         ) {
             let ring: Vec<u8> = slots.iter().flat_map(|&(size, reserved)| slot(size, reserved)).collect();
             let _ = consume_untrusted(&arena(shift, head, tail, &ring));
+        }
+
+        #[test]
+        fn random_producer_scripts_never_panic(
+            shift in 0u8..11,
+            steps in prop::collection::vec(prop_oneof![
+                (0u64..20_000).prop_map(|len| len << 1),
+                (0u64..70_000).prop_map(|tail| (tail << 1) | 1),
+                any::<u64>(),
+            ], 0..60),
+        ) {
+            let mut script = vec![shift];
+            for step in steps {
+                script.extend(step.to_le_bytes());
+            }
+            let _ = produce_untrusted(&script);
         }
 
         #[test]

@@ -1,0 +1,6 @@
+//! A producer whose consumer publishes whatever tail it likes, between sends of any size.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = tachyon_ring::fuzzing::produce_untrusted(data);
+});
