@@ -14,12 +14,11 @@ default:
 build:
     cargo build --release -p tachyon-ring --examples -p tachyon-consumer --bins
 
-# Everything: formatting, lints, rustdoc, unit, property, doc, cross-process and
-# cross-language tests.
+# Every test: lints, rustdoc, unit, property, doc, cross-process and cross-language tests.
 test: lint
     cargo test --workspace
 
-# Cross-language tests only: the Rust crate against the real pip-installed tachyon-ipc.
+# Test files involving the real pip-installed tachyon-ipc: real_peer, market, rpc, reliability.
 itest: build
     cargo test -p tachyon-itest --test real_peer --test market --test rpc --test reliability
 
@@ -38,10 +37,11 @@ demo count="1000000": build
     {{python}} python/producer.py --socket {{socket}} --count {{count}} >/dev/null
     wait $consumer
 
-# Benchmarks: ours against tachyon-ipc 0.5.1's C++ core (crates.io), side by side in one run,
-# alternating (A B A B ...); prints one table. The comparator builds with zig's clang into its
-# own target dir (crates/compare/build-upstream.sh); results.json, table.md and streaming.png
-# go to target/compare/. docs/performance.md explains every row.
+# The comparator builds with zig's clang into its own target dir
+# (crates/compare/build-upstream.sh); results.json, table.md and streaming.png go to
+# target/compare/; docs/performance.md explains every row.
+#
+# Benchmarks against tachyon-ipc 0.5.1's C++ core, side by side, alternating; one table.
 bench pairs="9":
     cargo build --release -p tachyon-consumer
     crates/compare/build-upstream.sh build --release -p tachyon-compare --features compare-upstream
