@@ -35,8 +35,8 @@ import sys
 import time
 
 import tachyon
+from full_retry import FULL_RETRY_S, retry_while_full
 
-FULL_RETRY_S = 5.0
 LAST_DISPATCHED_TYPE = 1000
 
 
@@ -56,18 +56,7 @@ def reply_retrying(bus, cid, payload, msg_type, max_payload_size=None):
     """
     if not payload:
         max_payload_size = max(1, max_payload_size or 0)
-    deadline = None
-    while True:
-        try:
-            return bus.reply(cid, payload, msg_type, max_payload_size)
-        except tachyon.PeerDeadError:
-            raise
-        except tachyon.TachyonError:
-            now = time.monotonic()
-            deadline = deadline or now + FULL_RETRY_S
-            if now >= deadline:
-                raise
-            time.sleep(0.0001)
+    return retry_while_full(lambda: bus.reply(cid, payload, msg_type, max_payload_size))
 
 
 def serve_plain(bus, failing_type, empty):

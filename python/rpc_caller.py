@@ -30,8 +30,8 @@ import sys
 import time
 
 import tachyon
+from full_retry import FULL_RETRY_S, retry_while_full
 
-FULL_RETRY_S = 5.0
 
 
 def open_bus(args):
@@ -71,18 +71,7 @@ def call_retrying(bus, payload, msg_type):
     flight "full" can last forever against a Python callee when the ring is smaller
     than about 32 slots of the largest size; hence the bound.
     """
-    deadline = None
-    while True:
-        try:
-            return bus.call(payload, msg_type)
-        except tachyon.PeerDeadError:
-            raise
-        except tachyon.TachyonError:
-            now = time.monotonic()
-            deadline = deadline or now + FULL_RETRY_S
-            if now >= deadline:
-                raise
-            time.sleep(0.0001)
+    return retry_while_full(lambda: bus.call(payload, msg_type))
 
 
 def run(bus, args):

@@ -2,54 +2,21 @@
 //! Python producer, or any conforming peer) through the pure-Rust `tachyon-ring` crate, and
 //! reports counts, rate and one-way latency.
 
+mod cli;
 mod stats;
 mod tick;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tachyon_ring::{Bus, BusOptions, Consumer, Error};
+use tachyon_ring::{Bus, Consumer, Error};
 
-use crate::stats::Stats;
+use crate::cli::Args;
+use crate::stats::{Stats, one_way_latency_ns};
 use crate::tick::{ASK, BID, MarketTick, SENTINEL};
-
-/// Receive MarketTicks from a tachyon bus and report counts, rate and one-way latency.
-///
-/// The consumer stops at the sentinel (type id 0) and exits 0. Errors end with one line naming
-/// the cause and exit 1; SIGINT and SIGTERM print the summary so far and exit 130 and 143.
-#[derive(Parser, Debug)]
-#[command(version, about, long_about)]
-struct Args {
-    /// Unix socket path of the bus handshake.
-    #[arg(long, default_value = "/tmp/tachyon_market.sock")]
-    socket: PathBuf,
-    /// Create the ring and wait for the producer (the default; the seed's order: the consumer
-    /// starts first and owns the socket).
-    #[arg(long, conflicts_with = "connect")]
-    listen: bool,
-    /// Connect to a listening producer (upstream's example order).
-    #[arg(long)]
-    connect: bool,
-    /// Ring bytes when listening: a power of two, at least 64.
-    #[arg(long, default_value_t = 1 << 20)]
-    capacity: usize,
-    /// With --connect: seconds to keep retrying while nobody listens.
-    #[arg(long, value_parser = parse_seconds, default_value = "5")]
-    connect_timeout: Duration,
-    /// Polls of an empty ring before sleeping on the futex.
-    #[arg(long, conflicts_with = "pure_spin", default_value_t = BusOptions::DEFAULT_SPIN_THRESHOLD)]
-    spin: u32,
-    /// Never sleep: spin on an empty ring (lowest latency, one busy core).
-    #[arg(long)]
-    pure_spin: bool,
-    /// Print the final summary as one JSON object, the last line on stdout.
-    #[arg(long)]
-    json: bool,
-}
 
 /// How often the receive loop looks up to check for signals and print progress.
 const LOOK_UP: Duration = Duration::from_millis(100);
@@ -175,21 +142,4 @@ fn receive(
             next_progress = now + PROGRESS_EVERY;
         }
     }
-}
-
-/// Seconds as a `Duration`: finite and not negative, else a clap error (never a panic).
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text.trim().parse().map_err(|e| format!("{text:?}: {e}"))?;
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?} seconds: {e}"))
-}
-
-fn one_way_latency_ns(timestamp_ns: u64) -> Option<u64> {
-    if timestamp_ns == 0 {
-        return None;
-    }
-    let now_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_nanos() as u64;
-    Some(now_ns.saturating_sub(timestamp_ns))
 }

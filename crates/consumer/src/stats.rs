@@ -1,6 +1,6 @@
 //! Counts and one-way latency of the ticks received, and the summary printed at the end.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use serde_json::json;
@@ -169,4 +169,17 @@ impl Stats {
         }
         table
     }
+}
+
+/// Receive time minus the tick's timestamp, both `CLOCK_REALTIME`; `None` for an unstamped
+/// tick. A stamp from the future (clock stepped) counts as 0.
+pub fn one_way_latency_ns(timestamp_ns: u64) -> Option<u64> {
+    if timestamp_ns == 0 {
+        return None;
+    }
+    let now_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_nanos() as u64;
+    Some(now_ns.saturating_sub(timestamp_ns))
 }

@@ -1,7 +1,7 @@
 //! `tachyon-consumer-upstream`: `tachyon-consumer` rebuilt on the upstream crate (crates.io
 //! tachyon-ipc 0.5.1, the C++ core), the comparator of the end-to-end benchmark.
 //!
-//! Same arguments, same tick decoding, same statistics and the same `--json` summary: the
+//! Same arguments (tachyon-consumer's `cli.rs`), same tick decoding, same statistics and the same `--json` summary: the
 //! decoding and statistics are tachyon-consumer's own source files (`crates/consumer/src/
 //! tick.rs`, `stats.rs`), compiled in here, so both consumers measure identically and differ
 //! only in the ring underneath. The loop mirrors tachyon-consumer's (quotes get a latency
@@ -9,6 +9,8 @@
 //! at a time with `acquire_rx(spin)` (spin, then futex) and `commit`, as upstream's examples
 //! do.
 
+#[path = "../../../consumer/src/cli.rs"]
+mod cli;
 #[allow(dead_code)]
 #[path = "../../../consumer/src/stats.rs"]
 mod stats;
@@ -16,47 +18,16 @@ mod stats;
 #[path = "../../../consumer/src/tick.rs"]
 mod tick;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use tachyon_compare::Result;
 use tachyon_ipc::Bus;
 
-use crate::stats::Stats;
+use crate::cli::Args;
+use crate::stats::{Stats, one_way_latency_ns};
 use crate::tick::{ASK, BID, MarketTick, SENTINEL};
-
-/// Receive MarketTicks from a tachyon bus through upstream tachyon-ipc 0.5.1 and report
-/// counts, rate and one-way latency (tachyon-consumer's summary).
-#[derive(Parser, Debug)]
-#[command(version, about)]
-struct Args {
-    /// Unix socket path of the bus handshake.
-    #[arg(long, default_value = "/tmp/tachyon_market.sock")]
-    socket: PathBuf,
-    /// Create the ring and wait for the producer (the default).
-    #[arg(long, conflicts_with = "connect")]
-    listen: bool,
-    /// Connect to a listening producer.
-    #[arg(long)]
-    connect: bool,
-    /// Ring bytes when listening: a power of two, at least 64.
-    #[arg(long, default_value_t = 1 << 20)]
-    capacity: usize,
-    /// With --connect: seconds to keep retrying while nobody listens.
-    #[arg(long, default_value_t = 5.0)]
-    connect_timeout: f64,
-    /// Polls of an empty ring before sleeping on the futex.
-    #[arg(long, default_value_t = 10_000)]
-    spin: u32,
-    /// Never sleep: spin on an empty ring.
-    #[arg(long)]
-    pure_spin: bool,
-    /// Print the final summary as one JSON object, the last line on stdout.
-    #[arg(long)]
-    json: bool,
-}
 
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -88,9 +59,7 @@ fn open(args: &Args) -> Result<Bus> {
         );
         return Ok(Bus::listen(socket, args.capacity)?);
     }
-    let timeout = Duration::try_from_secs_f64(args.connect_timeout)
-        .map_err(|err| format!("--connect-timeout {}: {err}", args.connect_timeout))?;
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + args.connect_timeout;
     loop {
         match Bus::connect(socket) {
             Ok(bus) => return Ok(bus),
@@ -132,16 +101,4 @@ fn run(args: &Args, stats: &mut Stats) -> Result<()> {
             }
         }
     }
-}
-
-/// Receive time minus the tick's timestamp, both `CLOCK_REALTIME` (as tachyon-consumer).
-fn one_way_latency_ns(timestamp_ns: u64) -> Option<u64> {
-    if timestamp_ns == 0 {
-        return None;
-    }
-    let now_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_nanos() as u64;
-    Some(now_ns.saturating_sub(timestamp_ns))
 }
