@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The workspace root (where `Cargo.toml` and `python/` live).
@@ -108,11 +108,14 @@ pub fn socket_path(tag: &str) -> PathBuf {
     ))
 }
 
-/// A child process whose output is collected, and which is killed if it outlives its time.
+/// A child process whose output is collected (and readable while it runs), and which is
+/// killed if it outlives its time.
 pub struct Proc {
     name: String,
     child: Child,
-    readers: Vec<std::thread::JoinHandle<String>>,
+    /// stdout and stderr so far, appended to by one reader thread each.
+    texts: [Arc<Mutex<String>>; 2],
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// What a finished process left behind.
@@ -137,23 +140,76 @@ impl Proc {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let texts: [Arc<Mutex<String>>; 2] = Default::default();
         let readers = [
             Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ]
         .into_iter()
-        .map(|mut stream| {
+        .zip(texts.clone())
+        .map(|(mut stream, text)| {
             std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = stream.read_to_string(&mut text);
-                text
+                let mut chunk = [0u8; 4096];
+                while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                    let mut text = text.lock().unwrap_or_else(|p| p.into_inner());
+                    text.push_str(&String::from_utf8_lossy(&chunk[..n]));
+                }
             })
         })
         .collect();
         Proc {
             name: name.to_string(),
             child,
+            texts,
             readers,
+        }
+    }
+
+    /// Waits until the child's stderr contains `needle`, up to `limit`; panics (showing what
+    /// it printed) past it, or if the child exits first.
+    pub fn wait_for_stderr(&mut self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let stderr = self.texts[1]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if stderr.contains(needle) {
+                return;
+            }
+            let exited = self.child.try_wait().expect("wait for child");
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "{} did not print {needle:?} within {limit:?} (exit: {exited:?}); stderr:\n{stderr}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Waits until the child catches `signal` (a handler is installed: bit set in
+    /// `/proc/PID/status`'s `SigCgt`), so a signal sent now cannot meet the default action.
+    pub fn wait_for_handler(&mut self, signal: nix::sys::signal::Signal, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let bit = 1u64 << (signal as i32 - 1);
+        loop {
+            let status =
+                std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+            let caught = status
+                .lines()
+                .find_map(|line| line.strip_prefix("SigCgt:"))
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+                .unwrap_or(0);
+            if caught & bit != 0 {
+                return;
+            }
+            let exited = self.child.try_wait().expect("wait for child");
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "{} did not install a handler for {signal} within {limit:?} (exit: {exited:?})",
+                self.name
+            );
+            std::thread::yield_now();
         }
     }
 
@@ -183,7 +239,7 @@ impl Proc {
                     self.name
                 );
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(1));
         };
         let (stdout, stderr) = self.output();
         Finished {
@@ -194,15 +250,16 @@ impl Proc {
         }
     }
 
+    /// Everything the child printed, once its pipes are closed.
     fn output(&mut self) -> (String, String) {
-        let mut texts = self
-            .readers
-            .drain(..)
-            .map(|reader| reader.join().unwrap_or_default());
-        (
-            texts.next().unwrap_or_default(),
-            texts.next().unwrap_or_default(),
-        )
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        let [stdout, stderr] = &self.texts;
+        let take = |text: &Arc<Mutex<String>>| {
+            std::mem::take(&mut *text.lock().unwrap_or_else(|p| p.into_inner()))
+        };
+        (take(stdout), take(stderr))
     }
 }
 

@@ -3,44 +3,42 @@
 //! reports counts, rate and one-way latency.
 
 mod cli;
+mod signals;
 mod stats;
 mod tick;
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use tachyon_ring::{Bus, Consumer, Error};
 
 use crate::cli::Args;
+use crate::signals::StopSignal;
 use crate::stats::{Stats, one_way_latency_ns};
 use crate::tick::{ASK, BID, MarketTick, SENTINEL};
 
-/// How often the receive loop looks up to check for signals and print progress.
-const LOOK_UP: Duration = Duration::from_millis(100);
+/// How often the receive loop looks up to print progress (signals end it at once).
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let signal = Arc::new(AtomicUsize::new(0));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(err) = signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
-        {
-            eprintln!("tachyon-consumer: cannot install the handler of signal {sig}: {err}");
+    let stop = match StopSignal::install() {
+        Ok(stop) => stop,
+        Err(err) => {
+            eprintln!("tachyon-consumer: cannot install the SIGINT/SIGTERM handlers: {err}");
             return ExitCode::FAILURE;
         }
-    }
+    };
     let mut stats = Stats::new();
-    let outcome = run(&args, &signal, &mut stats);
-    let caught = signal.load(Ordering::Relaxed) as i32;
-    match outcome {
-        Ok(()) if caught == 0 => {
+    let outcome = run(&args, &stop, &mut stats);
+    match (outcome, stop.caught()) {
+        // The sentinel arrived: done, whatever signal came after it.
+        (Ok(()), _) => {
             report(&args, &stats);
             ExitCode::SUCCESS
         }
-        Ok(()) | Err(Error::Interrupted(_)) if caught != 0 => {
+        (Err(Error::Cancelled(_)), Some(caught)) => {
             eprintln!(
                 "tachyon-consumer: stopped by signal {caught} after {} messages",
                 stats.received
@@ -48,8 +46,7 @@ fn main() -> ExitCode {
             report(&args, &stats);
             ExitCode::from(128 + caught as u8)
         }
-        Ok(()) => unreachable!("caught is 0 in the first arm"),
-        Err(Error::PeerGone { pid, messages }) => {
+        (Err(Error::PeerGone { pid, messages }), _) => {
             eprintln!(
                 "tachyon-consumer: the producer (pid {pid}) exited before its sentinel; received \
                  {messages} messages, everything it had published"
@@ -57,7 +54,7 @@ fn main() -> ExitCode {
             report(&args, &stats);
             ExitCode::FAILURE
         }
-        Err(err) => {
+        (Err(err), _) => {
             eprintln!("tachyon-consumer: {err}");
             ExitCode::FAILURE
         }
@@ -72,8 +69,9 @@ fn report(args: &Args, stats: &Stats) {
     }
 }
 
-fn open(args: &Args) -> tachyon_ring::Result<Consumer> {
+fn open(args: &Args, stop: &StopSignal) -> tachyon_ring::Result<Consumer> {
     let options = Bus::options()
+        .cancel_token(stop.token())
         .spin_threshold(args.spin)
         .pure_spin(args.pure_spin)
         .connect_timeout(args.connect_timeout);
@@ -96,27 +94,20 @@ fn open(args: &Args) -> tachyon_ring::Result<Consumer> {
     Ok(bus.into_consumer())
 }
 
-/// Receives until the sentinel or a signal; `Ok` in both cases (the caller tells them apart).
-fn run(args: &Args, signal: &AtomicUsize, stats: &mut Stats) -> tachyon_ring::Result<()> {
-    let mut consumer = open(args)?;
-    let outcome = receive(&mut consumer, signal, stats);
+/// Receives until the sentinel (`Ok`) or a signal (`Err(Cancelled)`).
+fn run(args: &Args, stop: &StopSignal, stats: &mut Stats) -> tachyon_ring::Result<()> {
+    let mut consumer = open(args, stop)?;
+    let outcome = receive(&mut consumer, stats);
     stats.sleeps = consumer.sleep_stats();
     outcome
 }
 
-fn receive(
-    consumer: &mut Consumer,
-    signal: &AtomicUsize,
-    stats: &mut Stats,
-) -> tachyon_ring::Result<()> {
+fn receive(consumer: &mut Consumer, stats: &mut Stats) -> tachyon_ring::Result<()> {
     let mut next_progress = Instant::now() + PROGRESS_EVERY;
     loop {
-        if signal.load(Ordering::Relaxed) != 0 {
-            return Ok(());
-        }
         // One message, taken the moment it lands (spin, then futex); the timeout only makes the
-        // loop look up now and then for signals and progress.
-        match consumer.recv_timeout(LOOK_UP) {
+        // loop look up now and then for progress. A signal cancels the wait itself.
+        match consumer.recv_timeout(PROGRESS_EVERY) {
             Ok(message) => {
                 if message.type_id() == SENTINEL {
                     stats.finish(Instant::now());

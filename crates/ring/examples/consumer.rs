@@ -36,60 +36,96 @@ struct Args {
     verbose: bool,
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
-        Err(err) => {
-            eprintln!("consumer: {err}");
-            ExitCode::from(2)
-        }
-    }
+/// What the last line reports.
+#[derive(Debug, Default)]
+struct Summary {
+    received: u64,
+    bytes: u64,
+    bad: u64,
+    sleeps: u64,
+    wakeups: u64,
+    missed_wakes: u64,
 }
 
-fn run(args: &Args) -> tachyon_ring::Result<u64> {
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let stop = match common::install_stop("consumer") {
+        Ok(stop) => stop,
+        Err(code) => return code,
+    };
+    let mut summary = Summary::default();
+    let outcome = run(&args, &stop, &mut summary);
+    let Summary {
+        received,
+        bytes,
+        bad,
+        sleeps,
+        wakeups,
+        missed_wakes,
+    } = summary;
+    // The summary: at the sentinel, or so far when a signal stopped us.
+    if outcome.is_ok() || stop.caught().is_some() {
+        println!(
+            "{}",
+            serde_json::json!({
+                "received": received, "bytes": bytes, "bad": bad,
+                "sleeps": sleeps, "wakeups": wakeups, "missed_wakes": missed_wakes,
+            })
+        );
+    }
+    common::exit_code("consumer", outcome.map(|()| bad == 0), &stop, 2)
+}
+
+fn run(args: &Args, stop: &common::StopSignal, summary: &mut Summary) -> tachyon_ring::Result<()> {
     let options = Bus::options()
+        .cancel_token(stop.token())
         .spin_threshold(args.spin)
         .pure_spin(args.pure_spin);
     let mut consumer = args.endpoint.open(options)?.into_consumer();
+    let outcome = receive(args, &mut consumer, summary);
+    (summary.sleeps, summary.wakeups) = consumer.sleep_stats();
+    summary.missed_wakes = consumer.missed_wakes();
+    outcome
+}
+
+fn receive(
+    args: &Args,
+    consumer: &mut tachyon_ring::Consumer,
+    summary: &mut Summary,
+) -> tachyon_ring::Result<()> {
     let idle = args.idle_timeout;
-    let (mut received, mut bytes, mut bad) = (0u64, 0u64, 0u64);
+    let Summary {
+        received,
+        bytes,
+        bad,
+        ..
+    } = summary;
     loop {
         let message = consumer.recv_timeout(idle)?;
         if message.type_id() == 0 {
             if !message.is_empty() {
-                bad += 1;
+                *bad += 1;
             }
-            break;
+            return Ok(());
         }
-        let type_ok = message.type_id() == common::pattern_type_id(received);
-        let data_ok = common::follows_pattern(received, message.data());
+        let type_ok = message.type_id() == common::pattern_type_id(*received);
+        let data_ok = common::follows_pattern(*received, message.data());
         if !(type_ok && data_ok) {
-            bad += 1;
+            *bad += 1;
             if args.verbose {
                 eprintln!(
                     "message {received}: type_id {} (want {}), {} bytes, payload {}",
                     message.type_id(),
-                    common::pattern_type_id(received),
+                    common::pattern_type_id(*received),
                     message.len(),
                     if data_ok { "ok" } else { "wrong" }
                 );
             }
         }
-        received += 1;
-        bytes += message.len() as u64;
-        if args.die_after == Some(received) {
+        *received += 1;
+        *bytes += message.len() as u64;
+        if args.die_after == Some(*received) {
             common::die();
         }
     }
-    let (sleeps, wakeups) = consumer.sleep_stats();
-    println!(
-        "{}",
-        serde_json::json!({
-            "received": received, "bytes": bytes, "bad": bad,
-            "sleeps": sleeps, "wakeups": wakeups,
-        })
-    );
-    Ok(bad)
 }

@@ -61,19 +61,49 @@ struct Args {
     send_timeout: Duration,
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("producer: {err}");
-            ExitCode::FAILURE
-        }
-    }
+/// What the last line reports.
+#[derive(Debug, Default)]
+struct Summary {
+    sent: u64,
+    bytes: u64,
+    elapsed_s: f64,
+    wakes: u64,
 }
 
-fn run(args: &Args) -> tachyon_ring::Result<()> {
-    let bus = args.endpoint.open(Bus::options())?;
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let stop = match common::install_stop("producer") {
+        Ok(stop) => stop,
+        Err(code) => return code,
+    };
+    let mut summary = Summary::default();
+    let outcome = run(&args, &stop, &mut summary);
+    // The summary: when done, or so far when a signal stopped us.
+    if outcome.is_ok() || stop.caught().is_some() {
+        let Summary {
+            sent,
+            bytes,
+            elapsed_s,
+            wakes,
+        } = summary;
+        println!(
+            "{}",
+            serde_json::json!({
+                "sent": sent,
+                "bytes": bytes,
+                "elapsed_s": elapsed_s,
+                "msgs_per_s": sent as f64 / elapsed_s.max(1e-9),
+                "wakes": wakes,
+            })
+        );
+    }
+    common::exit_code("producer", outcome.map(|()| true), &stop, 1)
+}
+
+fn run(args: &Args, stop: &common::StopSignal, summary: &mut Summary) -> tachyon_ring::Result<()> {
+    let bus = args
+        .endpoint
+        .open(Bus::options().cancel_token(stop.token()))?;
     let (min, max) = match (args.sizes, args.sweep) {
         (Some(range), _) => range,
         (None, Some((from, to))) => (from.min(to), from.max(to)),
@@ -87,10 +117,22 @@ fn run(args: &Args) -> tachyon_ring::Result<()> {
         });
     }
     let mut producer = bus.into_producer();
+    let started = Instant::now();
+    let outcome = send_all(args, &mut producer, summary, min, max);
+    summary.elapsed_s = started.elapsed().as_secs_f64();
+    summary.wakes = producer.wakes();
+    outcome
+}
+
+fn send_all(
+    args: &Args,
+    producer: &mut tachyon_ring::Producer,
+    summary: &mut Summary,
+    min: usize,
+    max: usize,
+) -> tachyon_ring::Result<()> {
     let mut rng = SmallRng::seed_from_u64(args.seed);
     let timeout = args.send_timeout;
-    let started = Instant::now();
-    let mut bytes = 0u64;
     for i in 0..args.count {
         let len = match args.sweep {
             Some(sweep) => common::sweep_size(i, sweep),
@@ -99,7 +141,8 @@ fn run(args: &Args) -> tachyon_ring::Result<()> {
         let mut slot = producer.reserve_timeout(len, timeout)?;
         common::fill_pattern(i, &mut slot[..len]);
         slot.commit(len, common::pattern_type_id(i))?;
-        bytes += len as u64;
+        summary.sent += 1;
+        summary.bytes += len as u64;
         if args.flush_each {
             producer.flush();
         }
@@ -116,16 +159,5 @@ fn run(args: &Args) -> tachyon_ring::Result<()> {
         producer.send_timeout(0, &[], timeout)?;
     }
     producer.flush();
-    let elapsed = started.elapsed().as_secs_f64();
-    println!(
-        "{}",
-        serde_json::json!({
-            "sent": args.count,
-            "bytes": bytes,
-            "elapsed_s": elapsed,
-            "msgs_per_s": args.count as f64 / elapsed.max(1e-9),
-            "wakes": producer.wakes(),
-        })
-    );
     Ok(())
 }

@@ -48,26 +48,66 @@ struct Args {
 /// What the dispatcher of tachyon-ipc answers when a handler raises.
 const ERROR_REPLY_TYPE: u16 = 0xFFFF;
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
-        Err(err) => {
-            eprintln!("rpc_call: {err}");
-            ExitCode::from(2)
-        }
-    }
+/// What the last line reports.
+#[derive(Debug, Default)]
+struct Summary {
+    calls: u64,
+    bad: u64,
+    elapsed_s: f64,
 }
 
-fn run(args: &Args) -> tachyon_ring::Result<u64> {
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let stop = match common::install_stop("rpc_call") {
+        Ok(stop) => stop,
+        Err(code) => return code,
+    };
+    let mut summary = Summary::default();
+    let outcome = run(&args, &stop, &mut summary);
+    let Summary {
+        calls,
+        bad,
+        elapsed_s,
+    } = summary;
+    // The summary: when done, or so far when a signal stopped us.
+    if outcome.is_ok() || stop.caught().is_some() {
+        println!(
+            "{}",
+            serde_json::json!({
+                "calls": calls, "bad": bad,
+                "elapsed_s": elapsed_s, "calls_per_s": calls as f64 / elapsed_s.max(1e-9),
+            })
+        );
+    }
+    common::exit_code("rpc_call", outcome.map(|()| bad == 0), &stop, 2)
+}
+
+fn run(args: &Args, stop: &common::StopSignal, summary: &mut Summary) -> tachyon_ring::Result<()> {
     let mut caller = Bus::options()
+        .cancel_token(stop.token())
         .connect_timeout(Duration::from_secs(5))
         .rpc_connect(&args.socket)?;
+    let started = Instant::now();
+    let outcome = call_all(args, &mut caller, summary);
+    summary.elapsed_s = started.elapsed().as_secs_f64();
+    outcome?;
+    if !args.no_final {
+        let timeout = args.reply_timeout;
+        let mut slot = caller.reserve_call_timeout(1, timeout)?;
+        slot[0] = 0;
+        let id = slot.commit(1, 0)?;
+        drop(caller.wait_timeout(id, timeout)?);
+    }
+    Ok(())
+}
+
+fn call_all(
+    args: &Args,
+    caller: &mut tachyon_ring::Caller,
+    summary: &mut Summary,
+) -> tachyon_ring::Result<()> {
     let timeout = args.reply_timeout;
     let mut rng = SmallRng::seed_from_u64(args.seed);
-    let mut bad = 0u64;
-    let started = Instant::now();
     for i in 0..args.count {
         let len = match args.sweep {
             Some(sweep) => common::sweep_size(i, sweep),
@@ -86,8 +126,9 @@ fn run(args: &Args) -> tachyon_ring::Result<u64> {
                 && reply.data().len() == len
                 && common::follows_pattern(i, reply.data())
         };
+        summary.calls += 1;
         if !ok {
-            bad += 1;
+            summary.bad += 1;
             eprintln!(
                 "call {i} (id {id}, type {msg_type}, {len} bytes): reply type {}, {} bytes",
                 reply.msg_type(),
@@ -95,19 +136,5 @@ fn run(args: &Args) -> tachyon_ring::Result<u64> {
             );
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    if !args.no_final {
-        let mut slot = caller.reserve_call_timeout(1, timeout)?;
-        slot[0] = 0;
-        let id = slot.commit(1, 0)?;
-        drop(caller.wait_timeout(id, timeout)?);
-    }
-    println!(
-        "{}",
-        serde_json::json!({
-            "calls": args.count, "bad": bad,
-            "elapsed_s": elapsed, "calls_per_s": args.count as f64 / elapsed.max(1e-9),
-        })
-    );
-    Ok(bad)
+    Ok(())
 }

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tachyon_ring::RpcBus;
+use tachyon_ring::Bus;
+
+mod common;
 
 #[derive(Parser, Debug)]
 #[command(about = "Echo RPC callee on a tachyon RPC bus")]
@@ -31,21 +33,25 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(served) => {
-            println!("{}", serde_json::json!({ "served": served }));
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("rpc_echo: {err}");
-            ExitCode::FAILURE
-        }
+    let stop = match common::install_stop("rpc_echo") {
+        Ok(stop) => stop,
+        Err(code) => return code,
+    };
+    let mut served = 0;
+    let outcome = run(&args, &stop, &mut served);
+    // The summary: when done, or so far when a signal stopped us.
+    if outcome.is_ok() || stop.caught().is_some() {
+        println!("{}", serde_json::json!({ "served": served }));
     }
+    common::exit_code("rpc_echo", outcome.map(|()| true), &stop, 1)
 }
 
-fn run(args: &Args) -> tachyon_ring::Result<u64> {
-    let mut callee = RpcBus::listen(&args.socket, args.cap_fwd, args.cap_rev)?;
-    let mut served = 0;
+fn run(args: &Args, stop: &common::StopSignal, served: &mut u64) -> tachyon_ring::Result<()> {
+    let mut callee = Bus::options().cancel_token(stop.token()).rpc_listen(
+        &args.socket,
+        args.cap_fwd,
+        args.cap_rev,
+    )?;
     loop {
         let mut request = callee.serve()?;
         let msg_type = request.msg_type();
@@ -54,9 +60,9 @@ fn run(args: &Args) -> tachyon_ring::Result<u64> {
         let (data, mut reply) = request.reserve_reply(len, REPLY_TIMEOUT)?;
         reply.copy_from_slice(data);
         reply.commit(len, msg_type.wrapping_add(1))?;
-        served += 1;
+        *served += 1;
         if msg_type == 0 {
-            return Ok(served);
+            return Ok(());
         }
     }
 }

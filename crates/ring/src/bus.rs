@@ -5,9 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cancel::CancelToken;
 use crate::consumer::Consumer;
 use crate::error::Result;
-use crate::handshake::{self, AllowedPeers};
+use crate::handshake::{self, AllowedPeers, WaitLimits};
 use crate::layout::Handshake;
 use crate::peer::{PeerCredentials, PeerWatch};
 use crate::producer::Producer;
@@ -30,7 +31,9 @@ pub struct BusOptions {
     spin_threshold: u32,
     pure_spin: bool,
     pub(crate) connect_timeout: Duration,
+    pub(crate) listen_timeout: Option<Duration>,
     pub(crate) allowed_peers: AllowedPeers,
+    pub(crate) cancel: Option<CancelToken>,
 }
 
 impl Default for BusOptions {
@@ -39,7 +42,9 @@ impl Default for BusOptions {
             spin_threshold: Self::DEFAULT_SPIN_THRESHOLD,
             pure_spin: false,
             connect_timeout: Duration::ZERO,
+            listen_timeout: None,
             allowed_peers: AllowedPeers::SameUser,
+            cancel: None,
         }
     }
 }
@@ -68,6 +73,30 @@ impl BusOptions {
         self
     }
 
+    /// How long `listen` waits for a peer before [`Error::Timeout`](crate::Error::Timeout)
+    /// (default: as long as it takes, as upstream). The socket file is removed either way.
+    pub fn listen_timeout(mut self, timeout: Duration) -> Self {
+        self.listen_timeout = Some(timeout);
+        self
+    }
+
+    /// A token that cancels `listen` / `connect` and, afterwards, every blocking call of the
+    /// bus's ends ([`Error::Cancelled`](crate::Error::Cancelled)); see [`CancelToken`].
+    pub fn cancel_token(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// The limits of `listen`.
+    pub(crate) fn listen_limits(&self) -> WaitLimits<'_> {
+        WaitLimits::new(self.listen_timeout, self.cancel.as_ref())
+    }
+
+    /// The limits of `connect`.
+    pub(crate) fn connect_limits(&self) -> WaitLimits<'_> {
+        WaitLimits::new(Some(self.connect_timeout), self.cancel.as_ref())
+    }
+
     /// Who a listener accepts (default: our own uid and root). A refused peer gets no fd.
     pub fn allowed_peers(mut self, allowed: AllowedPeers) -> Self {
         self.allowed_peers = allowed;
@@ -80,8 +109,13 @@ impl BusOptions {
         let path = path.as_ref();
         let (region, fd) = Region::create_memfd(&path.to_string_lossy(), capacity)?;
         let handshake = Handshake::new(capacity, None);
-        let peer =
-            handshake::listen_and_send(path, &handshake, &[fd.as_fd()], &self.allowed_peers)?;
+        let peer = handshake::listen_and_send(
+            path,
+            &handshake,
+            &[fd.as_fd()],
+            &self.allowed_peers,
+            self.listen_limits(),
+        )?;
         Ok(Bus::assemble(region, Some(peer), self))
     }
 
@@ -89,7 +123,7 @@ impl BusOptions {
     pub fn connect(self, path: impl AsRef<Path>) -> Result<Bus> {
         let path = path.as_ref();
         let (handshake, fds, peer) =
-            handshake::connect_and_receive(path, self.connect_timeout, false)?;
+            handshake::connect_and_receive(path, self.connect_limits(), false)?;
         let region = Region::attach(
             &fds[0],
             handshake.capacity_fwd as usize,
@@ -98,9 +132,18 @@ impl BusOptions {
         Ok(Bus::assemble(region, Some(peer), self))
     }
 
-    /// A consumer of `region` with these options' spin settings.
+    /// A consumer of `region` with these options' spin settings and cancel token.
     pub(crate) fn consumer(&self, region: Arc<Region>, peer: Option<Arc<PeerWatch>>) -> Consumer {
-        Consumer::new(region, self.spin_threshold, self.pure_spin, peer)
+        let mut consumer = Consumer::new(region, self.spin_threshold, self.pure_spin, peer);
+        consumer.set_cancel_token(self.cancel.clone());
+        consumer
+    }
+
+    /// A producer of `region` with these options' cancel token.
+    pub(crate) fn producer(&self, region: Arc<Region>, peer: Option<Arc<PeerWatch>>) -> Producer {
+        let mut producer = Producer::new(region, peer);
+        producer.set_cancel_token(self.cancel.clone());
+        producer
     }
 
     /// A ring on the heap, for both ends in one process (tests, benchmarks, threads).
@@ -203,14 +246,16 @@ impl Bus {
 
     /// Both ends. Across processes, use only the end your side of the protocol plays.
     pub fn split(self) -> (Producer, Consumer) {
-        let producer = Producer::new(Arc::clone(&self.region), self.peer.clone());
+        let producer = self
+            .options
+            .producer(Arc::clone(&self.region), self.peer.clone());
         let consumer = self.into_consumer();
         (producer, consumer)
     }
 
     /// The producing end.
     pub fn into_producer(self) -> Producer {
-        Producer::new(self.region, self.peer)
+        self.options.producer(self.region, self.peer)
     }
 
     /// The consuming end.

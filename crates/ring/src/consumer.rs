@@ -5,17 +5,20 @@ use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
+use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::layout::{
     CONSUMER_FEATURES, MAX_CURSOR, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader,
-    sleeping,
+    sleeping, state,
 };
 use crate::peer::PeerWatch;
 use crate::shm::Region;
-use crate::wait::{self, MAX_FUTEX_WAIT};
+use crate::wait::{self, Naps, Woke};
 
-/// How often a waiting consumer asks whether the peer has exited.
-const PEER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// How often a waiting consumer asks whether the peer has exited or marked the ring fatal.
+pub(crate) const PEER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// What a cancelled receive reports it was doing.
+const RECEIVING: &str = "waiting for a message";
 /// Spins between looks at the clock while waiting.
 const SPINS_PER_CLOCK_READ: u32 = 1024;
 
@@ -54,6 +57,10 @@ pub struct Consumer {
     /// Futex sleeps, and how many of them a producer's wake ended.
     sleeps: u64,
     wakeups: u64,
+    /// Naps that ran to their timeout although the producer had published meanwhile: a
+    /// producer that published without waking us (lost wake-ups; upstream's producer has the
+    /// window, ours does not).
+    missed_wakes: u64,
     /// Spins on an empty ring before sleeping on the futex.
     spin_threshold: u32,
     /// Never sleep (the futex word holds `PURE_SPIN`).
@@ -61,6 +68,8 @@ pub struct Consumer {
     /// Why the ring is dead, once a corrupt header or cursor was seen.
     poisoned: Option<String>,
     peer: Option<Arc<PeerWatch>>,
+    /// Ends every wait of ours early (see [`CancelToken`]).
+    cancel: Option<CancelToken>,
 }
 
 // SAFETY: the consumer owns its end of the ring exclusively; the raw pointer points into the
@@ -118,10 +127,12 @@ impl Consumer {
             received: 0,
             sleeps: 0,
             wakeups: 0,
+            missed_wakes: 0,
             spin_threshold,
             pure_spin,
             poisoned,
             peer,
+            cancel: None,
         }
     }
 
@@ -135,10 +146,23 @@ impl Consumer {
         self.received
     }
 
-    /// Futex sleeps so far, and how many of them ended in a producer's wake (rather than the
-    /// 200 ms timeout): the evidence that the peer's wake-ups reach us.
+    /// Futex sleeps so far, and how many of them ended in a producer's wake (rather than a
+    /// nap's timeout): the evidence that the peer's wake-ups reach us.
     pub fn sleep_stats(&self) -> (u64, u64) {
         (self.sleeps, self.wakeups)
+    }
+
+    /// Naps that ran to their timeout although a message had been published meanwhile: each
+    /// one a producer that published without waking us. Always 0 with this crate's producer;
+    /// upstream's can cause them (its wake has a window, see `docs/wire-format.md`), and each
+    /// costs at most the nap, the first of which is 0.5 ms.
+    pub fn missed_wakes(&self) -> u64 {
+        self.missed_wakes
+    }
+
+    /// Watch `token` in every blocking call from now on (replacing the bus's), or nothing.
+    pub fn set_cancel_token(&mut self, token: Option<CancelToken>) {
+        self.cancel = token;
     }
 
     /// The next message, if one has been published; never waits.
@@ -222,13 +246,14 @@ impl Consumer {
 
     /// The next slot, waiting for it: spin, then sleep. The clock is read, and the peer
     /// checked, only after the ring was found empty, and then only every 1024 spins, after
-    /// a futex timeout, or every 50 ms.
+    /// a nap that timed out, or every 50 ms.
     fn wait_for_slot(&mut self, timeout: Option<Duration>) -> Result<Slot> {
         if let Some(slot) = self.next_slot()? {
             return Ok(slot);
         }
         let deadline = timeout.and_then(wait::deadline_after);
         let mut next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
+        let mut naps = Naps::new();
         let mut spins: u32 = 0;
         loop {
             if let Some(slot) = self.next_slot()? {
@@ -236,13 +261,14 @@ impl Consumer {
             }
             let may_sleep = !self.pure_spin && spins >= self.spin_threshold;
             if may_sleep || spins % SPINS_PER_CLOCK_READ == SPINS_PER_CLOCK_READ - 1 {
+                wait::check(self.cancel.as_ref(), RECEIVING)?;
                 let now = Instant::now();
                 if deadline.is_some_and(|at| now >= at) {
                     return Err(Error::Timeout(timeout.unwrap_or_default()));
                 }
                 if now >= next_peer_check {
                     next_peer_check = now + PEER_CHECK_INTERVAL;
-                    self.check_peer_alive()?;
+                    self.check_peer()?;
                 }
             }
             if !may_sleep {
@@ -250,36 +276,72 @@ impl Consumer {
                 std::hint::spin_loop();
                 continue;
             }
-            if !self.sleep_until_published(deadline) {
-                // Timed out rather than woken: a good moment to look at the peer.
-                self.check_peer_alive()?;
-                next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
+            if self.announce_sleep() {
+                let nap = naps.next(deadline);
+                if self.sleep(nap)? == Woke::TimedOut {
+                    // A good moment to look at the peer: nothing woke us for a whole nap.
+                    self.check_peer()?;
+                    next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
+                }
             }
-            spins = 0;
+            self.end_sleep();
         }
     }
 
-    /// The futex protocol's consumer side: announce sleep, full fence, look at the head once
-    /// more (a producer that published before seeing our announcement is caught here), then
-    /// sleep at most 200 ms (bounds a missed wake-up) or until the deadline. True when a
-    /// producer's wake (or a head already moved) ended it.
-    fn sleep_until_published(&mut self, deadline: Option<Instant>) -> bool {
+    /// The futex protocol's consumer side, step 1: announce sleep, full fence, look at the
+    /// head once more. True when the ring is still empty and [`sleep`](Self::sleep) may block.
+    /// A producer that published before seeing the announcement is caught by the look; one that
+    /// publishes after it sees SLEEPING and (ours) swaps it back to AWAKE before waking, so the
+    /// sleep finds the word changed and returns at once.
+    fn announce_sleep(&mut self) -> bool {
         let header = self.region.header();
-        let word = &header.consumer_sleeping;
-        word.store(sleeping::SLEEPING, Ordering::Release);
+        header
+            .consumer_sleeping
+            .store(sleeping::SLEEPING, Ordering::Release);
         fence(Ordering::SeqCst);
-        let mut woken = true;
-        if header.head.load(Ordering::Acquire) == self.tail {
-            let mut nap = MAX_FUTEX_WAIT;
-            if let Some(deadline) = deadline {
-                nap = nap.min(deadline.saturating_duration_since(Instant::now()));
+        header.head.load(Ordering::Acquire) == self.tail
+    }
+
+    /// Step 2: sleep while the word still says SLEEPING, at most `nap`, or until cancelled.
+    /// A nap that times out with a message published meanwhile is a missed wake (counted).
+    fn sleep(&mut self, nap: Duration) -> Result<Woke> {
+        let word = &self.region.header().consumer_sleeping;
+        self.sleeps += 1;
+        let woke = wait::sleep_on(
+            &[(word, sleeping::SLEEPING)],
+            nap,
+            self.cancel.as_ref(),
+            RECEIVING,
+        )?;
+        match woke {
+            Woke::Woken(_) => self.wakeups += 1,
+            Woke::TimedOut => {
+                if self.region.header().head.load(Ordering::Acquire) != self.tail {
+                    self.missed_wakes += 1;
+                }
             }
-            self.sleeps += 1;
-            woken = wait::futex_wait(word, sleeping::SLEEPING, nap);
-            self.wakeups += u64::from(woken);
+            Woke::Changed => {}
         }
-        word.store(sleeping::AWAKE, Ordering::Release);
-        woken
+        Ok(woke)
+    }
+
+    /// Step 3: awake again (whatever ended the sleep, the caller looks at the ring next).
+    fn end_sleep(&mut self) {
+        self.region
+            .header()
+            .consumer_sleeping
+            .store(sleeping::AWAKE, Ordering::Release);
+    }
+
+    /// The peer's checks while waiting: a ring it marked fatal (state 4) ends the wait at
+    /// once; an exited peer ends it once everything it published has been delivered.
+    fn check_peer(&mut self) -> Result<()> {
+        if self.region.header().state.load(Ordering::Acquire) == state::FATAL_ERROR {
+            let why = "the producer marked the ring fatal (state 4)".to_string();
+            self.poisoned = Some(why.clone());
+            return Err(Error::Corrupt(why));
+        }
+        self.check_peer_alive()
     }
 
     /// Once the producer's process has exited, nothing more will be published: deliver what
@@ -518,5 +580,145 @@ impl Message<'_> {
 impl Drop for Message<'_> {
     fn drop(&mut self) {
         self.consumer.release(&self.slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The futex protocol's interleavings, driven step by step: each step is one call, so the
+    //! order is the test's, not the scheduler's.
+    use super::*;
+    use crate::producer::Producer;
+
+    fn pair() -> (Producer, Consumer, Arc<Region>) {
+        let region = Arc::new(Region::heap(1 << 12).unwrap());
+        let producer = Producer::new(Arc::clone(&region), None);
+        let consumer = Consumer::new(Arc::clone(&region), 0, false, None);
+        (producer, consumer, region)
+    }
+
+    /// Consumer announces sleep and finds the ring empty; our producer publishes and wakes
+    /// while nobody waits yet; the consumer then blocks. The producer swapped the word back
+    /// to AWAKE, so the block returns at once (value changed) instead of sleeping its nap.
+    #[test]
+    fn our_producers_wake_cannot_be_lost_between_the_look_and_the_block() {
+        let (mut producer, mut consumer, region) = pair();
+        assert!(consumer.announce_sleep(), "step 1: the ring is empty");
+        producer.send(5, b"tick").unwrap();
+        producer.flush(); // step 2: publish + wake, before the consumer blocks
+        assert_eq!(
+            region.header().consumer_sleeping.load(Ordering::Relaxed),
+            sleeping::AWAKE,
+            "the producer cleared the sleeping word before waking"
+        );
+        // Step 3: a nap far longer than the test; a lost wake would sleep it all.
+        let woke = consumer.sleep(Duration::from_secs(30)).unwrap();
+        assert_eq!(woke, Woke::Changed, "the block saw the word changed");
+        consumer.end_sleep();
+        assert_eq!(consumer.missed_wakes(), 0);
+        let message = consumer.try_recv().unwrap().expect("delivered at once");
+        assert_eq!(message.data(), b"tick");
+    }
+
+    /// The same interleaving with a producer that keeps upstream's window (wakes without
+    /// touching the word): the wake is lost, and what bounds the stall is the first nap,
+    /// which is short. The missed wake is counted.
+    #[test]
+    fn a_producer_that_wakes_too_early_costs_only_the_first_short_nap() {
+        let (mut producer, mut consumer, _region) = pair();
+        assert!(consumer.announce_sleep(), "step 1: the ring is empty");
+        producer.send(5, b"tick").unwrap();
+        producer.publish_as_upstream(); // step 2: publish + wake nobody, word left SLEEPING
+        let nap = Naps::new().next(None);
+        assert!(nap <= Duration::from_millis(1), "first nap {nap:?}");
+        let woke = consumer.sleep(nap).unwrap(); // step 3: the wake is gone; the nap runs out
+        assert_eq!(woke, Woke::TimedOut);
+        consumer.end_sleep();
+        assert_eq!(consumer.missed_wakes(), 1, "the lost wake is counted");
+        let message = consumer
+            .try_recv()
+            .unwrap()
+            .expect("delivered after the nap");
+        assert_eq!(message.data(), b"tick");
+    }
+
+    /// The other order: the producer publishes before the consumer's look. The look sees the
+    /// message and the consumer never blocks.
+    #[test]
+    fn a_message_published_before_the_look_is_seen_by_the_look() {
+        let (mut producer, mut consumer, _region) = pair();
+        consumer
+            .region
+            .header()
+            .consumer_sleeping
+            .store(sleeping::AWAKE, Ordering::Relaxed);
+        producer.send(5, b"tick").unwrap();
+        producer.flush();
+        assert!(!consumer.announce_sleep(), "the look saw the head move");
+        consumer.end_sleep();
+        assert!(consumer.try_recv().unwrap().is_some());
+    }
+
+    /// A blocked consumer is woken by our producer (a real FUTEX_WAKE, counted).
+    #[test]
+    fn a_blocked_consumer_is_woken_by_the_publish() {
+        let (mut producer, mut consumer, region) = pair();
+        let sleeper = std::thread::spawn(move || {
+            assert!(consumer.announce_sleep());
+            let woke = consumer.sleep(Duration::from_secs(30)).unwrap();
+            consumer.end_sleep();
+            (woke, consumer.sleep_stats())
+        });
+        // Publish only once the consumer is inside FUTEX_WAIT: a wake on the word that
+        // reaches a waiter is proof (the word stays SLEEPING until our publish swaps it).
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while region.header().consumer_sleeping.load(Ordering::Relaxed) != sleeping::SLEEPING {
+            assert!(
+                Instant::now() < give_up,
+                "the consumer never announced sleep"
+            );
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        producer.send(1, b"x").unwrap();
+        producer.flush();
+        let (woke, (sleeps, wakeups)) = sleeper.join().unwrap();
+        assert!(matches!(woke, Woke::Woken(0) | Woke::Changed));
+        assert_eq!(sleeps, 1);
+        if producer.wakes() == 1 {
+            assert_eq!((woke, wakeups), (Woke::Woken(0), 1), "our wake reached it");
+        }
+    }
+
+    /// A cancel reaches a consumer blocked in its futex sleep, and every later receive.
+    #[test]
+    fn a_cancel_ends_a_blocked_receive_and_every_later_one() {
+        for _ in 0..20 {
+            let (_producer, mut consumer, _region) = pair();
+            let token = CancelToken::new();
+            consumer.set_cancel_token(Some(token.clone()));
+            let receiver = std::thread::spawn(move || {
+                let outcome = consumer.recv().map(|_| ());
+                let again = consumer.recv_timeout(Duration::from_secs(30)).map(|_| ());
+                (outcome, again)
+            });
+            std::thread::sleep(Duration::from_millis(3));
+            token.cancel();
+            let (outcome, again) = receiver.join().unwrap();
+            assert!(matches!(outcome, Err(Error::Cancelled(RECEIVING))));
+            assert!(matches!(again, Err(Error::Cancelled(_))));
+        }
+    }
+
+    /// A ring the peer marked fatal ends a waiting receive within the peer-check interval.
+    #[test]
+    fn a_peer_marking_the_ring_fatal_ends_the_wait() {
+        let (_producer, mut consumer, region) = pair();
+        region.mark_fatal();
+        let outcome = consumer.recv_timeout(Duration::from_secs(30));
+        assert!(
+            matches!(&outcome, Err(Error::Corrupt(why)) if why.contains("state 4")),
+            "{outcome:?}"
+        );
     }
 }

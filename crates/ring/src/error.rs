@@ -120,9 +120,11 @@ pub enum Error {
     #[error("refusing to reply to correlation id 0: calls are numbered from 1")]
     ZeroCorrelationId,
 
-    /// A blocking call was interrupted by a signal.
-    #[error("interrupted by a signal while {0}")]
-    Interrupted(&'static str),
+    /// A blocking call ended because its [`CancelToken`](crate::CancelToken) was cancelled;
+    /// the text says what it was waiting for. Signals never cause this by themselves (a
+    /// program turns the signals it wants into a cancel).
+    #[error("cancelled while {0}")]
+    Cancelled(&'static str),
 
     /// A system call failed.
     #[error("{syscall} failed{}: {source}", context_suffix(.path))]
@@ -159,6 +161,7 @@ impl Error {
             self,
             Error::Full { .. }
                 | Error::Timeout(_)
+                | Error::Cancelled(_)
                 | Error::CommitTooLong { .. }
                 | Error::MessageTooLarge { .. }
                 | Error::CannotPlace { .. }

@@ -8,20 +8,39 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 
+use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::layout::{FLAG_RPC, Handshake, MAGIC, MSG_ALIGNMENT, VERSION};
 use crate::peer::PeerWatch;
 
-/// How often a waiting listener looks up from `accept` (as upstream), and a connector retries.
-const POLL_STEP: Duration = Duration::from_millis(100);
+/// How often a connector retries while nobody listens.
 const CONNECT_RETRY_STEP: Duration = Duration::from_millis(10);
 /// `sun_path` holds 108 bytes, the terminating NUL included.
 const MAX_SOCKET_PATH: usize = 108;
 /// How long a connector waits for the handshake once connected (a listener sends it at once).
 const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a handshake may wait, and what may cancel it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WaitLimits<'a> {
+    /// How long a listener waits for a connector, or a connector retries (`None`: forever).
+    pub(crate) timeout: Option<Duration>,
+    /// `timeout` from the call's start.
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) cancel: Option<&'a CancelToken>,
+}
+
+impl<'a> WaitLimits<'a> {
+    pub(crate) fn new(timeout: Option<Duration>, cancel: Option<&'a CancelToken>) -> Self {
+        WaitLimits {
+            timeout,
+            deadline: timeout.and_then(crate::wait::deadline_after),
+            cancel,
+        }
+    }
+}
 
 /// Who may connect to a listener.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,10 +88,11 @@ pub(crate) fn listen_and_send(
     handshake: &Handshake,
     fds: &[BorrowedFd<'_>],
     allowed: &AllowedPeers,
+    limits: WaitLimits<'_>,
 ) -> Result<PeerWatch> {
     let listener = SocketFile::bind_private(path, allowed.socket_mode())?;
     loop {
-        let stream = listener.accept_one()?;
+        let stream = listener.accept_one(limits)?;
         let Ok(peer) = PeerWatch::from_socket(&stream) else {
             // The peer left before we could take its pidfd; wait for the next one.
             continue;
@@ -87,21 +107,20 @@ pub(crate) fn listen_and_send(
     }
 }
 
-/// Connects to `path`, retrying until `timeout` while nobody listens, and receives the
+/// Connects to `path`, retrying until the deadline while nobody listens, and receives the
 /// handshake and the fds. Checks magic, version, alignment and the RPC flag against
 /// `expect_rpc`; what the fds hold is checked by the caller.
 pub(crate) fn connect_and_receive(
     path: &Path,
-    timeout: Duration,
+    limits: WaitLimits<'_>,
     expect_rpc: bool,
 ) -> Result<(Handshake, Vec<OwnedFd>, PeerWatch)> {
-    let stream = connect_retrying(path, timeout)?;
-    // A listener that accepts and never sends must not hang us.
-    stream
-        .set_read_timeout(Some(RECEIVE_TIMEOUT))
-        .map_err(|e| Error::os_at("setsockopt(SO_RCVTIMEO)", path, e))?;
+    let stream = connect_retrying(path, limits)?;
     let peer = PeerWatch::from_socket(&stream)?;
-    let (handshake, fds) = receive_handshake(&stream)?;
+    // A listener that accepts and never sends must not hang us: one deadline for the whole
+    // receive, which no signal restarts.
+    let receive_deadline = crate::wait::deadline_after(RECEIVE_TIMEOUT);
+    let (handshake, fds) = receive_handshake(&stream, receive_deadline, limits.cancel)?;
     validate(&handshake, expect_rpc)?;
     let want_fds = if expect_rpc { 2 } else { 1 };
     if fds.len() != want_fds {
@@ -113,9 +132,9 @@ pub(crate) fn connect_and_receive(
     Ok((handshake, fds, peer))
 }
 
-fn connect_retrying(path: &Path, timeout: Duration) -> Result<UnixStream> {
-    let deadline = crate::wait::deadline_after(timeout);
+fn connect_retrying(path: &Path, limits: WaitLimits<'_>) -> Result<UnixStream> {
     loop {
+        crate::wait::check(limits.cancel, "connecting")?;
         match UnixStream::connect(path) {
             Ok(stream) => return Ok(stream),
             Err(err)
@@ -124,14 +143,16 @@ fn connect_retrying(path: &Path, timeout: Duration) -> Result<UnixStream> {
                     Some(libc::ENOENT | libc::ECONNREFUSED | libc::EAGAIN)
                 ) =>
             {
-                if deadline.is_some_and(|at| Instant::now() >= at) {
+                let left = crate::wait::remaining(limits.deadline);
+                if left.is_zero() {
                     return Err(Error::NobodyListening {
                         path: path.to_path_buf(),
                         source: err,
                     });
                 }
-                std::thread::sleep(CONNECT_RETRY_STEP);
+                crate::wait::pause(CONNECT_RETRY_STEP.min(left), limits.cancel, "connecting")?;
             }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
             Err(err) => return Err(Error::os_at("connect", path, err)),
         }
     }
@@ -196,25 +217,32 @@ fn send_handshake(
     Ok(())
 }
 
-fn receive_handshake(stream: &UnixStream) -> Result<(Handshake, Vec<OwnedFd>)> {
+/// Receives the 32-byte handshake and its fds in one message: waits (cancellably, until
+/// `deadline`) for the socket to turn readable, then takes what is there without blocking.
+fn receive_handshake(
+    stream: &UnixStream,
+    deadline: Option<Instant>,
+    cancel: Option<&CancelToken>,
+) -> Result<(Handshake, Vec<OwnedFd>)> {
     let mut handshake = Handshake::new(0, None);
     let mut cmsg_space = nix::cmsg_space!([RawFd; 4]);
     let mut fds = Vec::new();
     let received = {
         let mut iov = [IoSliceMut::new(bytemuck::bytes_of_mut(&mut handshake))];
         let msg = loop {
+            if !crate::wait::readable(stream.as_fd(), deadline, cancel, "receiving the handshake")?
+            {
+                return Err(Error::Handshake(format!(
+                    "the listener accepted but sent no handshake within {RECEIVE_TIMEOUT:?}"
+                )));
+            }
             match recvmsg::<()>(
                 stream.as_raw_fd(),
                 &mut iov,
                 Some(&mut cmsg_space),
-                MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_WAITALL,
+                MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
             ) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(nix::errno::Errno::EAGAIN) => {
-                    return Err(Error::Handshake(format!(
-                        "the listener accepted but sent no handshake within {RECEIVE_TIMEOUT:?}"
-                    )));
-                }
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
                 other => break other.map_err(|e| Error::os("recvmsg", e))?,
             }
         };
@@ -296,18 +324,19 @@ impl SocketFile {
         })
     }
 
-    /// Waits for one connection, looking up every 100 ms; a signal ends the wait with
-    /// [`Error::Interrupted`] (and the socket file is removed on drop).
-    fn accept_one(&self) -> Result<UnixStream> {
+    /// Waits for one connection until the deadline ([`Error::Timeout`]) or a cancel
+    /// ([`Error::Cancelled`]); the socket file is removed on drop either way. Signals are
+    /// retried, never reported.
+    fn accept_one(&self, limits: WaitLimits<'_>) -> Result<UnixStream> {
+        const ACCEPTING: &str = "waiting for a peer to connect";
         loop {
-            let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::from(POLL_STEP.as_millis() as u16)) {
-                Ok(0) => continue,
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => {
-                    return Err(Error::Interrupted("waiting for a peer to connect"));
-                }
-                Err(e) => return Err(Error::os_at("poll", &self.path, e)),
+            if !crate::wait::readable(
+                self.listener.as_fd(),
+                limits.deadline,
+                limits.cancel,
+                ACCEPTING,
+            )? {
+                return Err(Error::Timeout(limits.timeout.unwrap_or_default()));
             }
             match self.listener.accept() {
                 Ok((stream, _)) => {
@@ -316,9 +345,13 @@ impl SocketFile {
                         .map_err(|e| Error::os_at("fcntl(O_NONBLOCK)", &self.path, e))?;
                     return Ok(stream);
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                    return Err(Error::Interrupted("waiting for a peer to connect"));
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
                 }
                 Err(e) => return Err(Error::os_at("accept", &self.path, e)),
             }

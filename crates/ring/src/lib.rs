@@ -47,6 +47,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod bus;
+mod cancel;
 mod consumer;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -62,6 +63,7 @@ pub mod type_id;
 mod wait;
 
 pub use bus::{Bus, BusOptions};
+pub use cancel::CancelToken;
 pub use consumer::{Consumer, Message};
 pub use error::{Error, Result};
 pub use handshake::AllowedPeers;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
+use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::layout::{self, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader, sleeping};
 use crate::peer::PeerWatch;
@@ -46,6 +47,8 @@ pub struct Producer {
     peer: Option<Arc<PeerWatch>>,
     /// Why the ring cannot be written, when the cursors found at start were corrupt.
     poisoned: Option<String>,
+    /// Ends every wait for space early (see [`CancelToken`]).
+    cancel: Option<CancelToken>,
 }
 
 // SAFETY: the producer owns its end of the ring exclusively; the raw pointer points into the
@@ -93,7 +96,13 @@ impl Producer {
             wakes: 0,
             peer,
             poisoned,
+            cancel: None,
         }
+    }
+
+    /// Watch `token` in every blocking call from now on (replacing the bus's), or nothing.
+    pub fn set_cancel_token(&mut self, token: Option<CancelToken>) {
+        self.cancel = token;
     }
 
     /// Ring bytes.
@@ -326,7 +335,7 @@ impl Producer {
                     }
                 }
             }
-            space_wait.step(deadline);
+            space_wait.step(deadline, self.cancel.as_ref())?;
             match self.try_place(max_len) {
                 Err(Error::Full { .. }) => {}
                 other => return other,
@@ -409,6 +418,10 @@ impl Producer {
     /// Release-stores the head, then wakes the consumer if it sleeps (the futex protocol:
     /// unless the word says pure-spin, a full fence orders our store before reading the word,
     /// pairing with the consumer's fence between storing "sleeping" and re-reading the head).
+    ///
+    /// The word is swapped from SLEEPING back to AWAKE *before* the wake: a consumer that
+    /// announced sleep but has not reached `FUTEX_WAIT` yet then finds the word changed and
+    /// looks at the ring again, instead of sleeping through a wake that came too early.
     #[inline(never)]
     fn publish(&mut self) {
         let header = self.region.header();
@@ -417,10 +430,36 @@ impl Producer {
         let word = &header.consumer_sleeping;
         if word.load(Ordering::Relaxed) != sleeping::PURE_SPIN {
             fence(Ordering::SeqCst);
-            if word.load(Ordering::Relaxed) == sleeping::SLEEPING && wait::futex_wake(word) {
+            if word.load(Ordering::Relaxed) == sleeping::SLEEPING
+                && word
+                    .compare_exchange(
+                        sleeping::SLEEPING,
+                        sleeping::AWAKE,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                && wait::futex_wake(word)
+            {
                 self.wakes += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl Producer {
+    /// Publishes the head and wakes *without* swapping the word back to AWAKE: upstream's
+    /// producer, whose wake can land before the consumer reaches `FUTEX_WAIT`. For tests that
+    /// drive that interleaving step by step.
+    pub(crate) fn publish_as_upstream(&mut self) {
+        let header = self.region.header();
+        header.head.store(self.head, Ordering::Release);
+        fence(Ordering::SeqCst);
+        if header.consumer_sleeping.load(Ordering::Relaxed) == sleeping::SLEEPING {
+            wait::futex_wake(&header.consumer_sleeping);
+        }
+        self.unpublished = 0;
     }
 }
 

@@ -90,11 +90,12 @@ impl BusOptions {
             &handshake,
             &[fwd_fd.as_fd(), rev_fd.as_fd()],
             &self.allowed_peers,
+            self.listen_limits(),
         )?;
         let peer = Some(Arc::new(peer));
         Ok(Callee {
             requests: self.consumer(Arc::new(fwd), peer.clone()),
-            replies: Producer::new(Arc::new(rev), peer.clone()),
+            replies: self.producer(Arc::new(rev), peer.clone()),
             peer,
         })
     }
@@ -102,7 +103,7 @@ impl BusOptions {
     /// Connects to an RPC listener at `path` as the caller.
     pub fn rpc_connect(self, path: impl AsRef<Path>) -> Result<Caller> {
         let (handshake, fds, peer) =
-            handshake::connect_and_receive(path.as_ref(), self.connect_timeout, true)?;
+            handshake::connect_and_receive(path.as_ref(), self.connect_limits(), true)?;
         let fwd = Region::attach(
             &fds[0],
             handshake.capacity_fwd as usize,
@@ -115,7 +116,7 @@ impl BusOptions {
         )?;
         let peer = Some(Arc::new(peer));
         Ok(Caller {
-            requests: Producer::new(Arc::new(fwd), peer.clone()),
+            requests: self.producer(Arc::new(fwd), peer.clone()),
             replies: self.consumer(Arc::new(rev), peer.clone()),
             next_id: 1,
             peer,

@@ -1,28 +1,336 @@
-//! Waiting and waking: the shared futex on the arena's `consumer_sleeping` word, and the
-//! escalating backoff a producer uses while it waits for space.
+//! The one wait path of the crate: sleeping on shared futex words (one ring's, or many at once
+//! with `futex_waitv`), sleeping on a socket, and plain pauses, each ended early by a
+//! [`CancelToken`] and never by an unrelated signal.
+//!
+//! Every blocking call reaches the kernel through this module, so one design holds everywhere:
+//! - the token's word (futex waits) or eventfd (socket waits) sits in the same system call as the
+//!   thing waited for, so a cancel between "checked the token" and "went to sleep" still wakes;
+//! - `EINTR` is retried against the same deadline: a signal neither ends a wait nor extends it.
 
-use std::sync::atomic::AtomicU32;
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-/// Longest single `FUTEX_WAIT`, as upstream: it bounds the cost of a missed wake-up and how
-/// late a sleeping side notices a deadline or a dead peer.
-pub(crate) const MAX_FUTEX_WAIT: Duration = Duration::from_millis(200);
+use crate::cancel::{self, CancelToken};
+use crate::error::{Error, Result};
 
-/// Sleeps while `word` holds `expected`, for at most `timeout`.
+/// Longest single sleep on a ring's futex. It bounds how late a sleeping consumer notices a
+/// producer that published without waking it (upstream's producer can, see
+/// `docs/wire-format.md`), a dead peer, or a ring the peer marked fatal.
+pub(crate) const MAX_NAP: Duration = Duration::from_millis(50);
+/// The first sleep after a consumer runs out of spins: short, so that a message published
+/// without a wake just as the consumer fell asleep is still seen within ~2 ms.
+pub(crate) const FIRST_NAP: Duration = Duration::from_micros(500);
+/// How often a wait without `futex_waitv` (kernels before 5.16) or without an eventfd looks at
+/// its cancel token.
+const CANCEL_POLL: Duration = Duration::from_millis(10);
+/// The most words one `futex_waitv` takes (the kernel's `FUTEX_WAITV_MAX`).
+pub(crate) const WAITV_MAX: usize = 128;
+
+/// How a futex sleep ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Woke {
+    /// A `FUTEX_WAKE` on word `index` ended it.
+    Woken(usize),
+    /// A word no longer held its expected value when the kernel looked (nothing slept).
+    Changed,
+    /// The timeout passed.
+    TimedOut,
+}
+
+/// The growing naps of a consumer asleep on an empty ring: [`FIRST_NAP`], doubling, up to
+/// [`MAX_NAP`]. Restarted whenever a message arrives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Naps {
+    next: Duration,
+}
+
+impl Naps {
+    pub(crate) fn new() -> Self {
+        Naps { next: FIRST_NAP }
+    }
+
+    /// The next nap, never past `deadline`.
+    pub(crate) fn next(&mut self, deadline: Option<Instant>) -> Duration {
+        let nap = self.next;
+        self.next = (self.next * 2).min(MAX_NAP);
+        match deadline {
+            Some(deadline) => nap.min(deadline.saturating_duration_since(Instant::now())),
+            None => nap,
+        }
+    }
+}
+
+/// Sleeps while every `(word, expected)` pair still holds, for at most `timeout`, or until
+/// `cancel` is cancelled; `Err(Cancelled)` then, naming `doing`.
 ///
-/// Uses the *shared* futex operation (no `FUTEX_PRIVATE_FLAG`): the word lives in memory
-/// mapped by two processes. Returns on a wake, a timeout, a value change or a signal; the
-/// caller re-checks its condition in every case. True when a `FUTEX_WAKE` ended the wait.
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> bool {
+/// One `futex_waitv` over the words and the token's word (Linux ≥ 5.16), so a `FUTEX_WAKE`
+/// on any of them, from any process mapping it, ends the sleep. Shared futexes (no private
+/// flag): the words live in memory mapped by two processes. Before 5.16 it waits on the first
+/// word alone, in slices of at most 10 ms when a token must be watched; the selector then
+/// documents the longer stall of the other words.
+pub(crate) fn sleep_on(
+    words: &[(&AtomicU32, u32)],
+    timeout: Duration,
+    cancel: Option<&CancelToken>,
+    doing: &'static str,
+) -> Result<Woke> {
+    check(cancel, doing)?;
+    let woke = if waitv_supported() {
+        match futex_waitv(words, cancel, timeout) {
+            Ok(woke) => woke,
+            Err(Errno::ENOSYS) => {
+                WAITV.store(WAITV_MISSING, Ordering::Relaxed);
+                single_word_sleep(words, timeout, cancel)
+            }
+            Err(_) => Woke::Changed,
+        }
+    } else {
+        single_word_sleep(words, timeout, cancel)
+    };
+    check(cancel, doing)?;
+    Ok(woke)
+}
+
+/// A plain pause of `duration` that a cancel ends early (a futex wait on the token's word).
+pub(crate) fn pause(
+    duration: Duration,
+    cancel: Option<&CancelToken>,
+    doing: &'static str,
+) -> Result<()> {
+    match cancel {
+        None => {
+            std::thread::sleep(duration);
+            Ok(())
+        }
+        Some(token) => {
+            let deadline = deadline_after(duration);
+            loop {
+                check(Some(token), doing)?;
+                let left = remaining(deadline);
+                if left.is_zero() {
+                    return Ok(());
+                }
+                futex_wait(token.word(), cancel::LIVE, left);
+            }
+        }
+    }
+}
+
+/// Waits until `fd` is readable (or hung up), `deadline` passes (`Ok(false)`), or `cancel` is
+/// cancelled. `EINTR` is retried against the same deadline.
+pub(crate) fn readable(
+    fd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    cancel: Option<&CancelToken>,
+    doing: &'static str,
+) -> Result<bool> {
+    loop {
+        check(cancel, doing)?;
+        let left = deadline.map(|at| at.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|left| left.is_zero()) {
+            return Ok(false);
+        }
+        let cancel_fd = cancel.and_then(CancelToken::fd);
+        // Without an eventfd to poll, look at the token every 10 ms.
+        let slice = match (cancel.is_some() && cancel_fd.is_none(), left) {
+            (true, Some(left)) => Some(left.min(CANCEL_POLL)),
+            (true, None) => Some(CANCEL_POLL),
+            (false, left) => left,
+        };
+        let timeout = match slice {
+            // Rounded up to whole milliseconds, so a deadline is never missed by a hair;
+            // at most about 65 s per poll, after which the loop simply polls again.
+            Some(slice) => PollTimeout::try_from(slice.as_millis().min(65_000) as u64 + 1)
+                .unwrap_or(PollTimeout::MAX),
+            None => PollTimeout::NONE,
+        };
+        let mut fds = vec![PollFd::new(fd, PollFlags::POLLIN)];
+        if let Some(cancel_fd) = cancel_fd {
+            fds.push(PollFd::new(cancel_fd, PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => {
+                let ready = fds[0].revents().is_some_and(|events| !events.is_empty());
+                if ready {
+                    return Ok(true);
+                }
+            }
+            Err(err) => return Err(Error::os("poll", err)),
+        }
+    }
+}
+
+/// `Err(Cancelled)` once `cancel` is cancelled.
+#[inline]
+pub(crate) fn check(cancel: Option<&CancelToken>, doing: &'static str) -> Result<()> {
+    match cancel {
+        Some(token) if token.is_cancelled() => Err(Error::Cancelled(doing)),
+        _ => Ok(()),
+    }
+}
+
+/// `Instant::now() + timeout`, or `None` (wait forever) when that overflows.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Time left until `deadline` (a very long time when there is none).
+pub(crate) fn remaining(deadline: Option<Instant>) -> Duration {
+    match deadline {
+        Some(at) => at.saturating_duration_since(Instant::now()),
+        None => Duration::from_secs(u32::MAX as u64),
+    }
+}
+
+const WAITV_UNKNOWN: u8 = 0;
+const WAITV_PRESENT: u8 = 1;
+const WAITV_MISSING: u8 = 2;
+/// Whether this kernel has `futex_waitv`, learnt from the first call that tries it.
+static WAITV: AtomicU8 = AtomicU8::new(WAITV_UNKNOWN);
+
+/// True unless a `futex_waitv` call has already failed with `ENOSYS` in this process.
+pub(crate) fn waitv_supported() -> bool {
+    WAITV.load(Ordering::Relaxed) != WAITV_MISSING
+}
+
+/// The kernel's `struct futex_waitv`.
+#[repr(C)]
+struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+/// `FUTEX2_SIZE_U32`, without `FUTEX2_PRIVATE`: the words are shared between processes.
+const FUTEX2_SIZE_U32: u32 = 0x02;
+
+fn futex_waitv(
+    words: &[(&AtomicU32, u32)],
+    cancel: Option<&CancelToken>,
+    timeout: Duration,
+) -> std::result::Result<Woke, Errno> {
+    let entry = |word: &AtomicU32, expected: u32| FutexWaitv {
+        val: u64::from(expected),
+        uaddr: word.as_ptr() as u64,
+        flags: FUTEX2_SIZE_U32,
+        reserved: 0,
+    };
+    let mut entries: Vec<FutexWaitv> = words
+        .iter()
+        .take(WAITV_MAX - 1)
+        .map(|&(word, expected)| entry(word, expected))
+        .collect();
+    if let Some(token) = cancel {
+        entries.push(entry(token.word(), cancel::LIVE));
+    }
+    let deadline = monotonic_after(timeout);
+    loop {
+        // SAFETY: `entries` points to `entries.len()` (≤ 128) initialised futex_waitv structs,
+        // each naming an aligned u32 that outlives the call (borrowed words, the token's Arc);
+        // `deadline` is a live timespec on CLOCK_MONOTONIC; the kernel only reads them.
+        let result = unsafe {
+            libc::syscall(
+                libc::SYS_futex_waitv,
+                entries.as_ptr(),
+                entries.len() as libc::c_uint,
+                0 as libc::c_uint,
+                &deadline as *const libc::timespec,
+                libc::CLOCK_MONOTONIC,
+            )
+        };
+        if result >= 0 {
+            WAITV.store(WAITV_PRESENT, Ordering::Relaxed);
+            return Ok(Woke::Woken(result as usize));
+        }
+        match Errno::last() {
+            // The deadline is absolute: a signal's retry neither ends nor extends the wait.
+            Errno::EINTR => continue,
+            Errno::EAGAIN => return Ok(Woke::Changed),
+            Errno::ETIMEDOUT => return Ok(Woke::TimedOut),
+            other => return Err(other),
+        }
+    }
+}
+
+/// The fallback without `futex_waitv`: the first word alone, in 10 ms slices when a token
+/// must be watched.
+fn single_word_sleep(
+    words: &[(&AtomicU32, u32)],
+    timeout: Duration,
+    cancel: Option<&CancelToken>,
+) -> Woke {
+    let Some(&(word, expected)) = words.first() else {
+        return Woke::Changed;
+    };
+    let deadline = deadline_after(timeout);
+    loop {
+        let left = remaining(deadline);
+        if left.is_zero() {
+            return Woke::TimedOut;
+        }
+        let slice = if cancel.is_some() {
+            left.min(CANCEL_POLL)
+        } else {
+            left
+        };
+        match futex_wait(word, expected, slice) {
+            FutexWait::Woken => return Woke::Woken(0),
+            FutexWait::Changed => return Woke::Changed,
+            FutexWait::TimedOut | FutexWait::Interrupted => {
+                if cancel.is_some_and(CancelToken::is_cancelled) {
+                    return Woke::Woken(words.len());
+                }
+            }
+        }
+    }
+}
+
+/// CLOCK_MONOTONIC now + `timeout`, saturating at about 136 years.
+fn monotonic_after(timeout: Duration) -> libc::timespec {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `now`, which is live and writable.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let timeout = timeout.min(Duration::from_secs(u32::MAX as u64));
+    let mut nanos = now.tv_nsec as u64 + u64::from(timeout.subsec_nanos());
+    let mut secs = now.tv_sec as u64 + timeout.as_secs();
+    if nanos >= 1_000_000_000 {
+        nanos -= 1_000_000_000;
+        secs += 1;
+    }
+    libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: nanos as libc::c_long,
+    }
+}
+
+/// How one `FUTEX_WAIT` ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FutexWait {
+    Woken,
+    Changed,
+    TimedOut,
+    Interrupted,
+}
+
+/// One `FUTEX_WAIT` on `word` while it holds `expected`, for at most `timeout` (relative).
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> FutexWait {
+    let timeout = timeout.min(Duration::from_secs(u32::MAX as u64));
     let timeout = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
     // SAFETY: `word` is a valid, aligned u32 for the duration of the call; FUTEX_WAIT only reads
-    // it and `timeout` points to a live timespec. Every outcome (woken, EAGAIN, ETIMEDOUT,
-    // EINTR) leads the caller to re-check its condition; 0 means a wake.
+    // it, and `timeout` points to a live timespec.
     let result = unsafe {
         libc::syscall(
             libc::SYS_futex,
@@ -34,25 +342,40 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> 
             0u32,
         )
     };
-    result == 0
+    if result == 0 {
+        return FutexWait::Woken;
+    }
+    match Errno::last() {
+        Errno::EAGAIN => FutexWait::Changed,
+        Errno::EINTR => FutexWait::Interrupted,
+        _ => FutexWait::TimedOut,
+    }
 }
 
 /// Wakes at most one waiter sleeping on `word` (in any process that maps it); true when one
 /// was woken.
 pub(crate) fn futex_wake(word: &AtomicU32) -> bool {
+    wake(word, 1) > 0
+}
+
+/// Wakes every waiter sleeping on `word`.
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    wake(word, i32::MAX as u32);
+}
+
+fn wake(word: &AtomicU32, count: u32) -> libc::c_long {
     // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not access memory through it.
-    let woken = unsafe {
+    unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
             libc::FUTEX_WAKE,
-            1u32,
+            count,
             std::ptr::null::<libc::timespec>(),
             std::ptr::null::<u32>(),
             0u32,
         )
-    };
-    woken > 0
+    }
 }
 
 /// Spin, then yield, then sleep in growing steps: the producer's wait for space.
@@ -60,7 +383,7 @@ pub(crate) fn futex_wake(word: &AtomicU32) -> bool {
 /// Spinning and yielding (crossbeam's [`Backoff`]) cover a consumer that is a few messages
 /// behind; sleeps from 20 µs doubling to 1 ms cover one that is descheduled, without burning a
 /// core. Nothing wakes a waiting producer (the wire has no word for it), so the sleep bounds
-/// how late it notices space.
+/// how late it notices space; a cancel ends a sleep at once.
 pub(crate) struct SpaceWait {
     backoff: Backoff,
     sleep: Duration,
@@ -78,23 +401,19 @@ impl SpaceWait {
     }
 
     /// Waits one step; never past `deadline`.
-    pub(crate) fn step(&mut self, deadline: Option<Instant>) {
+    pub(crate) fn step(
+        &mut self,
+        deadline: Option<Instant>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<()> {
         if !self.backoff.is_completed() {
             self.backoff.snooze();
-            return;
+            return check(cancel, "waiting for space in the ring");
         }
-        let mut nap = self.sleep;
-        if let Some(deadline) = deadline {
-            nap = nap.min(deadline.saturating_duration_since(Instant::now()));
-        }
-        std::thread::sleep(nap);
+        let nap = self.sleep.min(remaining(deadline));
         self.sleep = (self.sleep * 2).min(Self::LONGEST_SLEEP);
+        pause(nap, cancel, "waiting for space in the ring")
     }
-}
-
-/// `Instant::now() + timeout`, or `None` (wait forever) when that overflows.
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
 }
 
 #[cfg(test)]
@@ -105,29 +424,137 @@ mod tests {
     #[test]
     fn futex_wait_returns_on_timeout_and_on_value_change() {
         let word = AtomicU32::new(1);
-        assert!(
-            !futex_wait(&word, 1, Duration::from_millis(20)),
-            "timed out, not woken"
+        let started = Instant::now();
+        assert_eq!(
+            futex_wait(&word, 1, Duration::from_millis(20)),
+            FutexWait::TimedOut
         );
-        // Value differs: returns at once (EAGAIN).
-        assert!(!futex_wait(&word, 0, Duration::from_secs(5)));
+        assert!(
+            started.elapsed() >= Duration::from_millis(20),
+            "the timeout really waited"
+        );
+        assert_eq!(
+            futex_wait(&word, 0, Duration::from_secs(5)),
+            FutexWait::Changed
+        );
     }
 
     #[test]
-    fn futex_wake_wakes_a_sleeper() {
-        let word = Arc::new(AtomicU32::new(1));
-        let sleeper = {
-            let word = Arc::clone(&word);
-            // Woken, not timed out: the wait is far longer than the test.
-            std::thread::spawn(move || futex_wait(&word, 1, Duration::from_secs(60)))
-        };
-        // Wake until the sleeper has been caught asleep once (it may not be asleep yet).
-        while !futex_wake(&word) {
+    fn sleep_on_times_out_after_the_timeout_and_sees_a_changed_word() {
+        let word = AtomicU32::new(1);
+        let started = Instant::now();
+        let woke = sleep_on(&[(&word, 1)], Duration::from_millis(20), None, "test").unwrap();
+        assert_eq!(woke, Woke::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        let woke = sleep_on(&[(&word, 7)], Duration::from_secs(60), None, "test").unwrap();
+        assert_eq!(woke, Woke::Changed);
+    }
+
+    /// Wakes `word` until the sleeper has been caught asleep once; bounded, so a broken wait
+    /// fails the test instead of hanging it.
+    fn wake_until_caught(word: &AtomicU32, wake_all: bool) {
+        let give_up = Instant::now() + Duration::from_secs(30);
+        loop {
+            let caught = if wake_all {
+                wake(word, i32::MAX as u32) > 0
+            } else {
+                futex_wake(word)
+            };
+            if caught {
+                return;
+            }
+            assert!(Instant::now() < give_up, "the sleeper never went to sleep");
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert!(
+    }
+
+    #[test]
+    fn a_wake_on_any_word_ends_a_multi_word_sleep() {
+        for woken_index in 0..3 {
+            let words: Arc<[AtomicU32; 3]> = Arc::new([0, 1, 2].map(AtomicU32::new));
+            let sleeper = {
+                let words = Arc::clone(&words);
+                std::thread::spawn(move || {
+                    let pairs: Vec<_> = words.iter().zip([0, 1, 2]).collect();
+                    sleep_on(&pairs, Duration::from_secs(60), None, "test")
+                })
+            };
+            wake_until_caught(&words[woken_index], false);
+            let woke = sleeper.join().unwrap().unwrap();
+            assert_eq!(woke, Woke::Woken(woken_index));
+        }
+    }
+
+    #[test]
+    fn a_cancel_ends_a_futex_sleep_a_pause_and_a_socket_wait() {
+        // A futex sleep on a ring word.
+        let token = CancelToken::new();
+        let word = Arc::new(AtomicU32::new(1));
+        let sleeper = {
+            let (token, word) = (token.clone(), Arc::clone(&word));
+            std::thread::spawn(move || {
+                sleep_on(
+                    &[(&word, 1)],
+                    Duration::from_secs(60),
+                    Some(&token),
+                    "napping",
+                )
+            })
+        };
+        // Cancel only once the sleeper is asleep: the cancel word has a waiter.
+        wake_until_caught(token.word(), true);
+        token.cancel();
+        assert!(matches!(
             sleeper.join().unwrap(),
-            "futex_wait did not report the wake"
-        );
+            Err(Error::Cancelled("napping"))
+        ));
+        // Already cancelled: every kind of wait returns at once.
+        assert!(pause(Duration::from_secs(60), Some(&token), "p").is_err());
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        use std::os::fd::AsFd;
+        assert!(readable(a.as_fd(), None, Some(&token), "r").is_err());
+    }
+
+    #[test]
+    fn a_socket_wait_is_cancelled_while_blocked_and_ignores_signals() {
+        use std::os::fd::AsFd;
+        for _ in 0..20 {
+            let token = CancelToken::new();
+            let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let waiter = {
+                let token = token.clone();
+                std::thread::spawn(move || readable(a.as_fd(), None, Some(&token), "reading"))
+            };
+            std::thread::sleep(Duration::from_millis(2));
+            token.cancel();
+            assert!(matches!(
+                waiter.join().unwrap(),
+                Err(Error::Cancelled("reading"))
+            ));
+        }
+    }
+
+    #[test]
+    fn readable_times_out_at_its_deadline() {
+        use std::os::fd::AsFd;
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let started = Instant::now();
+        let deadline = deadline_after(Duration::from_millis(30));
+        assert!(!readable(a.as_fd(), deadline, None, "r").unwrap());
+        assert!(started.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn naps_start_short_and_grow_to_the_cap() {
+        let mut naps = Naps::new();
+        let first = naps.next(None);
+        assert!(first <= Duration::from_millis(1), "first nap {first:?}");
+        let mut last = first;
+        for _ in 0..20 {
+            let nap = naps.next(None);
+            assert!(nap >= last && nap <= MAX_NAP);
+            last = nap;
+        }
+        assert_eq!(last, MAX_NAP);
     }
 }

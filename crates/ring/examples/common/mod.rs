@@ -3,9 +3,45 @@
 #![allow(dead_code)] // each example uses its own half
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use tachyon_ring::{AllowedPeers, Bus, BusOptions};
+use tachyon_ring::{AllowedPeers, Bus, BusOptions, Error};
+
+/// SIGINT/SIGTERM turned into a cancel, shared with tachyon-consumer.
+#[path = "../../../consumer/src/signals.rs"]
+mod signals;
+pub use signals::StopSignal;
+
+/// Installs the SIGINT/SIGTERM edge, or ends the example with a one-line error.
+pub fn install_stop(name: &str) -> Result<StopSignal, ExitCode> {
+    StopSignal::install().map_err(|err| {
+        eprintln!("{name}: cannot install the SIGINT/SIGTERM handlers: {err}");
+        ExitCode::from(2)
+    })
+}
+
+/// The exit of an example: `Ok(true)` 0, `Ok(false)` 1, a signal's cancel 128 + the signal
+/// (the caller has printed its summary so far), any other error `error_code` after one line.
+pub fn exit_code(
+    name: &str,
+    outcome: tachyon_ring::Result<bool>,
+    stop: &StopSignal,
+    error_code: u8,
+) -> ExitCode {
+    match (outcome, stop.caught()) {
+        (Ok(true), _) => ExitCode::SUCCESS,
+        (Ok(false), _) => ExitCode::FAILURE,
+        (Err(Error::Cancelled(_)), Some(signal)) => {
+            eprintln!("{name}: stopped by signal {signal}");
+            ExitCode::from(128 + signal as u8)
+        }
+        (Err(err), _) => {
+            eprintln!("{name}: {err}");
+            ExitCode::from(error_code)
+        }
+    }
+}
 
 /// How to reach the peer.
 #[derive(clap::Args, Debug)]
