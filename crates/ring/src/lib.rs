@@ -22,7 +22,12 @@
 //! - An empty ring makes [`Consumer::recv`] spin, then sleep on a shared futex that any
 //!   conforming producer wakes; [`BusOptions::pure_spin`] never sleeps.
 //! - A consumer or a producer waiting on a peer that has exited returns [`Error::PeerGone`]
-//!   within 250 ms, after every message the peer published was delivered.
+//!   within about 100 ms, after every message the peer published was delivered.
+//! - Every blocking call ends at its deadline or when its [`CancelToken`] is cancelled, at once;
+//!   signals never end or extend a wait (see [`CancelToken`] for the Ctrl-C pattern).
+//! - A wake-up from this crate's producer is never lost; one from another producer that wakes
+//!   too early costs this crate's consumer at most its current nap (0.5 ms when it has just
+//!   fallen asleep, growing to 50 ms).
 //! - Whatever the peer writes into shared memory, this crate neither panics nor reads outside
 //!   the mapping: headers are copied once and checked before any slice is formed, and a
 //!   corrupt ring is marked fatal (state 4) and reported as [`Error::Corrupt`].
