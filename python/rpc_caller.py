@@ -111,10 +111,10 @@ def run(bus, args):
                     ok = (rx.type_id == tachyon.MSG_TYPE_ERROR and bytes(rx) == error_payload)
                     errors += ok
                 else:
-                    # rx.correlation_id only echoes wait's argument; the real id check is
-                    # the package's (PeerDeadError below). bytes.startswith(buffer, start)
-                    # compares in place: no copy.
-                    ok = (rx.correlation_id == cid and rx.type_id == msg_type + 1
+                    # The id check is the package's own (wait raises on a reply of another
+                    # id; rx.correlation_id only echoes wait's argument, so it proves
+                    # nothing). bytes.startswith(buffer, start) compares in place: no copy.
+                    ok = (rx.type_id == msg_type + 1
                           and rx.actual_size == size and pattern.startswith(rx, off))
         except tachyon.PeerDeadError as e:
             print(f"rpc_caller: call {i} (cid {cid}): {e}", file=sys.stderr)
@@ -128,12 +128,15 @@ def run(bus, args):
 
 
 def finish(bus):
-    """Send the msg_type 0 call that makes the callee exit, and wait for its reply."""
+    """Send the msg_type 0 call that makes the callee exit, wait for its reply, and return
+    whether it was the echo expected (msg_type 1, the one byte back)."""
     cid = call_retrying(bus, b"\0", 0)
     with bus.wait(cid) as rx:
         if rx.type_id != 1 or bytes(rx) != b"\0":
-            print(f"rpc_caller: note: stop call answered with msg_type {rx.type_id}, "
+            print(f"rpc_caller: bad reply to the stop call: msg_type {rx.type_id}, "
                   f"{rx.actual_size} bytes", file=sys.stderr)
+            return False
+    return True
 
 
 def main():
@@ -157,8 +160,8 @@ def main():
         start = time.perf_counter()
         calls, bad, errors, alive = run(bus, args)
         elapsed = time.perf_counter() - start
-        if alive and not args.no_final:
-            finish(bus)
+        if alive and not args.no_final and not finish(bus):
+            bad += 1
 
     rate = calls / elapsed if elapsed > 0 else 0.0
     print(f"rpc_caller: {calls} calls in {elapsed:.3f} s = {rate:,.0f} calls/s, {bad} bad",

@@ -60,13 +60,27 @@ fn assert_all_ticks(count: u64, producer: &Finished, consumer: &Finished) {
     assert_eq!(summary["asks"], count / 2, "{summary}");
     assert_eq!(summary["other"], 0, "{summary}");
     assert_eq!(summary["malformed"], 0, "{summary}");
+    // Quantities are 1 + i % 1000: the sum proves every tick's fields were decoded at their
+    // offsets, not just counted.
+    let volume: u64 = (0..count).map(|i| 1 + i % 1000).sum();
+    assert_eq!(summary["volume"], volume, "{summary}");
     assert_eq!(summary["latency_ns"]["samples"], count, "{summary}");
-    for key in ["p50", "p90", "p99", "p999", "max"] {
-        assert!(
-            summary["latency_ns"][key].as_u64().is_some(),
-            "no {key}: {summary}"
-        );
-    }
+    // Latencies from the ticks' own time.time_ns() stamps (read unaligned at offset 20): a
+    // stamp read from the wrong bytes gives no sample or one of years. Ordered percentiles,
+    // the median positive and far below a second.
+    let latency = |key: &str| {
+        summary["latency_ns"][key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {key}: {summary}"))
+    };
+    let keys = ["p50", "p90", "p99", "p999", "max"];
+    let values: Vec<u64> = keys.iter().map(|key| latency(key)).collect();
+    assert!(values.windows(2).all(|w| w[0] <= w[1]), "{summary}");
+    assert!(
+        values[0] > 0 && values[0] < 1_000_000_000,
+        "one-way latency p50 {} ns: {summary}",
+        values[0]
+    );
 }
 
 #[test]
@@ -100,6 +114,12 @@ fn the_consumer_sleeps_and_is_woken_and_pure_spin_works() {
     );
     let (producer, consumer) = ticks(false, &["--count", "200000"], &["--pure-spin"]);
     assert_all_ticks(200_000, &producer, &consumer);
+    assert_eq!(
+        consumer.field("sleeps"),
+        0,
+        "pure spin slept: {}",
+        consumer.stdout
+    );
 }
 
 #[test]
@@ -172,6 +192,9 @@ fn connect_to_bad_listener(word: usize, value: u32) -> Finished {
         ),
     )
     .finish(LIMIT);
+    // A consumer that never connected leaves the accept waiting: one connection of ours ends
+    // it (harmless when the consumer did connect), so a broken consumer fails, never hangs.
+    let _unblock = std::os::unix::net::UnixStream::connect(&socket);
     listener.join().unwrap();
     let _ = std::fs::remove_file(&socket);
     consumer

@@ -224,9 +224,13 @@ fn pure_spin_consumer_with_python_producer() {
     let _serial = serial();
     for python_listens in [true, false] {
         let args = ["--count", "20000", "--sizes", "0..500", "--retry-full"];
+        let run = python_to_rust(python_listens, 1 << 20, &args, &["--pure-spin"]);
+        assert_eq!(run.delivered(), 20_000);
         assert_eq!(
-            python_to_rust(python_listens, 1 << 20, &args, &["--pure-spin"]).delivered(),
-            20_000
+            run.consumer.field("sleeps"),
+            0,
+            "pure spin slept: {}",
+            run.consumer.stdout
         );
     }
 }

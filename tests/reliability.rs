@@ -40,12 +40,12 @@ fn market(consumer_listens: bool, producer_args: &[&str]) -> (Proc, Proc) {
 fn a_killed_python_producer_is_noticed_in_both_arrangements() {
     let _serial = serial();
     for consumer_listens in [true, false] {
-        let (consumer, producer) = market(
+        let (mut consumer, producer) = market(
             consumer_listens,
             &["--count", "100000000", "--no-timestamp", "--retry-full"],
         );
-        // Let the stream run, then kill -9 the producer mid-stream.
-        std::thread::sleep(Duration::from_millis(1500));
+        // Once the stream runs (the first progress line), kill -9 the producer mid-stream.
+        consumer.wait_for_stderr("tachyon-consumer: received", LIMIT);
         let pid = producer.pid();
         producer.signal(Signal::SIGKILL);
         let killed_at = Instant::now();
@@ -53,6 +53,12 @@ fn a_killed_python_producer_is_noticed_in_both_arrangements() {
         let noticed_after = killed_at.elapsed();
         eprintln!("consumer noticed the producer's death after {noticed_after:?}");
         assert_eq!(consumer.status.code(), Some(1), "{consumer:?}");
+        // The README's bound: a dead peer is noticed within 250 ms (a 50 ms check interval,
+        // a nap of at most 50 ms, and the process's exit).
+        assert!(
+            noticed_after < Duration::from_millis(250),
+            "the producer's death was noticed after {noticed_after:?}"
+        );
         assert!(
             consumer.stderr.contains(&format!(
                 "the producer (pid {pid}) exited before its sentinel"
@@ -170,42 +176,92 @@ fn rust_peers_notice_each_others_death() {
     }
 }
 
+/// The socket file must never be reachable with wider permissions: it may only appear at its
+/// path by a rename (of a socket already `0600`), never by a bind there followed by a chmod,
+/// and no socket may be bound anywhere else in the directory. Watched with inotify, so even a
+/// chmod a microsecond after the bind is seen (polling `stat` could miss it).
 #[test]
 fn the_socket_is_0600_from_the_moment_it_appears() {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent};
+    fn named(event: InotifyEvent) -> (String, AddWatchFlags) {
+        let name = event.name.map(|n| n.to_string_lossy().into_owned());
+        (name.unwrap_or_default(), event.mask)
+    }
     let _serial = serial();
-    for _ in 0..20 {
-        let socket = socket_path("mode");
-        let path = socket.to_str().unwrap().to_string();
+    for round in 0..20 {
+        let dir = std::env::temp_dir().join(format!("tachyon-mode-{}-{round}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let socket = dir.join("market.sock");
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).unwrap();
+        inotify
+            .add_watch(
+                &dir,
+                AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ATTRIB,
+            )
+            .unwrap();
         let listener = Proc::spawn(
             "consumer",
-            command(rust_bin("consumer"), &["--listen", "--socket", &path]),
+            command(
+                rust_bin("consumer"),
+                &["--listen", "--socket", socket.to_str().unwrap()],
+            ),
         );
         let deadline = Instant::now() + LIMIT;
-        let mode = loop {
-            if let Ok(meta) = std::fs::symlink_metadata(&socket) {
-                break meta.permissions().mode() & 0o777;
+        let mut seen = Vec::new();
+        // Until the socket has arrived and the directory holds nothing else (the listener
+        // cleaned up whatever it staged).
+        loop {
+            match inotify.read_events() {
+                Ok(events) => seen.extend(events.into_iter().map(named)),
+                Err(nix::errno::Errno::EAGAIN) => std::thread::yield_now(),
+                Err(err) => panic!("inotify: {err}"),
             }
-            assert!(Instant::now() < deadline, "the socket never appeared");
-            std::hint::spin_loop();
-        };
-        assert_eq!(mode, 0o600, "first seen with mode {mode:o}");
-        // Let the listener remove its staging directory before it is killed, then tidy up.
-        let staging = format!(".tachyon-{}-", listener.pid());
-        let staged = || {
-            std::fs::read_dir(std::env::temp_dir())
+            let entries: Vec<_> = std::fs::read_dir(&dir)
                 .unwrap()
                 .flatten()
-                .any(|entry| entry.file_name().to_string_lossy().starts_with(&staging))
-        };
-        while staged() {
+                .map(|entry| entry.file_name())
+                .collect();
+            if entries.len() == 1 && entries[0] == "market.sock" {
+                break;
+            }
             assert!(
                 Instant::now() < deadline,
-                "the staging directory was never removed"
+                "the socket never settled: {entries:?}"
             );
-            std::thread::yield_now();
         }
+        // Events queued before the listing above are still unread.
+        while let Ok(events) = inotify.read_events() {
+            seen.extend(events.into_iter().map(named));
+        }
+        let mode = std::fs::symlink_metadata(&socket)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         drop(listener);
-        let _ = std::fs::remove_file(&socket);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(mode, 0o600, "socket mode {mode:o}");
+        for (name, mask) in &seen {
+            if name == "market.sock" {
+                assert_eq!(
+                    *mask,
+                    AddWatchFlags::IN_MOVED_TO,
+                    "the socket path saw {mask:?} (events: {seen:?})"
+                );
+            } else {
+                // Only a private staging directory may be made beside it.
+                assert!(
+                    mask.contains(AddWatchFlags::IN_ISDIR),
+                    "{name:?} appeared beside the socket with {mask:?}: a socket bound where \
+                     others can reach it (events: {seen:?})"
+                );
+            }
+        }
+        assert!(
+            seen.iter().any(|(name, _)| name == "market.sock"),
+            "the socket's arrival was not seen: {seen:?}"
+        );
     }
 }
 
@@ -395,11 +451,11 @@ fn signals_print_the_summary_and_exit_130_or_143() {
     assert_eq!(consumer.field("received"), 0);
 
     // SIGTERM mid-stream: the summary so far, exit 143.
-    let (consumer, producer) = market(
+    let (mut consumer, producer) = market(
         true,
         &["--count", "100000000", "--no-timestamp", "--retry-full"],
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    consumer.wait_for_stderr("tachyon-consumer: received", LIMIT);
     consumer.signal(Signal::SIGTERM);
     let consumer = consumer.finish(LIMIT);
     drop(producer);

@@ -339,11 +339,11 @@ fn a_caller_notices_a_killed_python_callee() {
     let path = socket.to_str().unwrap();
     let callee = Proc::spawn("rpc_callee.py", python_callee(path, 1 << 20, &[]));
     wait_for_socket(&socket, LIMIT);
-    let caller = Proc::spawn(
+    let mut caller = Proc::spawn(
         "rpc_call",
         call(path, &["--count", "100000000", "--sizes", "1..100"]),
     );
-    std::thread::sleep(Duration::from_millis(1000));
+    caller.wait_for_stderr("rpc_call: connected to pid", LIMIT);
     let pid = callee.pid();
     callee.signal(nix::sys::signal::Signal::SIGKILL);
     let caller = caller.finish(LIMIT);

@@ -155,12 +155,46 @@ fn sleeping_consumer_is_woken_and_pure_spin_works() {
         "never woke anyone: {}",
         producer.stdout
     );
+    assert_eq!(consumer.field("missed_wakes"), 0, "{}", consumer.stdout);
+    // Pure spin: the consumer never sleeps, so the producer never wakes.
+    let (producer, consumer) = pair_run(
+        false,
+        &["--count", "100000", "--sizes", "0..500"],
+        &["--pure-spin"],
+    );
+    assert_eq!(assert_delivered(&producer, &consumer), 100_000);
     assert_eq!(
-        pair(
-            false,
-            &["--count", "100000", "--sizes", "0..500"],
-            &["--pure-spin"]
-        ),
-        100_000
+        (consumer.field("sleeps"), producer.field("wakes")),
+        (0, 0),
+        "pure spin slept or was woken: {} / {}",
+        consumer.stdout,
+        producer.stdout
+    );
+}
+
+/// Sparse traffic: a publish after a random 0–300 µs gap, again and again, so the consumer
+/// (spin threshold 50) falls asleep at every moment relative to a publish. With our producer
+/// no wake may be lost: every nap that ran out with a message waiting is counted, and there
+/// must be none.
+#[test]
+fn no_wake_up_is_lost_in_thousands_of_sleep_races() {
+    let _serial = serial();
+    let (producer, consumer) = pair_run(
+        true,
+        &["--count", "5000", "--size", "32", "--gap-us", "0..300"],
+        &["--spin", "50"],
+    );
+    assert_eq!(assert_delivered(&producer, &consumer), 5000);
+    assert!(
+        consumer.field("sleeps") >= 500,
+        "the race was hardly exercised: {}",
+        consumer.stdout
+    );
+    assert!(consumer.field("wakeups") >= 1, "{}", consumer.stdout);
+    assert_eq!(
+        consumer.field("missed_wakes"),
+        0,
+        "wake-ups were lost: {}",
+        consumer.stdout
     );
 }

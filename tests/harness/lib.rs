@@ -77,7 +77,13 @@ pub fn python() -> PathBuf {
             let check = Command::new(&python)
                 .args([
                     "-c",
-                    "import importlib.metadata as m; print(m.version('tachyon-ipc'))",
+                    // The version of the package actually imported, and where it lives:
+                    // metadata alone could describe another copy than the one on sys.path.
+                    "import importlib.metadata as m, os, tachyon; \
+                     d = m.distribution('tachyon-ipc'); \
+                     f = os.path.realpath(tachyon.__file__); \
+                     assert any(os.path.realpath(d.locate_file(p)) == f for p in d.files), f; \
+                     print(d.version)",
                 ])
                 .output()
                 .expect("run the venv's python");

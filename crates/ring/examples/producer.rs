@@ -49,6 +49,11 @@ struct Args {
     /// Length of that pause, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pause_ms: u64,
+    /// After every message, publish and wait a gap drawn from MIN..MAX microseconds (busy
+    /// wait): sparse traffic, in which the consumer falls asleep at every moment relative to a
+    /// publish (the futex protocol's race, exercised thousands of times).
+    #[arg(long, value_parser = common::parse_size_range)]
+    gap_us: Option<(usize, usize)>,
     /// Do not send the sentinel (for a consumer told how many messages to expect).
     #[arg(long)]
     no_sentinel: bool,
@@ -145,6 +150,14 @@ fn send_all(
         summary.bytes += len as u64;
         if args.flush_each {
             producer.flush();
+        }
+        if let Some((min, max)) = args.gap_us {
+            producer.flush();
+            let gap = Duration::from_micros(rng.random_range(min..=max) as u64);
+            let until = Instant::now() + gap;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
         }
         if args.die_after == Some(i + 1) {
             producer.flush();

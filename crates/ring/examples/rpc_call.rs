@@ -87,6 +87,9 @@ fn run(args: &Args, stop: &common::StopSignal, summary: &mut Summary) -> tachyon
         .cancel_token(stop.token())
         .connect_timeout(Duration::from_secs(5))
         .rpc_connect(&args.socket)?;
+    if let Some(peer) = caller.peer_credentials() {
+        eprintln!("rpc_call: connected to pid {} (uid {})", peer.pid, peer.uid);
+    }
     let started = Instant::now();
     let outcome = call_all(args, &mut caller, summary);
     summary.elapsed_s = started.elapsed().as_secs_f64();

@@ -152,8 +152,9 @@ impl Consumer {
         (self.sleeps, self.wakeups)
     }
 
-    /// Naps that ran to their timeout although a message had been published meanwhile: each
-    /// one a producer that published without waking us. Always 0 with this crate's producer;
+    /// Naps that ran to their timeout although a message had been published meanwhile and the
+    /// sleeping word was left as it was: each one a producer that published without waking
+    /// us. Always 0 with this crate's producer;
     /// upstream's can cause them (its wake has a window, see `docs/wire-format.md`), and each
     /// costs at most the nap, the first of which is 0.5 ms.
     pub fn missed_wakes(&self) -> u64 {
@@ -303,7 +304,8 @@ impl Consumer {
     }
 
     /// Step 2: sleep while the word still says SLEEPING, at most `nap`, or until cancelled.
-    /// A nap that times out with a message published meanwhile is a missed wake (counted).
+    /// A nap that times out with a message published meanwhile, the word still SLEEPING, is a
+    /// missed wake (counted).
     fn sleep(&mut self, nap: Duration) -> Result<Woke> {
         let word = &self.region.header().consumer_sleeping;
         self.sleeps += 1;
@@ -316,7 +318,12 @@ impl Consumer {
         match woke {
             Woke::Woken(_) => self.wakeups += 1,
             Woke::TimedOut => {
-                if self.region.header().head.load(Ordering::Acquire) != self.tail {
+                // Missed: a message landed during the nap and nobody swapped the word back
+                // (our producer always does when it publishes onto a SLEEPING word).
+                let header = self.region.header();
+                if header.consumer_sleeping.load(Ordering::Acquire) == sleeping::SLEEPING
+                    && header.head.load(Ordering::Acquire) != self.tail
+                {
                     self.missed_wakes += 1;
                 }
             }
