@@ -38,6 +38,11 @@ pub struct Args {
     /// Print the final summary as one JSON object, the last line on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Listen for this many producers on the one socket, each with its own ring, and merge
+    /// them; stop when every one has sent its sentinel or died (a dead one makes the exit
+    /// code 1). The summary adds per-producer figures.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..), conflicts_with_all = ["connect", "pure_spin"])]
+    pub producers: u16,
 }
 
 /// Seconds as a `Duration`: finite and not negative, else a clap error (never a panic).

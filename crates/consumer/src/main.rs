@@ -3,6 +3,7 @@
 //! reports counts, rate and one-way latency.
 
 mod cli;
+mod fan_in;
 mod signals;
 mod stats;
 mod tick;
@@ -30,6 +31,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.producers > 1 {
+        return run_fan_in(&args, &stop);
+    }
     let mut stats = Stats::new();
     let outcome = run(&args, &stop, &mut stats);
     match (outcome, stop.caught()) {
@@ -59,6 +63,41 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--producers N` (N > 1): exit 0 when every producer sent its sentinel, 1 when any died
+/// (after the others completed) or on an error, 128 + signal on SIGINT/SIGTERM.
+fn run_fan_in(args: &Args, stop: &StopSignal) -> ExitCode {
+    let mut fan_in = fan_in::FanIn::new(usize::from(args.producers));
+    let outcome = fan_in::run(args, stop, &mut fan_in);
+    let code = match (&outcome, stop.caught()) {
+        (Ok(()), _) if fan_in.dead() == 0 => ExitCode::SUCCESS,
+        (Ok(()), _) => {
+            eprintln!(
+                "tachyon-consumer: {} of {} producers died before their sentinel",
+                fan_in.dead(),
+                args.producers
+            );
+            ExitCode::FAILURE
+        }
+        (Err(Error::Cancelled(_)), Some(caught)) => {
+            eprintln!(
+                "tachyon-consumer: stopped by signal {caught} after {} messages",
+                fan_in.total.received
+            );
+            ExitCode::from(128 + caught as u8)
+        }
+        (Err(err), _) => {
+            eprintln!("tachyon-consumer: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        println!("{}", fan_in.to_json());
+    } else {
+        print!("{}", fan_in.to_table());
+    }
+    code
 }
 
 fn report(args: &Args, stats: &Stats) {

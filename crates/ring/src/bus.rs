@@ -28,7 +28,7 @@ use crate::shm::Region;
 /// ```
 #[derive(Clone, Debug)]
 pub struct BusOptions {
-    spin_threshold: u32,
+    pub(crate) spin_threshold: u32,
     pure_spin: bool,
     pub(crate) connect_timeout: Duration,
     pub(crate) listen_timeout: Option<Duration>,
@@ -221,7 +221,7 @@ impl Bus {
         Bus::options().in_memory(capacity)
     }
 
-    fn assemble(region: Region, peer: Option<PeerWatch>, options: BusOptions) -> Bus {
+    pub(crate) fn assemble(region: Region, peer: Option<PeerWatch>, options: BusOptions) -> Bus {
         Bus {
             region: Arc::new(region),
             peer: peer.map(Arc::new),

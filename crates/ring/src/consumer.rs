@@ -91,7 +91,7 @@ impl fmt::Debug for Consumer {
 /// A validated slot, located but not yet handed out (a plain value, so wait loops can find
 /// it without holding a borrow of the consumer).
 #[derive(Clone, Copy, Debug)]
-struct Slot {
+pub(crate) struct Slot {
     header: SlotHeader,
     ring_pos: usize,
 }
@@ -208,6 +208,25 @@ impl Consumer {
         }
     }
 
+    /// The next slot if one is published, located and checked but not taken (for the
+    /// selector, which looks at many rings before it borrows one).
+    pub(crate) fn poll_slot(&mut self) -> Result<Option<Slot>> {
+        self.next_slot()
+    }
+
+    /// The message in `slot`, which [`poll_slot`](Self::poll_slot) just returned.
+    pub(crate) fn message(&mut self, slot: Slot) -> Message<'_> {
+        Message {
+            consumer: self,
+            slot,
+        }
+    }
+
+    /// The futex word this ring's consumer sleeps on.
+    pub(crate) fn sleeping_word(&self) -> &std::sync::atomic::AtomicU32 {
+        &self.region.header().consumer_sleeping
+    }
+
     /// Hands every message already published, up to `max`, to `each` in order, and returns
     /// how many it handed. Never waits.
     ///
@@ -294,7 +313,7 @@ impl Consumer {
     /// A producer that published before seeing the announcement is caught by the look; one that
     /// publishes after it sees SLEEPING and (ours) swaps it back to AWAKE before waking, so the
     /// sleep finds the word changed and returns at once.
-    fn announce_sleep(&mut self) -> bool {
+    pub(crate) fn announce_sleep(&mut self) -> bool {
         let header = self.region.header();
         header
             .consumer_sleeping
@@ -333,7 +352,7 @@ impl Consumer {
     }
 
     /// Step 3: awake again (whatever ended the sleep, the caller looks at the ring next).
-    fn end_sleep(&mut self) {
+    pub(crate) fn end_sleep(&mut self) {
         self.region
             .header()
             .consumer_sleeping
@@ -342,7 +361,7 @@ impl Consumer {
 
     /// The peer's checks while waiting: a ring it marked fatal (state 4) ends the wait at
     /// once; an exited peer ends it once everything it published has been delivered.
-    fn check_peer(&mut self) -> Result<()> {
+    pub(crate) fn check_peer(&mut self) -> Result<()> {
         if self.region.header().state.load(Ordering::Acquire) == state::FATAL_ERROR {
             let why = "the producer marked the ring fatal (state 4)".to_string();
             self.poisoned = Some(why.clone());

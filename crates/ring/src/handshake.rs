@@ -78,11 +78,6 @@ impl AllowedPeers {
 
 /// Binds `path`, waits for one admitted peer, sends it `handshake` and `fds`, and removes the
 /// socket file. Returns the peer's watch.
-///
-/// The socket file is created in a fresh private directory beside `path`, made `0600`, and only
-/// then renamed onto `path`: at no moment can anyone else connect through wider permissions.
-/// A stale socket at `path` is replaced; any other kind of file there is an error and is left
-/// untouched.
 pub(crate) fn listen_and_send(
     path: &Path,
     handshake: &Handshake,
@@ -90,20 +85,55 @@ pub(crate) fn listen_and_send(
     allowed: &AllowedPeers,
     limits: WaitLimits<'_>,
 ) -> Result<PeerWatch> {
-    let listener = SocketFile::bind_private(path, allowed.socket_mode())?;
-    loop {
-        let stream = listener.accept_one(limits)?;
-        let Ok(peer) = PeerWatch::from_socket(&stream) else {
-            // The peer left before we could take its pidfd; wait for the next one.
-            continue;
-        };
-        if !allowed.admits(peer.credentials.uid) {
-            // A refused peer gets no fd: close its connection and keep waiting.
-            drop(stream);
-            continue;
+    HandshakeListener::bind(path, allowed.clone())?.hand_over(handshake, fds, limits)
+}
+
+/// A bound socket that hands a bus to one admitted peer per [`hand_over`](Self::hand_over);
+/// the socket file is removed when it is dropped.
+///
+/// The socket file is created in a fresh private directory beside `path`, made `0600`, and only
+/// then renamed onto `path`: at no moment can anyone else connect through wider permissions.
+/// A stale socket at `path` is replaced; any other kind of file there is an error and is left
+/// untouched.
+pub(crate) struct HandshakeListener {
+    socket: SocketFile,
+    allowed: AllowedPeers,
+}
+
+impl HandshakeListener {
+    pub(crate) fn bind(path: &Path, allowed: AllowedPeers) -> Result<HandshakeListener> {
+        Ok(HandshakeListener {
+            socket: SocketFile::bind_private(path, allowed.socket_mode())?,
+            allowed,
+        })
+    }
+
+    /// The path the socket is bound at.
+    pub(crate) fn path(&self) -> &Path {
+        &self.socket.path
+    }
+
+    /// Waits for the next admitted peer and sends it `handshake` and `fds`.
+    pub(crate) fn hand_over(
+        &self,
+        handshake: &Handshake,
+        fds: &[BorrowedFd<'_>],
+        limits: WaitLimits<'_>,
+    ) -> Result<PeerWatch> {
+        loop {
+            let stream = self.socket.accept_one(limits)?;
+            let Ok(peer) = PeerWatch::from_socket(&stream) else {
+                // The peer left before we could take its pidfd; wait for the next one.
+                continue;
+            };
+            if !self.allowed.admits(peer.credentials.uid) {
+                // A refused peer gets no fd: close its connection and keep waiting.
+                drop(stream);
+                continue;
+            }
+            send_handshake(&stream, handshake, fds)?;
+            return Ok(peer);
         }
-        send_handshake(&stream, handshake, fds)?;
-        return Ok(peer);
     }
 }
 

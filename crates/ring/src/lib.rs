@@ -22,7 +22,7 @@
 //! - An empty ring makes [`Consumer::recv`] spin, then sleep on a shared futex that any
 //!   conforming producer wakes; [`BusOptions::pure_spin`] never sleeps.
 //! - A consumer or a producer waiting on a peer that has exited returns [`Error::PeerGone`]
-//!   within about 100 ms, after every message the peer published was delivered.
+//!   within 250 ms, after every message the peer published was delivered.
 //! - Every blocking call ends at its deadline or when its [`CancelToken`] is cancelled, at once;
 //!   signals never end or extend a wait (see [`CancelToken`] for the Ctrl-C pattern).
 //! - A wake-up from this crate's producer is never lost; one from another producer that wakes
@@ -60,9 +60,11 @@ mod error;
 pub mod fuzzing;
 mod handshake;
 pub mod layout;
+mod listener;
 mod peer;
 mod producer;
 mod rpc;
+mod select;
 mod shm;
 pub mod type_id;
 mod wait;
@@ -72,9 +74,11 @@ pub use cancel::CancelToken;
 pub use consumer::{Consumer, Message};
 pub use error::{Error, Result};
 pub use handshake::AllowedPeers;
+pub use listener::Listener;
 pub use peer::PeerCredentials;
 pub use producer::{Producer, WriteSlot};
 pub use rpc::{CallSlot, Callee, Caller, Reply, ReplySlot, Request, RpcBus};
+pub use select::{Selected, Selector, SelectorHandle};
 
 const _: () = {
     const fn is_send<T: Send>() {}

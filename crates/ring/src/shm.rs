@@ -230,7 +230,7 @@ impl Region {
     }
 }
 
-fn check_capacity(capacity: usize) -> Result<()> {
+pub(crate) fn check_capacity(capacity: usize) -> Result<()> {
     match layout::capacity_problem(capacity) {
         None => Ok(()),
         Some(reason) => Err(Error::InvalidCapacity {

@@ -71,8 +71,8 @@ impl Naps {
 /// One `futex_waitv` over the words and the token's word (Linux ≥ 5.16), so a `FUTEX_WAKE`
 /// on any of them, from any process mapping it, ends the sleep. Shared futexes (no private
 /// flag): the words live in memory mapped by two processes. Before 5.16 it waits on the first
-/// word alone, in slices of at most 10 ms when a token must be watched; the selector then
-/// documents the longer stall of the other words.
+/// word alone, in slices of at most 10 ms when a token or other words must be watched, so a
+/// wake on any other word is seen within 10 ms. Beyond 127 words the same 10 ms bound holds.
 pub(crate) fn sleep_on(
     words: &[(&AtomicU32, u32)],
     timeout: Duration,
@@ -80,6 +80,13 @@ pub(crate) fn sleep_on(
     doing: &'static str,
 ) -> Result<Woke> {
     check(cancel, doing)?;
+    // More words than one futex_waitv takes: the first ones are waited on, and the nap is cut
+    // to 10 ms so that the others are looked at that often.
+    let timeout = if words.len() > WAITV_MAX - 1 {
+        timeout.min(CANCEL_POLL)
+    } else {
+        timeout
+    };
     let woke = if waitv_supported() {
         match futex_waitv(words, cancel, timeout) {
             Ok(woke) => woke,
@@ -275,7 +282,8 @@ fn single_word_sleep(
         if left.is_zero() {
             return Woke::TimedOut;
         }
-        let slice = if cancel.is_some() {
+        // The token, and any word beyond the first, are looked at every 10 ms.
+        let slice = if cancel.is_some() || words.len() > 1 {
             left.min(CANCEL_POLL)
         } else {
             left

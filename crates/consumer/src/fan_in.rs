@@ -1,0 +1,218 @@
+//! `--producers N`: one socket, N producers (each the real Python producer, or any conforming
+//! peer), merged on one thread by a `Selector`. Each producer gets its own ring; the run ends
+//! when every one of them has sent its sentinel or died.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tachyon_ring::{Bus, Error, Selected, Selector, SelectorHandle};
+
+use crate::cli::Args;
+use crate::signals::StopSignal;
+use crate::stats::{Stats, one_way_latency_ns};
+use crate::tick::{ASK, BID, MarketTick, SENTINEL};
+
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// How one producer's stream ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Streaming,
+    Sentinel,
+    /// Its process exited before the sentinel (everything it published was delivered).
+    Died,
+}
+
+/// One producer's figures, keyed by its pid.
+struct Producer {
+    stats: Stats,
+    end: End,
+}
+
+/// Per-producer and merged figures of a fan-in run.
+pub struct FanIn {
+    pub total: Stats,
+    producers: BTreeMap<i32, Producer>,
+    expected: usize,
+}
+
+impl FanIn {
+    pub fn new(expected: usize) -> FanIn {
+        FanIn {
+            total: Stats::new(),
+            producers: BTreeMap::new(),
+            expected,
+        }
+    }
+
+    /// Producers that died before their sentinel.
+    pub fn dead(&self) -> usize {
+        self.producers
+            .values()
+            .filter(|p| p.end == End::Died)
+            .count()
+    }
+
+    fn finished(&self) -> bool {
+        self.producers.len() == self.expected
+            && self.producers.values().all(|p| p.end != End::Streaming)
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut summary = self.total.to_json();
+        summary["producers"] = self
+            .producers
+            .iter()
+            .map(|(pid, producer)| {
+                let mut figures = producer.stats.to_json();
+                figures["pid"] = json!(pid);
+                figures["ended"] = json!(match producer.end {
+                    End::Streaming => "streaming",
+                    End::Sentinel => "sentinel",
+                    End::Died => "died",
+                });
+                figures
+            })
+            .collect();
+        summary
+    }
+
+    pub fn to_table(&self) -> String {
+        let mut table = self.total.to_table();
+        for (pid, producer) in &self.producers {
+            table += &format!(
+                "  producer pid {pid}: {} received, {:.0} msg/s, {:?}\n",
+                producer.stats.received,
+                producer.stats.rate(),
+                producer.end
+            );
+        }
+        table
+    }
+}
+
+/// Listens on `args.socket` for `args.producers` producers and merges their ticks. `Ok` once
+/// each has sent its sentinel or died (see [`FanIn::dead`]); `Err(Cancelled)` on a signal.
+pub fn run(args: &Args, stop: &StopSignal, fan_in: &mut FanIn) -> tachyon_ring::Result<()> {
+    let options = Bus::options()
+        .cancel_token(stop.token())
+        .spin_threshold(args.spin);
+    let mut listener = options.clone().listen_many(&args.socket, args.capacity)?;
+    eprintln!(
+        "tachyon-consumer: listening on {} for {} producers ({} byte rings)",
+        args.socket.display(),
+        args.producers,
+        args.capacity
+    );
+    let mut selector: Selector<i32> = Selector::with_options(&options);
+    let handle = selector.handle();
+    let wanted = usize::from(args.producers);
+    // Accepting runs beside receiving, so a producer that connects late finds the early ones
+    // already streaming. The listener (and its socket file) goes when all have connected.
+    let mut acceptor = Some(std::thread::spawn(move || {
+        accept_all(&mut listener, wanted, &handle)
+    }));
+    let outcome = receive(&mut selector, fan_in, &mut acceptor);
+    fan_in.total.sleeps = selector.sleep_stats();
+    outcome?;
+    acceptor.map_or(Ok(()), join)
+}
+
+type Acceptor = std::thread::JoinHandle<tachyon_ring::Result<()>>;
+
+fn join(acceptor: Acceptor) -> tachyon_ring::Result<()> {
+    acceptor
+        .join()
+        .unwrap_or_else(|_| Err(Error::Handshake("the acceptor thread panicked".into())))
+}
+
+fn accept_all(
+    listener: &mut tachyon_ring::Listener,
+    wanted: usize,
+    selector: &SelectorHandle<i32>,
+) -> tachyon_ring::Result<()> {
+    for _ in 0..wanted {
+        let bus = listener.accept()?;
+        let pid = bus.peer_credentials().map_or(0, |peer| peer.pid);
+        let uid = bus.peer_credentials().map_or(0, |peer| peer.uid);
+        eprintln!("tachyon-consumer: connected to pid {pid} (uid {uid})");
+        selector.add(pid, bus.into_consumer());
+    }
+    Ok(())
+}
+
+fn receive(
+    selector: &mut Selector<i32>,
+    fan_in: &mut FanIn,
+    acceptor: &mut Option<Acceptor>,
+) -> tachyon_ring::Result<()> {
+    let mut next_progress = Instant::now() + PROGRESS_EVERY;
+    while !fan_in.finished() {
+        // A producer whose sentinel arrived leaves the selector once its message is dropped.
+        let mut done = None;
+        match selector.select_timeout(PROGRESS_EVERY) {
+            Ok(Selected::Message { key, message }) => {
+                let pid = *key;
+                let producer = fan_in.producers.entry(pid).or_insert_with(|| Producer {
+                    stats: Stats::new(),
+                    end: End::Streaming,
+                });
+                if message.type_id() == SENTINEL {
+                    let now = Instant::now();
+                    producer.stats.finish(now);
+                    producer.end = End::Sentinel;
+                    done = Some(pid);
+                    if fan_in.finished() {
+                        fan_in.total.finish(now);
+                    }
+                } else {
+                    let tick = MarketTick::decode(message.data()).filter(|t| t.price().is_finite());
+                    let latency = tick
+                        .filter(|_| matches!(message.type_id(), BID | ASK))
+                        .and_then(|tick| one_way_latency_ns(tick.timestamp_ns()));
+                    let quantity = tick.map(|tick| tick.quantity());
+                    producer.stats.record(message.type_id(), quantity, latency);
+                    fan_in.total.record(message.type_id(), quantity, latency);
+                }
+            }
+            Ok(Selected::Ended { key: pid, error }) => {
+                let producer = fan_in.producers.entry(pid).or_insert_with(|| Producer {
+                    stats: Stats::new(),
+                    end: End::Streaming,
+                });
+                producer.end = End::Died;
+                producer.stats.finish(Instant::now());
+                match error {
+                    Error::PeerGone { .. } => eprintln!(
+                        "tachyon-consumer: producer pid {pid} exited before its sentinel; \
+                         received {} messages, everything it had published",
+                        producer.stats.received
+                    ),
+                    other => eprintln!("tachyon-consumer: producer pid {pid}: {other}"),
+                }
+                if fan_in.finished() {
+                    fan_in.total.finish(Instant::now());
+                }
+            }
+            Err(Error::Timeout(_)) => {}
+            Err(other) => {
+                fan_in.total.finish(Instant::now());
+                return Err(other);
+            }
+        }
+        if let Some(pid) = done {
+            selector.remove(&pid);
+        }
+        let now = Instant::now();
+        if now >= next_progress {
+            eprintln!("tachyon-consumer: {}", fan_in.total.progress_line());
+            next_progress = now + PROGRESS_EVERY;
+            // An acceptor that failed (rather than one that accepted everyone) ends the run.
+            if acceptor.as_ref().is_some_and(|a| a.is_finished()) {
+                acceptor.take().map_or(Ok(()), join)?;
+            }
+        }
+    }
+    Ok(())
+}
