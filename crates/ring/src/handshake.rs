@@ -131,8 +131,16 @@ impl HandshakeListener {
                 drop(stream);
                 continue;
             }
-            send_handshake(&stream, handshake, fds)?;
-            return Ok(peer);
+            match send_handshake(&stream, handshake, fds) {
+                Ok(()) => return Ok(peer),
+                // A connector that closed before the handshake ends only its own turn.
+                Err(Error::Os { source, .. })
+                    if matches!(source.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) =>
+                {
+                    continue;
+                }
+                Err(other) => return Err(other),
+            }
         }
     }
 }
