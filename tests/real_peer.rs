@@ -249,3 +249,30 @@ fn two_slot_ring_with_python_producer_completes() {
         );
     }
 }
+
+/// The async example (`async_consumer`, one tokio worker, the reactor thread doing all the
+/// waiting) against the real Python producer, both arrangements, with pauses that make it
+/// wait as a task: every message arrives intact.
+#[test]
+fn async_consumer_with_python_producer() {
+    let _serial = serial();
+    for python_listens in [true, false] {
+        let socket = socket_path("py2async");
+        let path = socket.to_str().unwrap();
+        let mut producer = python_script("producer.py");
+        producer.args(["--pattern", "--socket", path, role(python_listens)]);
+        producer.args(["--count", "20000", "--sizes", "0..2000", "--retry-full"]);
+        producer.args(["--pause-after", "10000", "--pause-ms", "200"]);
+        let consumer = command(
+            rust_bin("async_consumer"),
+            &["--socket", path, role(!python_listens)],
+        );
+        let run = finish(
+            python_listens,
+            &socket,
+            ("python producer", producer),
+            ("async_consumer", consumer),
+        );
+        assert_eq!(run.delivered(), 20_000);
+    }
+}

@@ -36,6 +36,9 @@ pub fn rust_bin(name: &str) -> PathBuf {
                 "-p",
                 "tachyon-ring",
                 "--examples",
+                // The async example too (the feature the workspace's tests turn on).
+                "--features",
+                "tachyon-ring/tokio",
             ])
             .args(["-p", "tachyon-consumer", "--bins"])
             .status()

@@ -227,6 +227,18 @@ impl Consumer {
         &self.region.header().consumer_sleeping
     }
 
+    /// The shared region, for a waiter that must keep it mapped while it watches it.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn region(&self) -> &Arc<Region> {
+        &self.region
+    }
+
+    /// The cancel token this end watches.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn cancel_token(&self) -> Option<&CancelToken> {
+        self.cancel.as_ref()
+    }
+
     /// Hands every message already published, up to `max`, to `each` in order, and returns
     /// how many it handed. Never waits.
     ///

@@ -51,6 +51,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "async")]
+mod asynchronous;
 mod bus;
 mod cancel;
 mod consumer;
@@ -63,12 +65,16 @@ pub mod layout;
 mod listener;
 mod peer;
 mod producer;
+#[cfg(feature = "async")]
+mod reactor;
 mod rpc;
 mod select;
 mod shm;
 pub mod type_id;
 mod wait;
 
+#[cfg(feature = "async")]
+pub use asynchronous::{AsyncConsumer, AsyncProducer, Recv, Reserve, reactor_sleeps};
 pub use bus::{Bus, BusOptions};
 pub use cancel::CancelToken;
 pub use consumer::{Consumer, Message};

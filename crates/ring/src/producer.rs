@@ -322,18 +322,7 @@ impl Producer {
             }
             if now >= next_peer_check {
                 next_peer_check = now + PEER_CHECK_INTERVAL;
-                if self.region.header().state.load(Ordering::Acquire) == layout::state::FATAL_ERROR
-                {
-                    return Err(Error::Corrupt(
-                        "the consumer marked the ring fatal (state 4)".into(),
-                    ));
-                }
-                if let Some(peer) = &self.peer {
-                    if peer.has_exited() {
-                        // Nothing will free space any more.
-                        return Err(peer.gone_error(self.committed));
-                    }
-                }
+                self.check_peer()?;
             }
             space_wait.step(deadline, self.cancel.as_ref())?;
             match self.try_place(max_len) {
@@ -341,6 +330,32 @@ impl Producer {
                 other => return other,
             }
         }
+    }
+
+    /// While waiting for space: a ring the consumer marked fatal, or a consumer that has
+    /// exited (nothing will free space any more), ends the wait.
+    pub(crate) fn check_peer(&self) -> Result<()> {
+        if self.region.header().state.load(Ordering::Acquire) == layout::state::FATAL_ERROR {
+            return Err(Error::Corrupt(
+                "the consumer marked the ring fatal (state 4)".into(),
+            ));
+        }
+        match &self.peer {
+            Some(peer) if peer.has_exited() => Err(peer.gone_error(self.committed)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The shared region, for a waiter that must keep it mapped while it watches it.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn region(&self) -> &Arc<Region> {
+        &self.region
+    }
+
+    /// The cancel token this end watches.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn cancel_token(&self) -> Option<&CancelToken> {
+        self.cancel.as_ref()
     }
 
     #[inline]

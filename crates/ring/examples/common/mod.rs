@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tachyon_ring::{AllowedPeers, Bus, BusOptions, Error};
 
+pub mod receiving;
+
 /// SIGINT/SIGTERM turned into a cancel, shared with tachyon-consumer.
 #[path = "../../../consumer/src/signals.rs"]
 mod signals;
@@ -44,7 +46,7 @@ pub fn exit_code(
 }
 
 /// How to reach the peer.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct Endpoint {
     /// Unix socket path of the handshake.
     #[arg(long, default_value = "/tmp/tachyon_example.sock")]

@@ -1,0 +1,353 @@
+//! Async ends (feature `async`, also enabled by `tokio`): receive and wait for space without
+//! blocking an executor thread.
+//!
+//! An end that finds nothing to do registers its ring with the process's one reactor thread
+//! (`reactor.rs`), which sleeps on every registered ring's futex word at once, exactly as a
+//! [`Selector`](crate::Selector) does, and wakes the task whose ring changed. So any number of
+//! async rings cost one sleeping thread, and an idle ring costs a wake-up per 50 ms (the nap
+//! that bounds a missed wake and notices a dead peer).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::consumer::{Consumer, Message, PEER_CHECK_INTERVAL};
+use crate::error::{Error, Result};
+use crate::producer::{Producer, WriteSlot};
+use crate::reactor::{Interest, reactor};
+use crate::wait::{self, Naps};
+
+/// A [`Consumer`] whose receive is a future.
+///
+/// ```
+/// # fn main() -> Result<(), tachyon_ring::Error> {
+/// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// # runtime.block_on(async {
+/// use tachyon_ring::{AsyncConsumer, Bus};
+///
+/// let (mut producer, consumer) = Bus::in_memory(1 << 12)?.split();
+/// let mut consumer = AsyncConsumer::new(consumer);
+/// let sender = std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_millis(20));
+///     producer.send(1, b"tick").unwrap();
+///     producer.flush();
+/// });
+/// let message = consumer.recv().await?; // the task sleeps; no thread of the runtime blocks
+/// assert_eq!(message.data(), b"tick");
+/// # drop(message);
+/// # sender.join().unwrap();
+/// # Ok(()) })
+/// # }
+/// ```
+pub struct AsyncConsumer {
+    consumer: Consumer,
+    /// This end's key in the reactor.
+    id: u64,
+    naps: Naps,
+    next_peer_check: Option<Instant>,
+}
+
+impl fmt::Debug for AsyncConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncConsumer")
+            .field("consumer", &self.consumer)
+            .finish()
+    }
+}
+
+impl AsyncConsumer {
+    /// Wraps `consumer` (its cancel token is honoured; its spin settings are not used: an
+    /// async receive never spins).
+    pub fn new(consumer: Consumer) -> AsyncConsumer {
+        AsyncConsumer {
+            consumer,
+            id: 0,
+            naps: Naps::new(),
+            next_peer_check: None,
+        }
+    }
+
+    /// The next message, waiting without blocking the thread.
+    ///
+    /// Cancel-safe: dropping the future before it completes loses no message (a message is
+    /// taken only in the poll that returns it). Ends with [`Error::PeerGone`] once the
+    /// producer has exited and everything it published was delivered, and with
+    /// [`Error::Cancelled`] when the consumer's cancel token is cancelled.
+    pub fn recv(&mut self) -> Recv<'_> {
+        Recv {
+            end: Some(self),
+            registered: false,
+        }
+    }
+
+    /// The next message if one is published; never waits.
+    pub fn try_recv(&mut self) -> Result<Option<Message<'_>>> {
+        self.consumer.try_recv()
+    }
+
+    /// The consumer inside.
+    pub fn get_mut(&mut self) -> &mut Consumer {
+        &mut self.consumer
+    }
+
+    /// The consumer back.
+    pub fn into_inner(self) -> Consumer {
+        self.consumer
+    }
+}
+
+/// The future of [`AsyncConsumer::recv`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Recv<'a> {
+    end: Option<&'a mut AsyncConsumer>,
+    /// Registered with the reactor, the ring's word set to SLEEPING.
+    registered: bool,
+}
+
+impl fmt::Debug for Recv<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recv")
+            .field("registered", &self.registered)
+            .finish()
+    }
+}
+
+const RECEIVING: &str = "waiting for a message (async)";
+
+impl<'a> Future for Recv<'a> {
+    type Output = Result<Message<'a>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.unregister();
+        let Some(end) = this.end.as_deref_mut() else {
+            return Poll::Ready(Err(Error::Handshake(
+                "a finished receive future was polled again".into(),
+            )));
+        };
+        let reactor = match reactor() {
+            Ok(reactor) => reactor,
+            Err(error) => return Poll::Ready(Err(error)),
+        };
+        loop {
+            match end.consumer.poll_slot() {
+                Ok(Some(slot)) => {
+                    end.naps = Naps::new();
+                    end.next_peer_check = None;
+                    // The message borrows the consumer for 'a: take the end out of the future.
+                    return Poll::Ready(match this.end.take() {
+                        Some(end) => Ok(end.consumer.message(slot)),
+                        None => Err(Error::Handshake("receive future lost its consumer".into())),
+                    });
+                }
+                Ok(None) => {}
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+            if let Err(error) = wait::check(end.consumer.cancel_token(), RECEIVING) {
+                return Poll::Ready(Err(error));
+            }
+            let now = Instant::now();
+            let check_at = *end.next_peer_check.get_or_insert(now + PEER_CHECK_INTERVAL);
+            if now >= check_at {
+                end.next_peer_check = Some(now + PEER_CHECK_INTERVAL);
+                if let Err(error) = end.consumer.check_peer() {
+                    return Poll::Ready(Err(error));
+                }
+            }
+            if !end.consumer.announce_sleep() {
+                end.consumer.end_sleep();
+                continue; // published meanwhile
+            }
+            if end.id == 0 {
+                end.id = reactor.id();
+            }
+            let due = now + end.naps.next(None);
+            reactor.register(
+                end.id,
+                end.consumer.region(),
+                Interest::Message,
+                end.consumer.cancel_token(),
+                due,
+                cx.waker(),
+            );
+            this.registered = true;
+            return Poll::Pending;
+        }
+    }
+}
+
+impl Recv<'_> {
+    /// Leaves the reactor and wakes the word back up (on every poll and on drop).
+    fn unregister(&mut self) {
+        if !std::mem::take(&mut self.registered) {
+            return;
+        }
+        if let (Some(end), Ok(reactor)) = (self.end.as_deref_mut(), reactor()) {
+            reactor.deregister(end.id);
+            end.consumer.end_sleep();
+        }
+    }
+}
+
+impl Drop for Recv<'_> {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+/// A [`Producer`] whose wait for space is a future.
+pub struct AsyncProducer {
+    producer: Producer,
+    id: u64,
+}
+
+impl fmt::Debug for AsyncProducer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncProducer")
+            .field("producer", &self.producer)
+            .finish()
+    }
+}
+
+impl AsyncProducer {
+    /// Wraps `producer` (its cancel token is honoured).
+    pub fn new(producer: Producer) -> AsyncProducer {
+        AsyncProducer { producer, id: 0 }
+    }
+
+    /// A slot of up to `max_len` bytes, waiting for space without blocking the thread.
+    ///
+    /// Cancel-safe: dropping the future reserves nothing. Ends with [`Error::PeerGone`] once
+    /// the consumer has exited, [`Error::Cancelled`] on a cancel, and at once with errors that
+    /// waiting cannot fix ([`Error::MessageTooLarge`], a corrupt ring).
+    pub fn reserve(&mut self, max_len: usize) -> Reserve<'_> {
+        Reserve {
+            end: Some(self),
+            max_len,
+            registered: false,
+            next_peer_check: None,
+        }
+    }
+
+    /// Sends `payload` as one message of `type_id` once there is space, then publishes it.
+    pub async fn send(&mut self, type_id: u32, payload: &[u8]) -> Result<()> {
+        let mut slot = self.reserve(payload.len()).await?;
+        slot[..payload.len()].copy_from_slice(payload);
+        slot.commit(payload.len(), type_id)?;
+        self.producer.flush();
+        Ok(())
+    }
+
+    /// The producer inside.
+    pub fn get_mut(&mut self) -> &mut Producer {
+        &mut self.producer
+    }
+
+    /// The producer back.
+    pub fn into_inner(self) -> Producer {
+        self.producer
+    }
+}
+
+/// The future of [`AsyncProducer::reserve`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Reserve<'a> {
+    end: Option<&'a mut AsyncProducer>,
+    max_len: usize,
+    registered: bool,
+    next_peer_check: Option<Instant>,
+}
+
+impl fmt::Debug for Reserve<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reserve")
+            .field("max_len", &self.max_len)
+            .field("registered", &self.registered)
+            .finish()
+    }
+}
+
+const RESERVING: &str = "waiting for space in the ring (async)";
+
+impl<'a> Future for Reserve<'a> {
+    type Output = Result<WriteSlot<'a>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if std::mem::take(&mut this.registered) {
+            if let (Some(end), Ok(reactor)) = (this.end.as_deref(), reactor()) {
+                reactor.deregister(end.id);
+            }
+        }
+        let Some(end) = this.end.as_deref_mut() else {
+            return Poll::Ready(Err(Error::Handshake(
+                "a finished reserve future was polled again".into(),
+            )));
+        };
+        let reactor = match reactor() {
+            Ok(reactor) => reactor,
+            Err(error) => return Poll::Ready(Err(error)),
+        };
+        // A trial reservation, rolled back at once: the slot handed out must borrow the
+        // producer for 'a, which only the end taken out of the future can give.
+        match end.producer.reserve(this.max_len).map(drop) {
+            Err(Error::Full { .. }) => {}
+            Ok(()) => {
+                return Poll::Ready(match this.end.take() {
+                    Some(end) => end.producer.reserve(this.max_len),
+                    None => Err(Error::Handshake("reserve future lost its producer".into())),
+                });
+            }
+            Err(other) => return Poll::Ready(Err(other)),
+        }
+        if let Err(error) = wait::check(end.producer.cancel_token(), RESERVING) {
+            return Poll::Ready(Err(error));
+        }
+        let now = Instant::now();
+        let check_at = *this
+            .next_peer_check
+            .get_or_insert(now + PEER_CHECK_INTERVAL);
+        if now >= check_at {
+            this.next_peer_check = Some(now + PEER_CHECK_INTERVAL);
+            if let Err(error) = end.producer.check_peer() {
+                return Poll::Ready(Err(error));
+            }
+        }
+        if end.id == 0 {
+            end.id = reactor.id();
+        }
+        let tail_seen = end
+            .producer
+            .region()
+            .header()
+            .tail
+            .load(std::sync::atomic::Ordering::Acquire);
+        reactor.register(
+            end.id,
+            end.producer.region(),
+            Interest::Space { tail_seen },
+            end.producer.cancel_token(),
+            now + PEER_CHECK_INTERVAL,
+            cx.waker(),
+        );
+        this.registered = true;
+        Poll::Pending
+    }
+}
+
+impl Drop for Reserve<'_> {
+    fn drop(&mut self) {
+        if self.registered {
+            if let (Some(end), Ok(reactor)) = (self.end.as_deref(), reactor()) {
+                reactor.deregister(end.id);
+            }
+        }
+    }
+}
+
+/// Sleeps of the process's reactor thread so far (one per wait on all async rings).
+pub fn reactor_sleeps() -> u64 {
+    reactor().map_or(0, |reactor| reactor.sleeps())
+}

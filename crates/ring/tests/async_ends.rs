@@ -1,0 +1,140 @@
+//! The async ends on a tokio runtime: receive and wait for space without blocking a worker,
+//! cancel-safe, cancellable, on the process's one reactor thread.
+#![cfg(feature = "tokio")]
+
+use std::time::Duration;
+
+use tachyon_ring::{AsyncConsumer, AsyncProducer, Bus, CancelToken, Error};
+
+const LONG: Duration = Duration::from_secs(20);
+
+/// Many receivers on a one-thread runtime: each waits on its own ring, none blocks the only
+/// worker (a blocking wait would starve the others and the test would time out).
+#[tokio::test(flavor = "current_thread")]
+async fn many_receivers_share_one_worker_thread() {
+    let mut senders = Vec::new();
+    let mut tasks = Vec::new();
+    for ring in 0..8u8 {
+        let (producer, consumer) = Bus::in_memory(1 << 12).unwrap().split();
+        senders.push(producer);
+        tasks.push(tokio::spawn(async move {
+            let mut consumer = AsyncConsumer::new(consumer);
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                let message = consumer.recv().await.unwrap();
+                seen.push(message.data()[0]);
+            }
+            (ring, seen)
+        }));
+    }
+    let sender = std::thread::spawn(move || {
+        for round in 0..3u8 {
+            std::thread::sleep(Duration::from_millis(10));
+            for (ring, producer) in senders.iter_mut().enumerate() {
+                producer.send(1, &[ring as u8 * 10 + round]).unwrap();
+                producer.flush();
+            }
+        }
+        senders
+    });
+    for task in tasks {
+        let (ring, seen) = tokio::time::timeout(LONG, task).await.unwrap().unwrap();
+        assert_eq!(seen, [ring * 10, ring * 10 + 1, ring * 10 + 2]);
+    }
+    drop(sender.join().unwrap());
+}
+
+/// Dropping a receive in the middle of its wait (a `select!` that another branch won) loses
+/// nothing: the message published afterwards is the next one received.
+#[tokio::test(flavor = "current_thread")]
+async fn a_dropped_receive_loses_no_message() {
+    let (mut producer, consumer) = Bus::in_memory(1 << 12).unwrap().split();
+    let mut consumer = AsyncConsumer::new(consumer);
+    for round in 0..20u8 {
+        tokio::select! {
+            received = consumer.recv() => panic!("nothing was sent yet: {:?}", received.map(|m| m.len())),
+            _ = tokio::time::sleep(Duration::from_millis(1 + round as u64 % 3)) => {}
+        }
+        producer.send(1, &[round]).unwrap();
+        producer.flush();
+        let message = tokio::time::timeout(LONG, consumer.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(message.data(), [round]);
+    }
+    // The ring's sleeping word was handed back: a plain blocking receive still works.
+    producer.send(1, b"after").unwrap();
+    producer.flush();
+    let mut consumer = consumer.into_inner();
+    assert_eq!(consumer.recv_timeout(LONG).unwrap().data(), b"after");
+}
+
+/// A cancel reaches a receive that is waiting, and a wait for space.
+#[tokio::test(flavor = "current_thread")]
+async fn a_cancel_ends_a_waiting_receive_and_a_waiting_reserve() {
+    for round in 0..10u64 {
+        let token = CancelToken::new();
+        let (mut producer, consumer) = Bus::options()
+            .cancel_token(token.clone())
+            .in_memory(1 << 12)
+            .unwrap()
+            .split();
+        let canceller = {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(round % 4));
+                token.cancel();
+            })
+        };
+        let mut consumer = AsyncConsumer::new(consumer);
+        let outcome = tokio::time::timeout(LONG, consumer.recv()).await.unwrap();
+        assert!(
+            matches!(outcome, Err(Error::Cancelled(_))),
+            "{:?}",
+            outcome.map(|m| m.len())
+        );
+        canceller.join().unwrap();
+        // Full ring, then wait for space with a token cancelled from another thread.
+        while producer.send(1, &[0; 200]).is_ok() {}
+        let token = CancelToken::new();
+        producer.set_cancel_token(Some(token.clone()));
+        let mut producer = AsyncProducer::new(producer);
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(round % 4));
+            token.cancel();
+        });
+        let outcome = tokio::time::timeout(LONG, producer.reserve(200))
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, Err(Error::Cancelled(_))),
+            "{:?}",
+            outcome.map(|s| s.len())
+        );
+        canceller.join().unwrap();
+    }
+}
+
+/// A producer on a full ring waits (as a task) until the consumer frees space.
+#[tokio::test(flavor = "current_thread")]
+async fn a_full_ring_is_waited_out_and_every_message_arrives() {
+    let (producer, mut consumer) = Bus::in_memory(1 << 10).unwrap().split();
+    let receiver = std::thread::spawn(move || {
+        let mut values = Vec::new();
+        loop {
+            let message = consumer.recv_timeout(LONG).unwrap();
+            if message.type_id() == 0 {
+                return values;
+            }
+            values.push(u32::from_le_bytes(message.data().try_into().unwrap()));
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
+    let mut producer = AsyncProducer::new(producer);
+    for i in 0..500u32 {
+        producer.send(1, &i.to_le_bytes()).await.unwrap();
+    }
+    producer.send(0, &[]).await.unwrap();
+    assert_eq!(receiver.join().unwrap(), (0..500).collect::<Vec<_>>());
+}
