@@ -32,6 +32,7 @@ pub struct BusOptions {
     pure_spin: bool,
     pub(crate) connect_timeout: Duration,
     pub(crate) listen_timeout: Option<Duration>,
+    handshake_timeout: Duration,
     pub(crate) allowed_peers: AllowedPeers,
     pub(crate) cancel: Option<CancelToken>,
 }
@@ -43,6 +44,7 @@ impl Default for BusOptions {
             pure_spin: false,
             connect_timeout: Duration::ZERO,
             listen_timeout: None,
+            handshake_timeout: handshake::RECEIVE_TIMEOUT,
             allowed_peers: AllowedPeers::SameUser,
             cancel: None,
         }
@@ -80,6 +82,13 @@ impl BusOptions {
         self
     }
 
+    /// How long `connect` waits for the listener's handshake once connected (default 10 s):
+    /// one deadline for the whole receive, which no signal restarts.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
     /// A token that cancels `listen` / `connect` and, afterwards, every blocking call of the
     /// bus's ends ([`Error::Cancelled`](crate::Error::Cancelled)); see [`CancelToken`].
     pub fn cancel_token(mut self, token: CancelToken) -> Self {
@@ -94,7 +103,10 @@ impl BusOptions {
 
     /// The limits of `connect`.
     pub(crate) fn connect_limits(&self) -> WaitLimits<'_> {
-        WaitLimits::new(Some(self.connect_timeout), self.cancel.as_ref())
+        WaitLimits {
+            receive_timeout: self.handshake_timeout,
+            ..WaitLimits::new(Some(self.connect_timeout), self.cancel.as_ref())
+        }
     }
 
     /// Who a listener accepts (default: our own uid and root). A refused peer gets no fd.

@@ -19,8 +19,9 @@ use crate::peer::PeerWatch;
 const CONNECT_RETRY_STEP: Duration = Duration::from_millis(10);
 /// `sun_path` holds 108 bytes, the terminating NUL included.
 const MAX_SOCKET_PATH: usize = 108;
-/// How long a connector waits for the handshake once connected (a listener sends it at once).
-const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connector waits for the handshake once connected, by default (a listener sends
+/// it at once).
+pub(crate) const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a handshake may wait, and what may cancel it.
 #[derive(Clone, Copy, Debug)]
@@ -30,6 +31,8 @@ pub(crate) struct WaitLimits<'a> {
     /// `timeout` from the call's start.
     pub(crate) deadline: Option<Instant>,
     pub(crate) cancel: Option<&'a CancelToken>,
+    /// How long a connector waits for the handshake once connected.
+    pub(crate) receive_timeout: Duration,
 }
 
 impl<'a> WaitLimits<'a> {
@@ -38,6 +41,7 @@ impl<'a> WaitLimits<'a> {
             timeout,
             deadline: timeout.and_then(crate::wait::deadline_after),
             cancel,
+            receive_timeout: RECEIVE_TIMEOUT,
         }
     }
 }
@@ -157,8 +161,7 @@ pub(crate) fn connect_and_receive(
     let peer = PeerWatch::from_socket(&stream)?;
     // A listener that accepts and never sends must not hang us: one deadline for the whole
     // receive, which no signal restarts.
-    let receive_deadline = crate::wait::deadline_after(RECEIVE_TIMEOUT);
-    let (handshake, fds) = receive_handshake(&stream, receive_deadline, limits.cancel)?;
+    let (handshake, fds) = receive_handshake(&stream, limits.receive_timeout, limits.cancel)?;
     validate(&handshake, expect_rpc)?;
     let want_fds = if expect_rpc { 2 } else { 1 };
     if fds.len() != want_fds {
@@ -259,9 +262,10 @@ fn send_handshake(
 /// `deadline`) for the socket to turn readable, then takes what is there without blocking.
 fn receive_handshake(
     stream: &UnixStream,
-    deadline: Option<Instant>,
+    timeout: Duration,
     cancel: Option<&CancelToken>,
 ) -> Result<(Handshake, Vec<OwnedFd>)> {
+    let deadline = crate::wait::deadline_after(timeout);
     let mut handshake = Handshake::new(0, None);
     let mut cmsg_space = nix::cmsg_space!([RawFd; 4]);
     let mut fds = Vec::new();
@@ -271,7 +275,7 @@ fn receive_handshake(
             if !crate::wait::readable(stream.as_fd(), deadline, cancel, "receiving the handshake")?
             {
                 return Err(Error::Handshake(format!(
-                    "the listener accepted but sent no handshake within {RECEIVE_TIMEOUT:?}"
+                    "the listener accepted but sent no handshake within {timeout:?}"
                 )));
             }
             match recvmsg::<()>(
