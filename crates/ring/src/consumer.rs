@@ -95,9 +95,10 @@ impl Consumer {
         peer: Option<Arc<PeerWatch>>,
     ) -> Consumer {
         let header = region.header();
-        let tail = header.tail.load(Ordering::Acquire);
-        // Checked once here: every later advance of ours keeps the tail aligned and in range.
-        let poisoned = region.start_cursor_problem();
+        // Loaded once and checked as loaded (the peer may change them under us): every later
+        // advance of ours keeps the tail aligned and in range.
+        let (head, tail) = (region.load_head(), region.load_tail());
+        let poisoned = region.start_cursor_problem(head, tail);
         if pure_spin {
             header
                 .consumer_sleeping
@@ -370,11 +371,15 @@ impl Consumer {
 
     /// Reloads the producer's head; a head the format forbids marks the ring fatal.
     fn refresh_head(&mut self) -> Result<()> {
-        let head = self.region.header().head.load(Ordering::Acquire);
-        if head < self.cached_head || head - self.tail > self.capacity as u64 || head > MAX_CURSOR {
+        let head = self.region.load_head();
+        if head < self.cached_head
+            || head - self.tail > self.capacity as u64
+            || head > MAX_CURSOR
+            || head % SLOT_HEADER_LEN as u64 != 0
+        {
             return Err(self.corrupt(format!(
                 "producer published head {head}, outside [{}, {} + {}] (last seen head, tail + \
-                 capacity) or beyond 2^62",
+                 capacity), beyond 2^62 or not 64-byte aligned",
                 self.cached_head, self.tail, self.capacity
             )));
         }
@@ -518,5 +523,33 @@ impl Message<'_> {
 impl Drop for Message<'_> {
     fn drop(&mut self) {
         self.consumer.release(&self.slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shm::CursorFlipper;
+
+    #[test]
+    fn start_cursors_a_peer_flips_are_checked_as_loaded() {
+        // A valid pair and a misaligned one: a consumer that takes its tail from one load and
+        // checks another could start at ring offset 4 (a misaligned header read).
+        let region = Arc::new(Region::heap(256).unwrap());
+        let _peer = CursorFlipper::start(&region, &[(128, 0), (128, 4)]);
+        let started = Instant::now();
+        loop {
+            let mut consumer = Consumer::new(Arc::clone(&region), 0, false, None);
+            for _ in 0..4 {
+                match consumer.try_recv() {
+                    Ok(_) => {}
+                    Err(Error::Corrupt(_)) => break,
+                    Err(other) => panic!("{other}"),
+                }
+            }
+            if started.elapsed() > Duration::from_secs(2) {
+                break;
+            }
+        }
     }
 }

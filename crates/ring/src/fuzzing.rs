@@ -1,5 +1,5 @@
 //! Entry points for fuzzing the parts a hostile peer controls: the bytes of a shared region,
-//! as seen at attach and by a consumer. Built for the crate's own tests and, with the
+//! as seen at attach and by a consumer, and the cursors it rewrites while we load them. Built for the crate's own tests and, with the
 //! `fuzzing` feature, for the `cargo fuzz` targets in `crates/ring/fuzz/`. Not a stable API.
 
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::consumer::Consumer;
 use crate::error::Error;
 use crate::layout::ARENA_HEADER_LEN;
-use crate::shm::Region;
+use crate::shm::{CursorWrite, Region};
 
 /// Reads little-endian u64s off the front of the input, then the rest as bytes.
 struct Input<'a>(&'a [u8]);
@@ -21,10 +21,29 @@ impl Input<'_> {
         self.0 = &self.0[n..];
         u64::from_le_bytes(word)
     }
+
+    /// A count byte (mod 8), then that many words: cursor writes the peer makes, one before
+    /// each cursor load of ours (bit 0 picks tail or head, the rest is the value).
+    fn scripted_peer(&mut self, region: &Region) {
+        let Some((&count, rest)) = self.0.split_first() else {
+            return;
+        };
+        self.0 = rest;
+        let mut script = region.scripted_peer.0.lock().expect("fresh region");
+        for _ in 0..count % 8 {
+            let word = self.u64();
+            script.push_back(if word & 1 == 1 {
+                CursorWrite::Tail(word >> 1)
+            } else {
+                CursorWrite::Head(word >> 1)
+            });
+        }
+    }
 }
 
-/// A heap ring of 64 << (first byte mod 11) bytes (64 B to 64 KiB) whose cursors and ring
-/// bytes the rest of the input sets, consumed until it runs dry or reports corruption.
+/// A heap ring of 64 << (first byte mod 11) bytes (64 B to 64 KiB) whose cursors, the cursor
+/// writes a peer makes between our loads (see `Input::scripted_peer`) and ring bytes the
+/// rest of the input sets, consumed until it runs dry or reports corruption.
 /// Every payload is read in full. Returns the messages delivered and the error, if any.
 ///
 /// Whatever the input, this must neither panic nor touch memory outside the region.
@@ -36,6 +55,7 @@ pub fn consume_untrusted(input: &[u8]) -> (u64, Option<Error>) {
     let mut input = Input(rest);
     let (head, tail) = (input.u64(), input.u64());
     let region = Region::heap(capacity).expect("capacities 64 << 0..=10 are valid");
+    input.scripted_peer(&region);
     let ring_bytes = &input.0[..input.0.len().min(capacity)];
     // SAFETY: the ring is `capacity` bytes and nobody else holds the fresh region.
     unsafe { std::ptr::copy_nonoverlapping(ring_bytes.as_ptr(), region.ring(), ring_bytes.len()) };
@@ -67,7 +87,8 @@ pub fn consume_untrusted(input: &[u8]) -> (u64, Option<Error>) {
 }
 
 /// A producer on a heap ring of 64 << (first byte mod 11) bytes whose consumer is hostile:
-/// the input is a script of steps, each either a send (of a size the step's bytes choose, up
+/// after the cursor writes it makes between our loads (see `Input::scripted_peer`, which
+/// reach the producer's start too), the input is a script of steps, each either a send (of a size the step's bytes choose, up
 /// to twice the ring) or a tail value the "consumer" publishes, however absurd. Returns the
 /// messages committed and the first error that is not `Full`/`MessageTooLarge`/`CannotPlace`.
 ///
@@ -77,9 +98,11 @@ pub fn produce_untrusted(input: &[u8]) -> (u64, Option<Error>) {
         return (0, None);
     };
     let capacity = 64usize << (shift % 11);
-    let region = Arc::new(Region::heap(capacity).expect("capacities 64 << 0..=10 are valid"));
-    let mut producer = crate::producer::Producer::new(Arc::clone(&region), None);
+    let region = Region::heap(capacity).expect("capacities 64 << 0..=10 are valid");
     let mut input = Input(rest);
+    input.scripted_peer(&region);
+    let region = Arc::new(region);
+    let mut producer = crate::producer::Producer::new(Arc::clone(&region), None);
     let payload = vec![0xA5u8; 2 * capacity];
     let mut committed = 0;
     while !input.0.is_empty() {
@@ -137,8 +160,34 @@ mod tests {
         let mut input = vec![shift];
         input.extend_from_slice(&head.to_le_bytes());
         input.extend_from_slice(&tail.to_le_bytes());
+        input.push(0); // no cursor writes between our loads
         input.extend_from_slice(ring);
         input
+    }
+
+    /// `arena`, with a peer that makes `writes` (head or tail) before our cursor loads.
+    fn arena_with_peer(
+        shift: u8,
+        head: u64,
+        tail: u64,
+        writes: &[CursorWrite],
+        ring: &[u8],
+    ) -> Vec<u8> {
+        let mut input = arena(shift, head, tail, &[]);
+        input.pop();
+        input.push(writes.len() as u8);
+        for write in writes {
+            input.extend(peer_word(*write).to_le_bytes());
+        }
+        input.extend_from_slice(ring);
+        input
+    }
+
+    fn peer_word(write: CursorWrite) -> u64 {
+        match write {
+            CursorWrite::Head(head) => head << 1,
+            CursorWrite::Tail(tail) => (tail << 1) | 1,
+        }
     }
 
     #[test]
@@ -172,12 +221,30 @@ mod tests {
         // Found by cargo fuzz: head and tail at 2^64 - 1 overflowed the cursor arithmetic.
         let mut input = vec![0x0a, 0x0a];
         input.extend([0xff; 18]);
+        input.push(0x00);
         input.push(0x0a);
         let (delivered, err) = consume_untrusted(&input);
         assert_eq!(delivered, 0);
         assert!(matches!(err, Some(Error::Corrupt(_))), "{err:?}");
         let (_, err) = consume_untrusted(&arena(2, u64::MAX - 63, u64::MAX - 127, &slot(0, 64)));
         assert!(err.unwrap().to_string().contains("beyond 2^62"));
+    }
+
+    /// A cursor write a hostile peer makes between two of our loads: small values, aligned or
+    /// a few bytes off, and anything.
+    fn cursor_write() -> impl Strategy<Value = CursorWrite> {
+        let value = prop_oneof![
+            (0u64..128).prop_map(|n| n * 64),
+            (0u64..8192),
+            (0u64..(u64::MAX >> 1)),
+        ];
+        (any::<bool>(), value).prop_map(|(tail, value)| {
+            if tail {
+                CursorWrite::Tail(value)
+            } else {
+                CursorWrite::Head(value)
+            }
+        })
     }
 
     #[test]
@@ -244,7 +311,7 @@ mod tests {
     fn a_hostile_tail_is_caught_by_the_producer() {
         // Two sends of 0 bytes into a one-slot ring (the second finds it full), then the
         // "consumer" publishes a tail of 2^40 (odd step: tail = step >> 1), then more sends.
-        let mut script = vec![0u8];
+        let mut script = vec![0u8, 0];
         script.extend(0u64.to_le_bytes());
         script.extend(0u64.to_le_bytes());
         script.extend(((1u64 << 41) | 1).to_le_bytes());
@@ -257,6 +324,40 @@ mod tests {
             "the 64-byte ring holds one slot; then the tail is bogus"
         );
         assert!(matches!(err, Some(Error::Corrupt(_))), "{err:?}");
+    }
+
+    #[test]
+    fn cursors_a_peer_changes_between_our_loads_are_checked_as_loaded() {
+        use CursorWrite::{Head, Tail};
+        // A valid pair (128, 0) in the header; the peer moves the tail to 4 just before our
+        // tail load: the consumer must refuse (4, misaligned), not start reading there.
+        let (delivered, err) = consume_untrusted(&arena_with_peer(
+            2,
+            128,
+            0,
+            &[Head(128), Tail(4)],
+            &slot(0, 128),
+        ));
+        assert_eq!(delivered, 0);
+        assert!(err.unwrap().to_string().contains("not 64-byte aligned"));
+        // A tail above the head at the producer's start: corrupt, not an underflow.
+        let mut script = vec![2u8, 2];
+        script.extend(peer_word(Head(0)).to_le_bytes());
+        script.extend(peer_word(Tail(64)).to_le_bytes());
+        script.extend(0u64.to_le_bytes());
+        let (committed, err) = produce_untrusted(&script);
+        assert_eq!(committed, 0);
+        assert!(err.unwrap().to_string().contains("tail is ahead of head"));
+        // A misaligned head published later: corrupt at the consumer's next head load.
+        let (delivered, err) = consume_untrusted(&arena_with_peer(
+            2,
+            0,
+            0,
+            &[Head(0), Tail(0), Head(68)],
+            &slot(0, 64),
+        ));
+        assert_eq!(delivered, 0);
+        assert!(err.unwrap().to_string().contains("not 64-byte aligned"));
     }
 
     proptest! {
@@ -274,9 +375,10 @@ mod tests {
             tail in prop_oneof![0u64..8192, any::<u64>()],
             slots in prop::collection::vec((prop_oneof![0u32..300, Just(SKIP_MARKER), any::<u32>()],
                                             prop_oneof![(0u32..70).prop_map(|n| n * 64), any::<u32>()]), 0..40),
+            writes in prop::collection::vec(cursor_write(), 0..8),
         ) {
             let ring: Vec<u8> = slots.iter().flat_map(|&(size, reserved)| slot(size, reserved)).collect();
-            let _ = consume_untrusted(&arena(shift, head, tail, &ring));
+            let _ = consume_untrusted(&arena_with_peer(shift, head, tail, &writes, &ring));
         }
 
         #[test]
@@ -287,8 +389,10 @@ mod tests {
                 (0u64..70_000).prop_map(|tail| (tail << 1) | 1),
                 any::<u64>(),
             ], 0..60),
+            writes in prop::collection::vec(cursor_write(), 0..8),
         ) {
-            let mut script = vec![shift];
+            let mut script = vec![shift, writes.len() as u8];
+            script.extend(writes.iter().flat_map(|&write| peer_word(write).to_le_bytes()));
             for step in steps {
                 script.extend(step.to_le_bytes());
             }
