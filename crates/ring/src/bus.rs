@@ -104,8 +104,11 @@ impl BusOptions {
     }
 
     /// A ring on the heap, for both ends in one process (tests, benchmarks, threads).
-    pub fn in_memory(self, capacity: usize) -> Result<Bus> {
-        Ok(Bus::assemble(Region::heap(capacity)?, None, self))
+    pub fn in_memory(self, capacity: usize) -> Result<LocalBus> {
+        Ok(LocalBus {
+            region: Arc::new(Region::heap(capacity)?),
+            options: self,
+        })
     }
 }
 
@@ -114,8 +117,15 @@ impl BusOptions {
 ///
 /// Either process may listen or connect, and either may then produce or consume: the
 /// handshake roles and the ring roles are independent. Take the end you need with
-/// [`into_producer`](Bus::into_producer) or [`into_consumer`](Bus::into_consumer); an
-/// in-process bus gives both with [`split`](Bus::split).
+/// [`into_producer`](Bus::into_producer) or [`into_consumer`](Bus::into_consumer). Only an
+/// in-process [`LocalBus`] gives both ends: on a bus with a peer, the peer plays one of them,
+/// and a second producer or consumer of ours would race it for the same slots.
+///
+/// ```compile_fail
+/// # fn both_ends(bus: tachyon_ring::Bus) {
+/// let (producer, consumer) = bus.split(); // no such method: the peer holds one end
+/// # }
+/// ```
 ///
 /// ```
 /// # fn main() -> Result<(), tachyon_ring::Error> {
@@ -174,7 +184,7 @@ impl Bus {
     }
 
     /// [`BusOptions::in_memory`] with default options.
-    pub fn in_memory(capacity: usize) -> Result<Bus> {
+    pub fn in_memory(capacity: usize) -> Result<LocalBus> {
         Bus::options().in_memory(capacity)
     }
 
@@ -201,13 +211,6 @@ impl Bus {
         self.peer.as_ref().map(|peer| peer.credentials)
     }
 
-    /// Both ends. Across processes, use only the end your side of the protocol plays.
-    pub fn split(self) -> (Producer, Consumer) {
-        let producer = Producer::new(Arc::clone(&self.region), self.peer.clone());
-        let consumer = self.into_consumer();
-        (producer, consumer)
-    }
-
     /// The producing end.
     pub fn into_producer(self) -> Producer {
         Producer::new(self.region, self.peer)
@@ -216,5 +219,36 @@ impl Bus {
     /// The consuming end.
     pub fn into_consumer(self) -> Consumer {
         self.options.consumer(self.region, self.peer)
+    }
+}
+
+/// A ring on the heap with both ends in this process ([`Bus::in_memory`]): for threads,
+/// tests and benchmarks. Unlike [`Bus`], it can be [`split`](LocalBus::split), because no
+/// other process plays either end.
+pub struct LocalBus {
+    region: Arc<Region>,
+    options: BusOptions,
+}
+
+impl std::fmt::Debug for LocalBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalBus")
+            .field("capacity", &self.capacity())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl LocalBus {
+    /// Ring bytes.
+    pub fn capacity(&self) -> usize {
+        self.region.capacity()
+    }
+
+    /// Both ends, one for each of two threads.
+    pub fn split(self) -> (Producer, Consumer) {
+        let producer = Producer::new(Arc::clone(&self.region), None);
+        let consumer = self.options.consumer(self.region, None);
+        (producer, consumer)
     }
 }

@@ -61,7 +61,7 @@ mod shm;
 pub mod type_id;
 mod wait;
 
-pub use bus::{Bus, BusOptions};
+pub use bus::{Bus, BusOptions, LocalBus};
 pub use consumer::{Consumer, Message};
 pub use error::{Error, Result};
 pub use handshake::AllowedPeers;
