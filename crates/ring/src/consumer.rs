@@ -61,6 +61,9 @@ pub struct Consumer {
     /// Why the ring is dead, once a corrupt header or cursor was seen.
     poisoned: Option<String>,
     peer: Option<Arc<PeerWatch>>,
+    /// An RPC ring, whose slot headers carry a correlation id. On an SPSC ring those header
+    /// bytes are whatever was there before (upstream's producer writes only 12 header bytes).
+    rpc: bool,
 }
 
 // SAFETY: the consumer owns its end of the ring exclusively; the raw pointer points into the
@@ -123,7 +126,14 @@ impl Consumer {
             pure_spin,
             poisoned,
             peer,
+            rpc: false,
         }
+    }
+
+    /// This consumer reads an RPC ring: [`Message::correlation_id`] is then the slot's.
+    pub(crate) fn reading_rpc(mut self) -> Consumer {
+        self.rpc = true;
+        self
     }
 
     /// Ring bytes.
@@ -457,9 +467,14 @@ impl Message<'_> {
         self.slot.header.type_id
     }
 
-    /// The RPC correlation id (0 on SPSC buses).
+    /// The RPC correlation id; always 0 on SPSC buses, whatever stale bytes the slot header
+    /// holds there (upstream's SPSC producer does not write them).
     pub fn correlation_id(&self) -> u64 {
-        self.slot.header.correlation_id
+        if self.consumer.rpc {
+            self.slot.header.correlation_id
+        } else {
+            0
+        }
     }
 
     /// Payload bytes.
@@ -530,6 +545,27 @@ impl Drop for Message<'_> {
 mod tests {
     use super::*;
     use crate::shm::CursorFlipper;
+
+    #[test]
+    fn an_spsc_message_has_correlation_id_0_whatever_its_header_bytes() {
+        let region = Arc::new(Region::heap(256).unwrap());
+        let stale = SlotHeader {
+            size: 3,
+            type_id: 1,
+            reserved_size: 128,
+            padding: 0,
+            correlation_id: 0xdead_beef,
+        };
+        // SAFETY: the fresh region's ring holds 256 bytes; nobody else writes it.
+        unsafe { std::ptr::write(region.ring() as *mut SlotHeader, stale) };
+        region.header().head.store(128, Ordering::Release);
+        let mut spsc = Consumer::new(Arc::clone(&region), 0, false, None);
+        assert_eq!(spsc.try_recv().unwrap().unwrap().correlation_id(), 0);
+        drop(spsc);
+        region.header().tail.store(0, Ordering::Release);
+        let mut rpc = Consumer::new(region, 0, false, None).reading_rpc();
+        assert_eq!(rpc.try_recv().unwrap().unwrap().correlation_id(), 0xdead_beef);
+    }
 
     #[test]
     fn start_cursors_a_peer_flips_are_checked_as_loaded() {

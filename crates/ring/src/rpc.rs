@@ -93,7 +93,7 @@ impl BusOptions {
         )?;
         let peer = Some(Arc::new(peer));
         Ok(Callee {
-            requests: self.consumer(Arc::new(fwd), peer.clone()),
+            requests: self.consumer(Arc::new(fwd), peer.clone()).reading_rpc(),
             replies: Producer::new(Arc::new(rev), peer.clone()),
             peer,
         })
@@ -116,7 +116,7 @@ impl BusOptions {
         let peer = Some(Arc::new(peer));
         Ok(Caller {
             requests: Producer::new(Arc::new(fwd), peer.clone()),
-            replies: self.consumer(Arc::new(rev), peer.clone()),
+            replies: self.consumer(Arc::new(rev), peer.clone()).reading_rpc(),
             next_id: 1,
             peer,
         })
