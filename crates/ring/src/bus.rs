@@ -31,6 +31,7 @@ pub struct BusOptions {
     pure_spin: bool,
     pub(crate) connect_timeout: Duration,
     pub(crate) allowed_peers: AllowedPeers,
+    max_capacity: usize,
 }
 
 impl Default for BusOptions {
@@ -40,6 +41,7 @@ impl Default for BusOptions {
             pure_spin: false,
             connect_timeout: Duration::ZERO,
             allowed_peers: AllowedPeers::SameUser,
+            max_capacity: Self::DEFAULT_MAX_CAPACITY,
         }
     }
 }
@@ -47,6 +49,30 @@ impl Default for BusOptions {
 impl BusOptions {
     /// Upstream's default: spins on an empty ring before the consumer sleeps.
     pub const DEFAULT_SPIN_THRESHOLD: u32 = 10_000;
+
+    /// The largest ring a connector maps by default: 1 GiB per ring.
+    pub const DEFAULT_MAX_CAPACITY: usize = 1 << 30;
+
+    /// The largest ring a connector accepts from a listener, per ring (default
+    /// [`DEFAULT_MAX_CAPACITY`](BusOptions::DEFAULT_MAX_CAPACITY)). Mapping populates every
+    /// page, charged to the connector, so a hostile listener announcing 2 GiB rings could
+    /// otherwise make us commit 4 GiB; a larger announcement fails with
+    /// [`Error::CapacityLimit`](crate::Error::CapacityLimit) before anything is mapped.
+    pub fn max_capacity(mut self, bytes: usize) -> Self {
+        self.max_capacity = bytes;
+        self
+    }
+
+    /// Refuses a ring the listener announced above [`max_capacity`](BusOptions::max_capacity).
+    pub(crate) fn check_announced_capacity(&self, capacity: u32) -> Result<()> {
+        if capacity as usize > self.max_capacity {
+            return Err(crate::Error::CapacityLimit {
+                capacity: capacity.into(),
+                limit: self.max_capacity,
+            });
+        }
+        Ok(())
+    }
 
     /// How many times the consumer polls an empty ring before it sleeps on the futex.
     pub fn spin_threshold(mut self, spins: u32) -> Self {
@@ -90,6 +116,7 @@ impl BusOptions {
         let path = path.as_ref();
         let (handshake, fds, peer) =
             handshake::connect_and_receive(path, self.connect_timeout, false)?;
+        self.check_announced_capacity(handshake.capacity_fwd)?;
         let region = Region::attach(
             &fds[0],
             handshake.capacity_fwd as usize,

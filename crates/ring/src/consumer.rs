@@ -564,7 +564,10 @@ mod tests {
         drop(spsc);
         region.header().tail.store(0, Ordering::Release);
         let mut rpc = Consumer::new(region, 0, false, None).reading_rpc();
-        assert_eq!(rpc.try_recv().unwrap().unwrap().correlation_id(), 0xdead_beef);
+        assert_eq!(
+            rpc.try_recv().unwrap().unwrap().correlation_id(),
+            0xdead_beef
+        );
     }
 
     #[test]

@@ -43,6 +43,19 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A listener announced a ring larger than this connector accepts
+    /// ([`BusOptions::max_capacity`](crate::BusOptions::max_capacity)); nothing was mapped.
+    #[error(
+        "the listener announced a {capacity}-byte ring, above this connector's max_capacity of \
+         {limit} bytes; refusing to map it"
+    )]
+    CapacityLimit {
+        /// Ring bytes the listener announced.
+        capacity: u64,
+        /// The connector's limit.
+        limit: usize,
+    },
+
     /// A message that can never fit, whatever the consumer does.
     #[error("message of {len} bytes needs a {slot_len}-byte slot; the ring holds {capacity} bytes")]
     MessageTooLarge {

@@ -103,6 +103,8 @@ impl BusOptions {
     pub fn rpc_connect(self, path: impl AsRef<Path>) -> Result<Caller> {
         let (handshake, fds, peer) =
             handshake::connect_and_receive(path.as_ref(), self.connect_timeout, true)?;
+        self.check_announced_capacity(handshake.capacity_fwd)?;
+        self.check_announced_capacity(handshake.capacity_rev)?;
         let fwd = Region::attach(
             &fds[0],
             handshake.capacity_fwd as usize,

@@ -9,6 +9,7 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::stat::{Mode, fchmod, fstat};
+use nix::sys::statfs::{HUGETLBFS_MAGIC, TMPFS_MAGIC, fstatfs};
 
 use crate::error::{Error, Result};
 use crate::layout::{
@@ -284,7 +285,7 @@ fn check_capacity(capacity: usize) -> Result<()> {
 ///
 /// It must be a memfd (it answers `F_GET_SEALS`) sealed against shrinking: otherwise the peer
 /// could truncate it under our mapping and kill us with `SIGBUS` on the next access. It must be
-/// at least `shm_size` bytes long, for the same reason.
+/// on tmpfs (not a hugetlb memfd) and at least `shm_size` bytes long, for the same reason.
 pub(crate) fn verify_received_fd(fd: &OwnedFd, shm_size: usize) -> Result<()> {
     let seals = fcntl(fd, FcntlArg::F_GET_SEALS).map_err(|errno| {
         Error::Handshake(format!(
@@ -297,6 +298,20 @@ pub(crate) fn verify_received_fd(fd: &OwnedFd, shm_size: usize) -> Result<()> {
             "the peer's memfd is not sealed against shrinking (seals {:#x}); it could truncate it \
              under our mapping",
             seals.bits()
+        )));
+    }
+    // A memfd lives on tmpfs, unless it was made with MFD_HUGETLB: a hole punched in a
+    // hugetlbfs file while the huge-page pool is exhausted SIGBUSes whoever touches it.
+    let filesystem = fstatfs(fd).map_err(|e| Error::os("fstatfs", e))?;
+    if filesystem.filesystem_type() != TMPFS_MAGIC {
+        return Err(Error::Handshake(format!(
+            "the peer's memfd is not on tmpfs (filesystem type {:#x}{}); refusing to map it",
+            filesystem.filesystem_type().0,
+            if filesystem.filesystem_type() == HUGETLBFS_MAGIC {
+                ", hugetlbfs: it could SIGBUS us when the huge-page pool runs out"
+            } else {
+                ""
+            }
         )));
     }
     let stat = fstat(fd.as_fd()).map_err(|e| Error::os("fstat", e))?;
@@ -388,6 +403,21 @@ mod tests {
         let file: OwnedFd = File::open("/proc/self/exe").unwrap().into();
         let err = Region::attach(&file, 64, 832).err().unwrap();
         assert!(err.to_string().contains("not a sealable memfd"), "{err}");
+    }
+
+    #[test]
+    fn a_sealed_hugetlb_memfd_is_refused() {
+        let fd = memfd_create(
+            "huge",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING | MFdFlags::MFD_HUGETLB,
+        )
+        .expect("memfd_create(MFD_HUGETLB)");
+        // Sizing a hugetlb file needs no pages from the pool (mapping it would).
+        nix::unistd::ftruncate(&fd, 2 << 20).expect("ftruncate to one 2 MiB huge page");
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK)).unwrap();
+        let err = verify_received_fd(&fd, 768 + 1024).unwrap_err();
+        assert!(err.to_string().contains("not on tmpfs"), "{err}");
+        assert!(err.to_string().contains("hugetlbfs"), "{err}");
     }
 
     #[test]
