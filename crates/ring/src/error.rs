@@ -19,6 +19,14 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// Another process is listening on the socket path: `listen` refuses to take it over
+    /// (as TCP's `EADDRINUSE`), where upstream would unlink its socket and strand it.
+    #[error("address in use: a process is listening on {}; not replacing its socket", path.display())]
+    AddressInUse {
+        /// The socket path.
+        path: PathBuf,
+    },
+
     /// The peer speaks another version of the format, or another kind of bus.
     #[error("ABI mismatch: peer sent {field} {}, we speak {}", show(field, *.found), show(field, *.expected))]
     AbiMismatch {

@@ -3,9 +3,8 @@
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -14,12 +13,11 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 use crate::error::{Error, Result};
 use crate::layout::{FLAG_RPC, Handshake, MAGIC, MSG_ALIGNMENT, VERSION};
 use crate::peer::PeerWatch;
+use crate::socket_file::SocketFile;
 
 /// How often a waiting listener looks up from `accept` (as upstream), and a connector retries.
 const POLL_STEP: Duration = Duration::from_millis(100);
 const CONNECT_RETRY_STEP: Duration = Duration::from_millis(10);
-/// `sun_path` holds 108 bytes, the terminating NUL included.
-const MAX_SOCKET_PATH: usize = 108;
 /// How long a connector waits for the handshake once connected (a listener sends it at once).
 const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -248,54 +246,7 @@ fn receive_handshake(stream: &UnixStream) -> Result<(Handshake, Vec<OwnedFd>)> {
     Ok((handshake, fds))
 }
 
-/// A listening socket bound at a path, removed again when dropped.
-struct SocketFile {
-    listener: UnixListener,
-    path: PathBuf,
-}
-
 impl SocketFile {
-    fn bind_private(path: &Path, mode: u32) -> Result<SocketFile> {
-        // We bind in a staging directory, whose path may be shorter: check the final one.
-        let len = path.as_os_str().len();
-        if len >= MAX_SOCKET_PATH {
-            return Err(Error::Os {
-                syscall: "bind",
-                path: Some(path.to_path_buf()),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!(
-                        "the socket path is {len} bytes; a Unix socket path must be under {MAX_SOCKET_PATH}"
-                    ),
-                ),
-            });
-        }
-        remove_stale_socket(path)?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let staging = tempdir_in(dir)?;
-        let staged = staging.join("sock");
-        let result = (|| {
-            let listener =
-                UnixListener::bind(&staged).map_err(|e| Error::os_at("bind", path, e))?;
-            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::os_at("chmod", path, e))?;
-            std::fs::rename(&staged, path).map_err(|e| Error::os_at("rename", path, e))?;
-            listener
-                .set_nonblocking(true)
-                .map_err(|e| Error::os_at("fcntl(O_NONBLOCK)", path, e))?;
-            Ok(listener)
-        })();
-        let _ = std::fs::remove_file(&staged);
-        let _ = std::fs::remove_dir(&staging);
-        Ok(SocketFile {
-            listener: result?,
-            path: path.to_path_buf(),
-        })
-    }
-
     /// Waits for one connection, looking up every 100 ms; a signal ends the wait with
     /// [`Error::Interrupted`] (and the socket file is removed on drop).
     fn accept_one(&self) -> Result<UnixStream> {
@@ -322,62 +273,6 @@ impl SocketFile {
                 }
                 Err(e) => return Err(Error::os_at("accept", &self.path, e)),
             }
-        }
-    }
-}
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Removes a leftover socket at `path`; refuses to touch anything else.
-fn remove_stale_socket(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::os_at("stat", path, e)),
-        Ok(meta) if meta.file_type().is_socket() => {
-            std::fs::remove_file(path).map_err(|e| Error::os_at("unlink", path, e))
-        }
-        Ok(meta) => Err(Error::Os {
-            syscall: "listen",
-            path: Some(path.to_path_buf()),
-            source: std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                format!(
-                    "the path holds a {}, not a socket; refusing to replace it",
-                    describe(&meta.file_type())
-                ),
-            ),
-        }),
-    }
-}
-
-fn describe(file_type: &std::fs::FileType) -> &'static str {
-    if file_type.is_dir() {
-        "directory"
-    } else if file_type.is_file() {
-        "regular file"
-    } else if file_type.is_symlink() {
-        "symbolic link"
-    } else {
-        "special file"
-    }
-}
-
-/// A new directory `dir/.tachyon-<pid>-<n>` with mode 0700.
-fn tempdir_in(dir: &Path) -> Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let candidate = dir.join(format!(".tachyon-{}-{n}", std::process::id()));
-        match std::fs::DirBuilder::new().mode(0o700).create(&candidate) {
-            Ok(()) => return Ok(candidate),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::os_at("mkdir", &candidate, e)),
         }
     }
 }

@@ -58,6 +58,8 @@ mod peer;
 mod producer;
 mod rpc;
 mod shm;
+mod sock_diag;
+mod socket_file;
 pub mod type_id;
 mod wait;
 
