@@ -9,7 +9,7 @@ use crate::consumer::Consumer;
 use crate::error::Result;
 use crate::handshake::{self, AllowedPeers};
 use crate::layout::Handshake;
-use crate::peer::{PeerCredentials, PeerWatch};
+use crate::peer::{ListenReport, PeerCredentials, PeerLiveness, PeerWatch};
 use crate::producer::Producer;
 use crate::shm::Region;
 
@@ -106,9 +106,11 @@ impl BusOptions {
         let path = path.as_ref();
         let (region, fd) = Region::create_memfd(&path.to_string_lossy(), capacity)?;
         let handshake = Handshake::new(capacity, None);
-        let peer =
+        let (peer, report) =
             handshake::listen_and_send(path, &handshake, &[fd.as_fd()], &self.allowed_peers)?;
-        Ok(Bus::assemble(region, Some(peer), self))
+        let mut bus = Bus::assemble(region, Some(peer), self);
+        bus.listen_report = Some(report);
+        Ok(bus)
     }
 
     /// Connects to a listener at `path` and maps the ring it sends.
@@ -182,6 +184,7 @@ pub struct Bus {
     region: Arc<Region>,
     peer: Option<Arc<PeerWatch>>,
     options: BusOptions,
+    listen_report: Option<ListenReport>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -220,6 +223,7 @@ impl Bus {
             region: Arc::new(region),
             peer: peer.map(Arc::new),
             options,
+            listen_report: None,
         }
     }
 
@@ -236,6 +240,17 @@ impl Bus {
     /// The peer process as the kernel saw it at connect time; `None` for in-memory buses.
     pub fn peer_credentials(&self) -> Option<PeerCredentials> {
         self.peer.as_ref().map(|peer| peer.credentials)
+    }
+
+    /// On the listening side: the connectors turned away before the peer was served, and how
+    /// the peer's death is watched. `None` on the connecting side.
+    pub fn listen_report(&self) -> Option<ListenReport> {
+        self.listen_report
+    }
+
+    /// How this bus notices its peer's death (a pidfd, or a fallback).
+    pub fn peer_liveness(&self) -> Option<PeerLiveness> {
+        self.peer.as_ref().map(|peer| peer.liveness())
     }
 
     /// The producing end.

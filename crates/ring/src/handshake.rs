@@ -12,7 +12,7 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 
 use crate::error::{Error, Result};
 use crate::layout::{FLAG_RPC, Handshake, MAGIC, MSG_ALIGNMENT, VERSION};
-use crate::peer::PeerWatch;
+use crate::peer::{ListenReport, PeerLiveness, PeerWatch};
 use crate::socket_file::SocketFile;
 
 /// How often a waiting listener looks up from `accept` (as upstream), and a connector retries.
@@ -56,33 +56,80 @@ impl AllowedPeers {
 }
 
 /// Binds `path`, waits for one admitted peer, sends it `handshake` and `fds`, and removes the
-/// socket file. Returns the peer's watch.
+/// socket file. Returns the peer's watch and what the listener met on the way.
 ///
 /// The socket file is created in a fresh private directory beside `path`, made `0600`, and only
 /// then renamed onto `path`: at no moment can anyone else connect through wider permissions.
-/// A stale socket at `path` is replaced; any other kind of file there is an error and is left
-/// untouched.
+/// A stale socket at `path` is replaced; a live listener's socket or any other kind of file
+/// there is an error and is left untouched. Connectors that are refused or leave before the
+/// handshake are counted and logged, and the listener waits on.
 pub(crate) fn listen_and_send(
     path: &Path,
     handshake: &Handshake,
     fds: &[BorrowedFd<'_>],
     allowed: &AllowedPeers,
-) -> Result<PeerWatch> {
+) -> Result<(PeerWatch, ListenReport)> {
     let listener = SocketFile::bind_private(path, allowed.socket_mode())?;
+    let (mut refused, mut vanished) = (0, 0);
     loop {
         let stream = listener.accept_one()?;
-        let Ok(peer) = PeerWatch::from_socket(&stream) else {
-            // The peer left before we could take its pidfd; wait for the next one.
-            continue;
+        let peer = match PeerWatch::from_socket(&stream) {
+            Ok(peer) => peer,
+            Err(err) => {
+                vanished += 1;
+                log::warn!(
+                    "{}: dropped a connector whose credentials could not be read ({err}); waiting for the next",
+                    path.display()
+                );
+                continue;
+            }
         };
-        if !allowed.admits(peer.credentials.uid) {
+        let cred = peer.credentials;
+        if !allowed.admits(cred.uid) {
             // A refused peer gets no fd: close its connection and keep waiting.
-            drop(stream);
+            refused += 1;
+            log::warn!(
+                "{}: refused pid {} of uid {}, not an allowed peer; waiting for the next",
+                path.display(),
+                cred.pid,
+                cred.uid
+            );
             continue;
         }
-        send_handshake(&stream, handshake, fds)?;
-        return Ok(peer);
+        match send_handshake(&stream, handshake, fds) {
+            Ok(()) => {}
+            Err(err) if connector_left(&err) => {
+                vanished += 1;
+                log::warn!(
+                    "{}: pid {} left before the handshake ({err}); waiting for the next",
+                    path.display(),
+                    cred.pid
+                );
+                continue;
+            }
+            Err(err) => return Err(err),
+        }
+        if peer.liveness() != PeerLiveness::Pidfd {
+            log::warn!(
+                "{}: no pidfd for peer pid {}; watching it by {:?}",
+                path.display(),
+                cred.pid,
+                peer.liveness()
+            );
+        }
+        let report = ListenReport {
+            refused,
+            vanished,
+            liveness: peer.liveness(),
+        };
+        return Ok((peer, report));
     }
+}
+
+/// The connector closed its end before we could send to it.
+fn connector_left(err: &Error) -> bool {
+    matches!(err, Error::Os { source, .. }
+        if matches!(source.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)))
 }
 
 /// Connects to `path`, retrying until `timeout` while nobody listens, and receives the

@@ -67,7 +67,7 @@ pub use bus::{Bus, BusOptions, LocalBus};
 pub use consumer::{Consumer, Message};
 pub use error::{Error, Result};
 pub use handshake::AllowedPeers;
-pub use peer::PeerCredentials;
+pub use peer::{ListenReport, PeerCredentials, PeerLiveness};
 pub use producer::{Producer, WriteSlot};
 pub use rpc::{CallSlot, Callee, Caller, Reply, ReplySlot, Request, RpcBus};
 

@@ -19,7 +19,7 @@ use crate::consumer::{Consumer, Message};
 use crate::error::{Error, Result};
 use crate::handshake;
 use crate::layout::Handshake;
-use crate::peer::{PeerCredentials, PeerWatch};
+use crate::peer::{ListenReport, PeerCredentials, PeerWatch};
 use crate::producer::{Producer, WriteSlot};
 use crate::shm::Region;
 use crate::type_id;
@@ -85,7 +85,7 @@ impl BusOptions {
         let (fwd, fwd_fd) = Region::create_memfd(&label, capacity_fwd)?;
         let (rev, rev_fd) = Region::create_memfd(&label, capacity_rev)?;
         let handshake = Handshake::new(capacity_fwd, Some(capacity_rev));
-        let peer = handshake::listen_and_send(
+        let (peer, report) = handshake::listen_and_send(
             path,
             &handshake,
             &[fwd_fd.as_fd(), rev_fd.as_fd()],
@@ -96,6 +96,7 @@ impl BusOptions {
             requests: self.consumer(Arc::new(fwd), peer.clone()).reading_rpc(),
             replies: Producer::new(Arc::new(rev), peer.clone()),
             peer,
+            report,
         })
     }
 
@@ -281,6 +282,7 @@ pub struct Callee {
     requests: Consumer,
     replies: Producer,
     peer: Option<Arc<PeerWatch>>,
+    report: ListenReport,
 }
 
 impl fmt::Debug for Callee {
@@ -324,6 +326,12 @@ impl Callee {
     /// The caller's process as the kernel saw it at connect time.
     pub fn peer_credentials(&self) -> Option<PeerCredentials> {
         self.peer.as_ref().map(|peer| peer.credentials)
+    }
+
+    /// The connectors turned away before the caller was served, and how its death is
+    /// watched.
+    pub fn listen_report(&self) -> ListenReport {
+        self.report
     }
 }
 

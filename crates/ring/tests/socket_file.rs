@@ -54,7 +54,10 @@ fn socket_paths_up_to_107_bytes_work() {
         let listener = listener.join().unwrap();
         assert!(listener.is_ok(), "{len} bytes: {:?}", listener.err());
         assert!(connector.is_ok(), "{len} bytes: {:?}", connector.err());
-        assert!(!path.exists(), "the socket file is removed after the handshake");
+        assert!(
+            !path.exists(),
+            "the socket file is removed after the handshake"
+        );
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
     }
@@ -75,7 +78,10 @@ fn a_listener_removes_only_its_own_socket_file() {
     let via_moved = connect(&moved).unwrap();
     first.join().unwrap().unwrap();
     // ... without deleting the second's.
-    assert!(path.exists(), "the first listener removed the second's socket");
+    assert!(
+        path.exists(),
+        "the first listener removed the second's socket"
+    );
     let via_path = connect(&path).unwrap();
     second.join().unwrap().unwrap();
     drop((via_moved, via_path));
