@@ -64,6 +64,9 @@ pub struct Consumer {
     /// An RPC ring, whose slot headers carry a correlation id. On an SPSC ring those header
     /// bytes are whatever was there before (upstream's producer writes only 12 header bytes).
     rpc: bool,
+    /// RPC replies with an id from 1 up to below this are released unread: answers to calls
+    /// the caller no longer waits for.
+    discard_ids_below: u64,
 }
 
 // SAFETY: the consumer owns its end of the ring exclusively; the raw pointer points into the
@@ -127,7 +130,14 @@ impl Consumer {
             poisoned,
             peer,
             rpc: false,
+            discard_ids_below: 0,
         }
+    }
+
+    /// Releases RPC messages whose correlation id is from 1 up to below `id` as they arrive:
+    /// a caller waiting for `id` discards late replies to calls it gave up on.
+    pub(crate) fn discard_correlation_ids_below(&mut self, id: u64) {
+        self.discard_ids_below = id;
     }
 
     /// This consumer reads an RPC ring: [`Message::correlation_id`] is then the slot's.
@@ -346,7 +356,12 @@ impl Consumer {
                 continue;
             }
             self.check_slot_header(&header, ring_pos)?;
-            return Ok(Some(Slot { header, ring_pos }));
+            let slot = Slot { header, ring_pos };
+            if self.rpc && (1..self.discard_ids_below).contains(&header.correlation_id) {
+                self.release(&slot);
+                continue;
+            }
+            return Ok(Some(slot));
         }
     }
 

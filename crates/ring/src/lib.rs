@@ -69,7 +69,7 @@ pub use error::{Error, Result};
 pub use handshake::AllowedPeers;
 pub use peer::{ListenReport, PeerCredentials, PeerLiveness};
 pub use producer::{Producer, WriteSlot};
-pub use rpc::{CallSlot, Callee, Caller, Reply, ReplySlot, Request, RpcBus};
+pub use rpc::{CallSlot, Callee, Caller, ERROR_REPLY_TYPE, Reply, ReplySlot, Request, RpcBus};
 
 const _: () = {
     const fn is_send<T: Send>() {}
