@@ -111,7 +111,7 @@ impl Consumer {
                 .store(sleeping::PURE_SPIN, Ordering::Release);
         }
         header
-            .consumer_heartbeat
+            .consumer_features
             .store(CONSUMER_FEATURES, Ordering::Release);
         Consumer {
             ring: region.ring(),
@@ -442,7 +442,7 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         self.flush();
         let header = self.region.header();
-        header.consumer_heartbeat.store(0, Ordering::Release);
+        header.consumer_features.store(0, Ordering::Release);
         if self.pure_spin {
             header
                 .consumer_sleeping
@@ -560,6 +560,23 @@ impl Drop for Message<'_> {
 mod tests {
     use super::*;
     use crate::shm::CursorFlipper;
+
+    #[test]
+    fn features_are_advertised_outside_the_heartbeat_upstreams_tools_read() {
+        // tachyon-top shows consumer_heartbeat as a TSC stamp: a feature word there would read
+        // as a heartbeat from the future (age 0, "just now"). It must stay 0, as upstream's.
+        let region = Arc::new(Region::heap(256).unwrap());
+        let consumer = Consumer::new(Arc::clone(&region), 0, false, None);
+        let header = region.header();
+        assert_eq!(header.consumer_heartbeat.load(Ordering::Acquire), 0);
+        assert_eq!(
+            header.consumer_features.load(Ordering::Acquire),
+            CONSUMER_FEATURES
+        );
+        drop(consumer);
+        assert_eq!(header.consumer_features.load(Ordering::Acquire), 0);
+        assert_eq!(header.consumer_heartbeat.load(Ordering::Acquire), 0);
+    }
 
     #[test]
     fn an_spsc_message_has_correlation_id_0_whatever_its_header_bytes() {

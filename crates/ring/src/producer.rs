@@ -287,7 +287,7 @@ impl Producer {
         let word = self
             .region
             .header()
-            .consumer_heartbeat
+            .consumer_features
             .load(Ordering::Acquire);
         layout::consumer_has_feature(word, layout::FEATURE_BARE_SKIP)
     }

@@ -143,6 +143,7 @@ impl Region {
             .store(sleeping::AWAKE, Ordering::Relaxed);
         header.producer_heartbeat.store(0, Ordering::Relaxed);
         header.consumer_heartbeat.store(0, Ordering::Relaxed);
+        header.consumer_features.store(0, Ordering::Relaxed);
         header.state.store(state::READY, Ordering::Release);
     }
 
