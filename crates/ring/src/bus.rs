@@ -1,6 +1,6 @@
 //! `Bus`: one ring, bootstrapped over a Unix socket (or in process), split into its two ends.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::consumer::Consumer;
 use crate::error::Result;
 use crate::handshake::{self, AllowedPeers};
-use crate::layout::Handshake;
+use crate::layout::{FLAG_RPC, Handshake};
 use crate::peer::{ListenReport, PeerCredentials, PeerLiveness, PeerWatch};
 use crate::producer::Producer;
 use crate::shm::Region;
@@ -118,13 +118,40 @@ impl BusOptions {
         let path = path.as_ref();
         let (handshake, fds, peer) =
             handshake::connect_and_receive(path, self.connect_timeout, false)?;
-        self.check_announced_capacity(handshake.capacity_fwd)?;
-        let region = Region::attach(
-            &fds[0],
-            handshake.capacity_fwd as usize,
-            handshake.shm_size_fwd as usize,
-        )?;
+        let region = self.attach_received(&handshake, &fds)?.remove(0);
         Ok(Bus::assemble(region, Some(peer), self))
+    }
+
+    /// The connector's side of what a listener sent (its handshake already validated): every
+    /// announced ring within [`max_capacity`](BusOptions::max_capacity) before anything is
+    /// mapped, then each fd checked and mapped by [`Region::attach`]. One region (SPSC) or
+    /// two, forward first (RPC).
+    pub(crate) fn attach_received(
+        &self,
+        handshake: &Handshake,
+        fds: &[OwnedFd],
+    ) -> Result<Vec<Region>> {
+        let mut rings = vec![(handshake.capacity_fwd, handshake.shm_size_fwd)];
+        if handshake.flags & FLAG_RPC != 0 {
+            rings.push((handshake.capacity_rev, handshake.shm_size_rev));
+        }
+        if fds.len() != rings.len() {
+            return Err(crate::Error::Handshake(format!(
+                "the listener sent {} file descriptors for {} rings",
+                fds.len(),
+                rings.len()
+            )));
+        }
+        for &(capacity, _) in &rings {
+            self.check_announced_capacity(capacity)?;
+        }
+        rings
+            .iter()
+            .zip(fds)
+            .map(|(&(capacity, shm_size), fd)| {
+                Region::attach(fd, capacity as usize, shm_size as usize)
+            })
+            .collect()
     }
 
     /// A consumer of `region` with these options' spin settings.

@@ -43,7 +43,10 @@ impl Input<'_> {
 
 /// A heap ring of 64 << (first byte mod 11) bytes (64 B to 64 KiB) whose cursors, the cursor
 /// writes a peer makes between our loads (see `Input::scripted_peer`) and ring bytes the
-/// rest of the input sets, consumed until it runs dry or reports corruption.
+/// rest of the input sets, consumed until it runs dry or reports corruption. With bit 7 of
+/// the first byte the ring is an RPC reply ring whose caller waits for the id in the next
+/// word (mod 2^16): no reply to an earlier id may be delivered. On an SPSC ring every
+/// message's correlation id must read 0, whatever its header bytes hold.
 /// Every payload is read in full. Returns the messages delivered and the error, if any.
 ///
 /// Whatever the input, this must neither panic nor touch memory outside the region.
@@ -51,8 +54,9 @@ pub fn consume_untrusted(input: &[u8]) -> (u64, Option<Error>) {
     let Some((&shift, rest)) = input.split_first() else {
         return (0, None);
     };
-    let capacity = 64usize << (shift % 11);
+    let capacity = 64usize << ((shift & 0x7F) % 11);
     let mut input = Input(rest);
+    let rpc_waits_for = (shift & 0x80 != 0).then(|| input.u64() % (1 << 16));
     let (head, tail) = (input.u64(), input.u64());
     let region = Region::heap(capacity).expect("capacities 64 << 0..=10 are valid");
     input.scripted_peer(&region);
@@ -62,15 +66,29 @@ pub fn consume_untrusted(input: &[u8]) -> (u64, Option<Error>) {
     region.header().head.store(head, Ordering::Release);
     region.header().tail.store(tail, Ordering::Release);
     let mut consumer = Consumer::new(Arc::new(region), 0, false, None);
+    if let Some(id) = rpc_waits_for {
+        consumer = consumer.reading_rpc();
+        consumer.discard_correlation_ids_below(id);
+    }
     let mut checksum = 0u64;
+    let mut delivered = 0;
     // A hostile ring can hold at most capacity / 64 slots per lap; bound the walk anyway.
     for _ in 0..=capacity / 64 {
         let step = match consumer.try_recv() {
             Ok(Some(message)) => {
+                let id = message.correlation_id();
+                match rpc_waits_for {
+                    None => assert_eq!(id, 0, "an SPSC message with a correlation id"),
+                    Some(waited) => assert!(
+                        id == 0 || id >= waited,
+                        "a reply to abandoned call {id} delivered while waiting for {waited}"
+                    ),
+                }
                 checksum = message
                     .data()
                     .iter()
                     .fold(checksum, |sum, &b| sum.wrapping_add(b.into()));
+                delivered += 1;
                 Ok(true)
             }
             Ok(None) => Ok(false),
@@ -79,11 +97,11 @@ pub fn consume_untrusted(input: &[u8]) -> (u64, Option<Error>) {
         match step {
             Ok(true) => {}
             Ok(false) => break,
-            Err(err) => return (consumer.received(), Some(err)),
+            Err(err) => return (delivered, Some(err)),
         }
     }
     std::hint::black_box(checksum);
-    (consumer.received(), None)
+    (delivered, None)
 }
 
 /// A producer on a heap ring of 64 << (first byte mod 11) bytes whose consumer is hostile:
@@ -121,6 +139,72 @@ pub fn produce_untrusted(input: &[u8]) -> (u64, Option<Error>) {
         }
     }
     (committed, None)
+}
+
+/// What a hostile listener hands a connector: the 32 handshake bytes of the input, then one
+/// byte choosing each fd (bits 0–1 forward ring, 2–3 reverse ring): 0 a formatted memfd of the
+/// announced capacity where one can be made (else a sealed, zeroed memfd of the announced
+/// size), 1 an unsealed memfd, 2 a sealed memfd half the announced size, 3 a sealed hugetlb
+/// memfd. Checked and mapped as a connector with `max_capacity` 1 MiB does; on success every
+/// ring is within that limit.
+///
+/// Whatever the input, this must neither panic nor map more than the limit (nor SIGBUS).
+pub fn handshake_untrusted(input: &[u8]) -> Result<(), Error> {
+    const LIMIT: usize = 1 << 20;
+    let mut words = [0u8; 32];
+    let len = input.len().min(32);
+    words[..len].copy_from_slice(&input[..len]);
+    let handshake: crate::layout::Handshake = bytemuck::cast(words);
+    let kinds = input.get(32).copied().unwrap_or(0);
+    let rpc = handshake.flags & crate::layout::FLAG_RPC != 0;
+    crate::handshake::validate(&handshake, rpc)?;
+    let mut fds = vec![hostile_fd(
+        kinds & 3,
+        handshake.capacity_fwd,
+        handshake.shm_size_fwd,
+    )?];
+    if rpc {
+        fds.push(hostile_fd(
+            (kinds >> 2) & 3,
+            handshake.capacity_rev,
+            handshake.shm_size_rev,
+        )?);
+    }
+    let regions = crate::bus::BusOptions::default()
+        .max_capacity(LIMIT)
+        .attach_received(&handshake, &fds)?;
+    for region in &regions {
+        assert!(region.capacity() <= LIMIT, "mapped beyond max_capacity");
+    }
+    Ok(())
+}
+
+fn hostile_fd(kind: u8, capacity: u32, shm_size: u32) -> Result<std::os::fd::OwnedFd, Error> {
+    use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let capacity = capacity as usize;
+    if kind == 0 && crate::layout::capacity_problem(capacity).is_none() && capacity <= 1 << 20 {
+        return Region::create_memfd("fuzz", capacity).map(|(_, fd)| fd);
+    }
+    let mut flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
+    let mut size = i64::from(shm_size);
+    match kind {
+        2 => size /= 2,
+        3 => {
+            flags |= MFdFlags::MFD_HUGETLB;
+            size = (size as u64).next_multiple_of(2 << 20) as i64;
+        }
+        _ => {}
+    }
+    let fd = memfd_create("fuzz", flags)
+        .or_else(|_| memfd_create("fuzz", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING))
+        .map_err(|e| Error::os("memfd_create", e))?;
+    nix::unistd::ftruncate(&fd, size).map_err(|e| Error::os("ftruncate", e))?;
+    if kind != 1 {
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK))
+            .map_err(|e| Error::os("fcntl(F_ADD_SEALS)", e))?;
+    }
+    Ok(fd)
 }
 
 /// A ring whose 768 header bytes are the input's, checked as a connector checks a region it
@@ -360,6 +444,53 @@ mod tests {
         assert!(err.unwrap().to_string().contains("not 64-byte aligned"));
     }
 
+    #[test]
+    fn a_hostile_handshake_is_refused_before_mapping_whatever_the_fd() {
+        let words = |capacity: u32, flags: u32| {
+            let mut hs = crate::layout::Handshake::new(capacity as usize, None);
+            if flags & 1 != 0 {
+                hs = crate::layout::Handshake::new(capacity as usize, Some(capacity as usize));
+            }
+            bytemuck::bytes_of(&hs).to_vec()
+        };
+        let with_kinds = |mut bytes: Vec<u8>, kinds: u8| {
+            bytes.push(kinds);
+            bytes
+        };
+        assert!(handshake_untrusted(&with_kinds(words(4096, 0), 0)).is_ok());
+        assert!(handshake_untrusted(&with_kinds(words(4096, 1), 0)).is_ok());
+        let refused = |input: Vec<u8>, why: &str| {
+            let err = handshake_untrusted(&input).unwrap_err();
+            assert!(err.to_string().contains(why), "{why}: {err}");
+        };
+        refused(with_kinds(words(1 << 31, 0), 0), "max_capacity of 1048576");
+        refused(with_kinds(words(4096, 1), 0b1100), "not on tmpfs"); // hugetlb reverse ring
+        refused(with_kinds(words(4096, 0), 1), "not sealed");
+        refused(with_kinds(words(4096, 0), 2), "holds 2432 bytes");
+        refused(with_kinds(words(4096, 0), 3), "not on tmpfs");
+    }
+
+    #[test]
+    fn spsc_ids_read_0_and_abandoned_replies_are_never_delivered() {
+        let with_id = |id: u64| {
+            let mut bytes = slot(1, 128);
+            bytes[16..24].copy_from_slice(&id.to_le_bytes());
+            bytes.resize(128, 0);
+            bytes
+        };
+        let ring: Vec<u8> = [3, 4, 5].into_iter().flat_map(with_id).collect();
+        // SPSC (512-byte ring): three messages, each reading id 0 (asserted inside).
+        assert!(matches!(
+            consume_untrusted(&arena(3, 384, 0, &ring)),
+            (3, None)
+        ));
+        // RPC, waiting for 5: the replies to 3 and 4 are discarded, 5 is delivered.
+        let mut input = vec![3 | 0x80];
+        input.extend(5u64.to_le_bytes());
+        input.extend(&arena(3, 384, 0, &ring)[1..]);
+        assert!(matches!(consume_untrusted(&input), (1, None)));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig {
             cases: if cfg!(miri) { 8 } else { 2048 },
@@ -397,6 +528,21 @@ mod tests {
                 script.extend(step.to_le_bytes());
             }
             let _ = produce_untrusted(&script);
+        }
+
+        #[test]
+        fn random_handshakes_never_panic(
+            capacity in prop_oneof![(6u32..22).prop_map(|s| 1 << s), any::<u32>()],
+            capacity_rev in prop_oneof![(6u32..22).prop_map(|s| 1 << s), any::<u32>()],
+            size_delta in prop_oneof![Just(0i64), -1000i64..1000],
+            flags in 0u32..4,
+            kinds in any::<u8>(),
+        ) {
+            let shm = |c: u32| (768 + i64::from(c) + size_delta).clamp(0, u32::MAX.into()) as u32;
+            let words = [0x5441_4348u32, 4, capacity, shm(capacity), capacity_rev, shm(capacity_rev), 64, flags];
+            let mut input: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+            input.push(kinds);
+            let _ = handshake_untrusted(&input);
         }
 
         #[test]

@@ -183,7 +183,7 @@ fn connect_retrying(path: &Path, timeout: Duration) -> Result<UnixStream> {
 }
 
 /// The handshake fields a connector checks before touching the fds.
-fn validate(handshake: &Handshake, expect_rpc: bool) -> Result<()> {
+pub(crate) fn validate(handshake: &Handshake, expect_rpc: bool) -> Result<()> {
     let mismatch = |field, expected: u32, found: u32| Error::AbiMismatch {
         field,
         expected: expected.into(),

@@ -104,18 +104,12 @@ impl BusOptions {
     pub fn rpc_connect(self, path: impl AsRef<Path>) -> Result<Caller> {
         let (handshake, fds, peer) =
             handshake::connect_and_receive(path.as_ref(), self.connect_timeout, true)?;
-        self.check_announced_capacity(handshake.capacity_fwd)?;
-        self.check_announced_capacity(handshake.capacity_rev)?;
-        let fwd = Region::attach(
-            &fds[0],
-            handshake.capacity_fwd as usize,
-            handshake.shm_size_fwd as usize,
-        )?;
-        let rev = Region::attach(
-            &fds[1],
-            handshake.capacity_rev as usize,
-            handshake.shm_size_rev as usize,
-        )?;
+        let mut regions = self.attach_received(&handshake, &fds)?.into_iter();
+        let (Some(fwd), Some(rev)) = (regions.next(), regions.next()) else {
+            return Err(Error::Handshake(
+                "an RPC listener must send two rings".into(),
+            ));
+        };
         let peer = Some(Arc::new(peer));
         Ok(Caller {
             requests: Producer::new(Arc::new(fwd), peer.clone()),

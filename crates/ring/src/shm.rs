@@ -370,6 +370,46 @@ impl Drop for HeapArena {
     }
 }
 
+/// A hostile peer for tests: a thread that keeps rewriting (head, tail) through `pairs`, so
+/// that two loads of the cursors see different pairs. Stops when the returned guard drops.
+#[cfg(test)]
+pub(crate) struct CursorFlipper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(test)]
+impl CursorFlipper {
+    pub(crate) fn start(region: &std::sync::Arc<Region>, pairs: &'static [(u64, u64)]) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (region, stop) = (std::sync::Arc::clone(region), std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for &(head, tail) in pairs {
+                        region.header().head.store(head, Ordering::Release);
+                        region.header().tail.store(tail, Ordering::Release);
+                    }
+                }
+            })
+        };
+        CursorFlipper {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Drop for CursorFlipper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,45 +482,5 @@ mod tests {
                 ..
             })
         ));
-    }
-}
-
-/// A hostile peer for tests: a thread that keeps rewriting (head, tail) through `pairs`, so
-/// that two loads of the cursors see different pairs. Stops when the returned guard drops.
-#[cfg(test)]
-pub(crate) struct CursorFlipper {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-#[cfg(test)]
-impl CursorFlipper {
-    pub(crate) fn start(region: &std::sync::Arc<Region>, pairs: &'static [(u64, u64)]) -> Self {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let thread = {
-            let (region, stop) = (std::sync::Arc::clone(region), std::sync::Arc::clone(&stop));
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    for &(head, tail) in pairs {
-                        region.header().head.store(head, Ordering::Release);
-                        region.header().tail.store(tail, Ordering::Release);
-                    }
-                }
-            })
-        };
-        CursorFlipper {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-#[cfg(test)]
-impl Drop for CursorFlipper {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

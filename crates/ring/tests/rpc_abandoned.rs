@@ -72,10 +72,11 @@ fn a_request_dropped_unanswered_gets_upstreams_error_reply() {
     let (mut caller, callee) = pair(&dir, |mut callee| {
         // Dropped outright, as a `?` on the way to the reply would.
         drop(callee.serve_timeout(LIMIT)?);
-        // Reserved in place, then rolled back.
+        // Reserved in place, then rolled back (dropped uncommitted).
         let mut request = callee.serve_timeout(LIMIT)?;
-        let (_, slot) = request.reserve_reply(16, Duration::ZERO)?;
-        drop(slot); // rolled back
+        {
+            let (_, _uncommitted) = request.reserve_reply(16, Duration::ZERO)?;
+        }
         drop(request);
         // Answered: no error reply besides.
         callee.serve_timeout(LIMIT)?.reply(4, b"ok")
