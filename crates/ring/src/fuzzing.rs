@@ -141,7 +141,8 @@ pub fn produce_untrusted(input: &[u8]) -> (u64, Option<Error>) {
     (committed, None)
 }
 
-/// What a hostile listener hands a connector: the 32 handshake bytes of the input, then one
+/// What a hostile listener hands a connector: a handshake (the input's first 32 bytes XORed
+/// onto a valid SPSC handshake for 4 KiB, so the fuzzer explores from a valid one), then one
 /// byte choosing each fd (bits 0–1 forward ring, 2–3 reverse ring): 0 a formatted memfd of the
 /// announced capacity where one can be made (else a sealed, zeroed memfd of the announced
 /// size), 1 an unsealed memfd, 2 a sealed memfd half the announced size, 3 a sealed hugetlb
@@ -151,9 +152,10 @@ pub fn produce_untrusted(input: &[u8]) -> (u64, Option<Error>) {
 /// Whatever the input, this must neither panic nor map more than the limit (nor SIGBUS).
 pub fn handshake_untrusted(input: &[u8]) -> Result<(), Error> {
     const LIMIT: usize = 1 << 20;
-    let mut words = [0u8; 32];
-    let len = input.len().min(32);
-    words[..len].copy_from_slice(&input[..len]);
+    let mut words: [u8; 32] = bytemuck::cast(crate::layout::Handshake::new(4096, None));
+    for (word, flip) in words.iter_mut().zip(input) {
+        *word ^= flip;
+    }
     let handshake: crate::layout::Handshake = bytemuck::cast(words);
     let kinds = input.get(32).copied().unwrap_or(0);
     let rpc = handshake.flags & crate::layout::FLAG_RPC != 0;
@@ -444,6 +446,16 @@ mod tests {
         assert!(err.unwrap().to_string().contains("not 64-byte aligned"));
     }
 
+    /// The `handshake_untrusted` input that yields the handshake `words`.
+    fn handshake_input(words: [u32; 8]) -> Vec<u8> {
+        let valid: [u32; 8] = bytemuck::cast(crate::layout::Handshake::new(4096, None));
+        words
+            .iter()
+            .zip(valid)
+            .flat_map(|(word, valid)| (word ^ valid).to_ne_bytes())
+            .collect()
+    }
+
     #[test]
     fn a_hostile_handshake_is_refused_before_mapping_whatever_the_fd() {
         let words = |capacity: u32, flags: u32| {
@@ -451,7 +463,7 @@ mod tests {
             if flags & 1 != 0 {
                 hs = crate::layout::Handshake::new(capacity as usize, Some(capacity as usize));
             }
-            bytemuck::bytes_of(&hs).to_vec()
+            handshake_input(bytemuck::cast(hs))
         };
         let with_kinds = |mut bytes: Vec<u8>, kinds: u8| {
             bytes.push(kinds);
@@ -540,7 +552,7 @@ mod tests {
         ) {
             let shm = |c: u32| (768 + i64::from(c) + size_delta).clamp(0, u32::MAX.into()) as u32;
             let words = [0x5441_4348u32, 4, capacity, shm(capacity), capacity_rev, shm(capacity_rev), 64, flags];
-            let mut input: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+            let mut input = handshake_input(words);
             input.push(kinds);
             let _ = handshake_untrusted(&input);
         }
