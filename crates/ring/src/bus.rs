@@ -264,7 +264,7 @@ impl Bus {
         crate::layout::max_payload_for(self.capacity())
     }
 
-    /// The peer process as the kernel saw it at connect time; `None` for in-memory buses.
+    /// The peer process as the kernel saw it at connect time.
     pub fn peer_credentials(&self) -> Option<PeerCredentials> {
         self.peer.as_ref().map(|peer| peer.credentials)
     }

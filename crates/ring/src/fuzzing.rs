@@ -457,6 +457,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "memfd_create and mmap are system calls Miri does not run"
+    )]
     fn a_hostile_handshake_is_refused_before_mapping_whatever_the_fd() {
         let words = |capacity: u32, flags: u32| {
             let mut hs = crate::layout::Handshake::new(capacity as usize, None);
@@ -543,6 +547,7 @@ mod tests {
         }
 
         #[test]
+        #[cfg_attr(miri, ignore = "memfd_create and mmap are system calls Miri does not run")]
         fn random_handshakes_never_panic(
             capacity in prop_oneof![(6u32..22).prop_map(|s| 1 << s), any::<u32>()],
             capacity_rev in prop_oneof![(6u32..22).prop_map(|s| 1 << s), any::<u32>()],
