@@ -44,11 +44,33 @@ fn a_connector_that_closes_before_the_handshake_does_not_end_the_listen() {
     let listener = listener.finish(LIMIT);
     listener.assert_success();
     assert_eq!(listener.field("received"), 10);
+    assert_eq!(listener.field("vanished"), 1);
+    assert_eq!(listener.field("refused"), 0);
 }
 
+/// Collects the crate's log records (a test binary has one logger).
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Recorder {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.target().starts_with("tachyon_ring")
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let line = format!("{} {}", record.level(), record.args());
+            self.0.lock().unwrap().push(line);
+        }
+    }
+    fn flush(&self) {}
+}
+
+static RECORDER: Recorder = Recorder(std::sync::Mutex::new(Vec::new()));
+
 #[test]
-fn refused_and_vanished_connectors_are_counted() {
+fn refused_connectors_are_counted_and_logged() {
     let _serial = serial();
+    log::set_logger(&RECORDER).unwrap();
+    log::set_max_level(log::LevelFilter::Warn);
     assert!(
         nix::unistd::geteuid().is_root(),
         "this test runs a connector as uid 65534 and must run as root (it does in CI)"
@@ -84,6 +106,13 @@ fn refused_and_vanished_connectors_are_counted() {
         })
     );
     assert_eq!(bus.listen_report(), None);
+    let logged = RECORDER.0.lock().unwrap().clone();
+    assert!(
+        logged.iter().any(|line| line.starts_with("WARN")
+            && line.contains("refused pid")
+            && line.contains("uid 65534")),
+        "{logged:?}"
+    );
 }
 
 /// Installs, in the child about to exec, a seccomp filter that denies what a sandbox without

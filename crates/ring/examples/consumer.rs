@@ -52,7 +52,10 @@ fn run(args: &Args) -> tachyon_ring::Result<u64> {
     let options = Bus::options()
         .spin_threshold(args.spin)
         .pure_spin(args.pure_spin);
-    let mut consumer = args.endpoint.open(options)?.into_consumer();
+    let bus = args.endpoint.open(options)?;
+    // Connectors a listener turned away or lost before the handshake.
+    let report = bus.listen_report();
+    let mut consumer = bus.into_consumer();
     let idle = args.idle_timeout;
     let (mut received, mut bytes, mut bad) = (0u64, 0u64, 0u64);
     loop {
@@ -89,6 +92,7 @@ fn run(args: &Args) -> tachyon_ring::Result<u64> {
         serde_json::json!({
             "received": received, "bytes": bytes, "bad": bad,
             "sleeps": sleeps, "wakeups": wakeups,
+            "refused": report.map(|r| r.refused), "vanished": report.map(|r| r.vanished),
         })
     );
     Ok(bad)
