@@ -20,8 +20,8 @@ pub struct PeerCredentials {
 }
 
 /// What a listener met before its peer was served: connectors it turned away, and how it
-/// watches the one it served. Each refusal is also logged (`log` crate, target
-/// `tachyon_ring`) as it happens.
+/// watches the one it served. Each is also logged as it happens (`log` crate, level `warn`,
+/// target `tachyon_ring::handshake`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListenReport {
     /// Connectors refused for their uid ([`AllowedPeers`](crate::AllowedPeers)); each got
