@@ -402,3 +402,18 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
     command.args(args);
     command
 }
+
+/// A copy of a release binary (see [`rust_bin`]) that other uids can run, wherever the
+/// checkout lives (a clone under a 0700 home directory would make `target/` unreachable).
+pub fn world_executable(name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("tachyon-uid-bins-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join(name);
+    if !copy.exists() {
+        std::fs::copy(rust_bin(name), &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    copy
+}

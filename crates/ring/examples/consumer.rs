@@ -33,7 +33,13 @@ fn run(args: &Args, stop: &common::StopSignal, summary: &mut Summary) -> tachyon
         .cancel_token(stop.token())
         .spin_threshold(args.spin)
         .pure_spin(args.pure_spin);
-    let mut consumer = args.endpoint.open(options)?.into_consumer();
+    let bus = args.endpoint.open(options)?;
+    // Connectors a listener turned away or lost before the handshake.
+    if let Some(report) = bus.listen_report() {
+        summary.refused = Some(report.refused);
+        summary.vanished = Some(report.vanished);
+    }
+    let mut consumer = bus.into_consumer();
     let outcome = receive(args, &mut consumer, summary);
     (summary.sleeps, summary.wakeups) = consumer.sleep_stats();
     summary.missed_wakes = consumer.missed_wakes();

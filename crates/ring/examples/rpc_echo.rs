@@ -26,6 +26,10 @@ struct Args {
     /// Reply (callee → caller) ring bytes.
     #[arg(long, default_value_t = 1 << 20)]
     cap_rev: usize,
+    /// Drop requests of this message type unanswered: the crate then sends upstream's error
+    /// reply (0xFFFF), as its dispatcher does for a failing handler.
+    #[arg(long, value_name = "T")]
+    drop_type: Option<u16>,
 }
 
 /// How long a reply waits for room in the reply ring (the caller frees it by reading).
@@ -55,6 +59,11 @@ fn run(args: &Args, stop: &common::StopSignal, served: &mut u64) -> tachyon_ring
     loop {
         let mut request = callee.serve()?;
         let msg_type = request.msg_type();
+        if Some(msg_type) == args.drop_type {
+            drop(request);
+            *served += 1;
+            continue;
+        }
         let len = request.data().len();
         // Zero copy: from the request slot straight into the reply slot.
         let (data, mut reply) = request.reserve_reply(len, REPLY_TIMEOUT)?;

@@ -1,6 +1,6 @@
 //! `Bus`: one ring, bootstrapped over a Unix socket (or in process), split into its two ends.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +9,8 @@ use crate::cancel::CancelToken;
 use crate::consumer::Consumer;
 use crate::error::Result;
 use crate::handshake::{self, AllowedPeers, WaitLimits};
-use crate::layout::Handshake;
-use crate::peer::{PeerCredentials, PeerWatch};
+use crate::layout::{FLAG_RPC, Handshake};
+use crate::peer::{ListenReport, PeerCredentials, PeerLiveness, PeerWatch};
 use crate::producer::Producer;
 use crate::shm::Region;
 
@@ -35,6 +35,7 @@ pub struct BusOptions {
     handshake_timeout: Duration,
     pub(crate) allowed_peers: AllowedPeers,
     pub(crate) cancel: Option<CancelToken>,
+    max_capacity: usize,
 }
 
 impl Default for BusOptions {
@@ -47,6 +48,7 @@ impl Default for BusOptions {
             handshake_timeout: handshake::RECEIVE_TIMEOUT,
             allowed_peers: AllowedPeers::SameUser,
             cancel: None,
+            max_capacity: Self::DEFAULT_MAX_CAPACITY,
         }
     }
 }
@@ -54,6 +56,30 @@ impl Default for BusOptions {
 impl BusOptions {
     /// Upstream's default: spins on an empty ring before the consumer sleeps.
     pub const DEFAULT_SPIN_THRESHOLD: u32 = 10_000;
+
+    /// The largest ring a connector maps by default: 1 GiB per ring.
+    pub const DEFAULT_MAX_CAPACITY: usize = 1 << 30;
+
+    /// The largest ring a connector accepts from a listener, per ring (default
+    /// [`DEFAULT_MAX_CAPACITY`](BusOptions::DEFAULT_MAX_CAPACITY)). Mapping populates every
+    /// page, charged to the connector, so a hostile listener announcing 2 GiB rings could
+    /// otherwise make us commit 4 GiB; a larger announcement fails with
+    /// [`Error::CapacityLimit`](crate::Error::CapacityLimit) before anything is mapped.
+    pub fn max_capacity(mut self, bytes: usize) -> Self {
+        self.max_capacity = bytes;
+        self
+    }
+
+    /// Refuses a ring the listener announced above [`max_capacity`](BusOptions::max_capacity).
+    pub(crate) fn check_announced_capacity(&self, capacity: u32) -> Result<()> {
+        if capacity as usize > self.max_capacity {
+            return Err(crate::Error::CapacityLimit {
+                capacity: capacity.into(),
+                limit: self.max_capacity,
+            });
+        }
+        Ok(())
+    }
 
     /// How many times the consumer polls an empty ring before it sleeps on the futex.
     pub fn spin_threshold(mut self, spins: u32) -> Self {
@@ -121,14 +147,16 @@ impl BusOptions {
         let path = path.as_ref();
         let (region, fd) = Region::create_memfd(&path.to_string_lossy(), capacity)?;
         let handshake = Handshake::new(capacity, None);
-        let peer = handshake::listen_and_send(
+        let (peer, report) = handshake::listen_and_send(
             path,
             &handshake,
             &[fd.as_fd()],
             &self.allowed_peers,
             self.listen_limits(),
         )?;
-        Ok(Bus::assemble(region, Some(peer), self))
+        let mut bus = Bus::assemble(region, Some(peer), self);
+        bus.listen_report = Some(report);
+        Ok(bus)
     }
 
     /// Connects to a listener at `path` and maps the ring it sends.
@@ -136,12 +164,40 @@ impl BusOptions {
         let path = path.as_ref();
         let (handshake, fds, peer) =
             handshake::connect_and_receive(path, self.connect_limits(), false)?;
-        let region = Region::attach(
-            &fds[0],
-            handshake.capacity_fwd as usize,
-            handshake.shm_size_fwd as usize,
-        )?;
+        let region = self.attach_received(&handshake, &fds)?.remove(0);
         Ok(Bus::assemble(region, Some(peer), self))
+    }
+
+    /// The connector's side of what a listener sent (its handshake already validated): every
+    /// announced ring within [`max_capacity`](BusOptions::max_capacity) before anything is
+    /// mapped, then each fd checked and mapped by [`Region::attach`]. One region (SPSC) or
+    /// two, forward first (RPC).
+    pub(crate) fn attach_received(
+        &self,
+        handshake: &Handshake,
+        fds: &[OwnedFd],
+    ) -> Result<Vec<Region>> {
+        let mut rings = vec![(handshake.capacity_fwd, handshake.shm_size_fwd)];
+        if handshake.flags & FLAG_RPC != 0 {
+            rings.push((handshake.capacity_rev, handshake.shm_size_rev));
+        }
+        if fds.len() != rings.len() {
+            return Err(crate::Error::Handshake(format!(
+                "the listener sent {} file descriptors for {} rings",
+                fds.len(),
+                rings.len()
+            )));
+        }
+        for &(capacity, _) in &rings {
+            self.check_announced_capacity(capacity)?;
+        }
+        rings
+            .iter()
+            .zip(fds)
+            .map(|(&(capacity, shm_size), fd)| {
+                Region::attach(fd, capacity as usize, shm_size as usize)
+            })
+            .collect()
     }
 
     /// A consumer of `region` with these options' spin settings and cancel token.
@@ -159,8 +215,11 @@ impl BusOptions {
     }
 
     /// A ring on the heap, for both ends in one process (tests, benchmarks, threads).
-    pub fn in_memory(self, capacity: usize) -> Result<Bus> {
-        Ok(Bus::assemble(Region::heap(capacity)?, None, self))
+    pub fn in_memory(self, capacity: usize) -> Result<LocalBus> {
+        Ok(LocalBus {
+            region: Arc::new(Region::heap(capacity)?),
+            options: self,
+        })
     }
 }
 
@@ -169,8 +228,15 @@ impl BusOptions {
 ///
 /// Either process may listen or connect, and either may then produce or consume: the
 /// handshake roles and the ring roles are independent. Take the end you need with
-/// [`into_producer`](Bus::into_producer) or [`into_consumer`](Bus::into_consumer); an
-/// in-process bus gives both with [`split`](Bus::split).
+/// [`into_producer`](Bus::into_producer) or [`into_consumer`](Bus::into_consumer). Only an
+/// in-process [`LocalBus`] gives both ends: on a bus with a peer, the peer plays one of them,
+/// and a second producer or consumer of ours would race it for the same slots.
+///
+/// ```compile_fail
+/// # fn both_ends(bus: tachyon_ring::Bus) {
+/// let (producer, consumer) = bus.split(); // no such method: the peer holds one end
+/// # }
+/// ```
 ///
 /// ```
 /// # fn main() -> Result<(), tachyon_ring::Error> {
@@ -200,6 +266,7 @@ pub struct Bus {
     region: Arc<Region>,
     peer: Option<Arc<PeerWatch>>,
     options: BusOptions,
+    pub(crate) listen_report: Option<ListenReport>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -229,7 +296,7 @@ impl Bus {
     }
 
     /// [`BusOptions::in_memory`] with default options.
-    pub fn in_memory(capacity: usize) -> Result<Bus> {
+    pub fn in_memory(capacity: usize) -> Result<LocalBus> {
         Bus::options().in_memory(capacity)
     }
 
@@ -238,6 +305,7 @@ impl Bus {
             region: Arc::new(region),
             peer: peer.map(Arc::new),
             options,
+            listen_report: None,
         }
     }
 
@@ -251,18 +319,20 @@ impl Bus {
         crate::layout::max_payload_for(self.capacity())
     }
 
-    /// The peer process as the kernel saw it at connect time; `None` for in-memory buses.
+    /// The peer process as the kernel saw it at connect time.
     pub fn peer_credentials(&self) -> Option<PeerCredentials> {
         self.peer.as_ref().map(|peer| peer.credentials)
     }
 
-    /// Both ends. Across processes, use only the end your side of the protocol plays.
-    pub fn split(self) -> (Producer, Consumer) {
-        let producer = self
-            .options
-            .producer(Arc::clone(&self.region), self.peer.clone());
-        let consumer = self.into_consumer();
-        (producer, consumer)
+    /// On the listening side: the connectors turned away before the peer was served, and how
+    /// the peer's death is watched. `None` on the connecting side.
+    pub fn listen_report(&self) -> Option<ListenReport> {
+        self.listen_report
+    }
+
+    /// How this bus notices its peer's death (a pidfd, or a fallback).
+    pub fn peer_liveness(&self) -> Option<PeerLiveness> {
+        self.peer.as_ref().map(|peer| peer.liveness())
     }
 
     /// The producing end.
@@ -273,5 +343,36 @@ impl Bus {
     /// The consuming end.
     pub fn into_consumer(self) -> Consumer {
         self.options.consumer(self.region, self.peer)
+    }
+}
+
+/// A ring on the heap with both ends in this process ([`Bus::in_memory`]): for threads,
+/// tests and benchmarks. Unlike [`Bus`], it can be [`split`](LocalBus::split), because no
+/// other process plays either end.
+pub struct LocalBus {
+    region: Arc<Region>,
+    options: BusOptions,
+}
+
+impl std::fmt::Debug for LocalBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalBus")
+            .field("capacity", &self.capacity())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl LocalBus {
+    /// Ring bytes.
+    pub fn capacity(&self) -> usize {
+        self.region.capacity()
+    }
+
+    /// Both ends, one for each of two threads.
+    pub fn split(self) -> (Producer, Consumer) {
+        let producer = self.options.producer(Arc::clone(&self.region), None);
+        let consumer = self.options.consumer(self.region, None);
+        (producer, consumer)
     }
 }

@@ -70,6 +70,12 @@ pub struct Consumer {
     peer: Option<Arc<PeerWatch>>,
     /// Ends every wait of ours early (see [`CancelToken`]).
     cancel: Option<CancelToken>,
+    /// An RPC ring, whose slot headers carry a correlation id. On an SPSC ring those header
+    /// bytes are whatever was there before (upstream's producer writes only 12 header bytes).
+    rpc: bool,
+    /// RPC replies with an id from 1 up to below this are released unread: answers to calls
+    /// the caller no longer waits for.
+    discard_ids_below: u64,
 }
 
 // SAFETY: the consumer owns its end of the ring exclusively; the raw pointer points into the
@@ -104,16 +110,17 @@ impl Consumer {
         peer: Option<Arc<PeerWatch>>,
     ) -> Consumer {
         let header = region.header();
-        let tail = header.tail.load(Ordering::Acquire);
-        // Checked once here: every later advance of ours keeps the tail aligned and in range.
-        let poisoned = region.start_cursor_problem();
+        // Loaded once and checked as loaded (the peer may change them under us): every later
+        // advance of ours keeps the tail aligned and in range.
+        let (head, tail) = (region.load_head(), region.load_tail());
+        let poisoned = region.start_cursor_problem(head, tail);
         if pure_spin {
             header
                 .consumer_sleeping
                 .store(sleeping::PURE_SPIN, Ordering::Release);
         }
         header
-            .consumer_heartbeat
+            .consumer_features
             .store(CONSUMER_FEATURES, Ordering::Release);
         Consumer {
             ring: region.ring(),
@@ -133,7 +140,21 @@ impl Consumer {
             poisoned,
             peer,
             cancel: None,
+            rpc: false,
+            discard_ids_below: 0,
         }
+    }
+
+    /// Releases RPC messages whose correlation id is from 1 up to below `id` as they arrive:
+    /// a caller waiting for `id` discards late replies to calls it gave up on.
+    pub(crate) fn discard_correlation_ids_below(&mut self, id: u64) {
+        self.discard_ids_below = id;
+    }
+
+    /// This consumer reads an RPC ring: [`Message::correlation_id`] is then the slot's.
+    pub(crate) fn reading_rpc(mut self) -> Consumer {
+        self.rpc = true;
+        self
     }
 
     /// Ring bytes.
@@ -435,7 +456,12 @@ impl Consumer {
                 continue;
             }
             self.check_slot_header(&header, ring_pos)?;
-            return Ok(Some(Slot { header, ring_pos }));
+            let slot = Slot { header, ring_pos };
+            if self.rpc && (1..self.discard_ids_below).contains(&header.correlation_id) {
+                self.release(&slot);
+                continue;
+            }
+            return Ok(Some(slot));
         }
     }
 
@@ -470,11 +496,15 @@ impl Consumer {
 
     /// Reloads the producer's head; a head the format forbids marks the ring fatal.
     fn refresh_head(&mut self) -> Result<()> {
-        let head = self.region.header().head.load(Ordering::Acquire);
-        if head < self.cached_head || head - self.tail > self.capacity as u64 || head > MAX_CURSOR {
+        let head = self.region.load_head();
+        if head < self.cached_head
+            || head - self.tail > self.capacity as u64
+            || head > MAX_CURSOR
+            || head % SLOT_HEADER_LEN as u64 != 0
+        {
             return Err(self.corrupt(format!(
                 "producer published head {head}, outside [{}, {} + {}] (last seen head, tail + \
-                 capacity) or beyond 2^62",
+                 capacity), beyond 2^62 or not 64-byte aligned",
                 self.cached_head, self.tail, self.capacity
             )));
         }
@@ -512,7 +542,7 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         self.flush();
         let header = self.region.header();
-        header.consumer_heartbeat.store(0, Ordering::Release);
+        header.consumer_features.store(0, Ordering::Release);
         if self.pure_spin {
             header
                 .consumer_sleeping
@@ -552,9 +582,14 @@ impl Message<'_> {
         self.slot.header.type_id
     }
 
-    /// The RPC correlation id (0 on SPSC buses).
+    /// The RPC correlation id; always 0 on SPSC buses, whatever stale bytes the slot header
+    /// holds there (upstream's SPSC producer does not write them).
     pub fn correlation_id(&self) -> u64 {
-        self.slot.header.correlation_id
+        if self.consumer.rpc {
+            self.slot.header.correlation_id
+        } else {
+            0
+        }
     }
 
     /// Payload bytes.
@@ -758,5 +793,74 @@ mod tests {
             matches!(&outcome, Err(Error::Corrupt(why)) if why.contains("state 4")),
             "{outcome:?}"
         );
+    }
+
+    use crate::shm::CursorFlipper;
+
+    #[test]
+    fn features_are_advertised_outside_the_heartbeat_upstreams_tools_read() {
+        // tachyon-top shows consumer_heartbeat as a TSC stamp: a feature word there would read
+        // as a heartbeat from the future (age 0, "just now"). It must stay 0, as upstream's.
+        let region = Arc::new(Region::heap(256).unwrap());
+        let consumer = Consumer::new(Arc::clone(&region), 0, false, None);
+        let header = region.header();
+        assert_eq!(header.consumer_heartbeat.load(Ordering::Acquire), 0);
+        assert_eq!(
+            header.consumer_features.load(Ordering::Acquire),
+            CONSUMER_FEATURES
+        );
+        drop(consumer);
+        assert_eq!(header.consumer_features.load(Ordering::Acquire), 0);
+        assert_eq!(header.consumer_heartbeat.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn an_spsc_message_has_correlation_id_0_whatever_its_header_bytes() {
+        let region = Arc::new(Region::heap(256).unwrap());
+        let stale = SlotHeader {
+            size: 3,
+            type_id: 1,
+            reserved_size: 128,
+            padding: 0,
+            correlation_id: 0xdead_beef,
+        };
+        // SAFETY: the fresh region's ring holds 256 bytes; nobody else writes it.
+        unsafe { std::ptr::write(region.ring() as *mut SlotHeader, stale) };
+        region.header().head.store(128, Ordering::Release);
+        let mut spsc = Consumer::new(Arc::clone(&region), 0, false, None);
+        assert_eq!(spsc.try_recv().unwrap().unwrap().correlation_id(), 0);
+        drop(spsc);
+        region.header().tail.store(0, Ordering::Release);
+        let mut rpc = Consumer::new(region, 0, false, None).reading_rpc();
+        assert_eq!(
+            rpc.try_recv().unwrap().unwrap().correlation_id(),
+            0xdead_beef
+        );
+    }
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "a 2 s race; under Miri the scripted peer of the fuzzing tests covers it"
+    )]
+    fn start_cursors_a_peer_flips_are_checked_as_loaded() {
+        // A valid pair and a misaligned one: a consumer that takes its tail from one load and
+        // checks another could start at ring offset 4 (a misaligned header read).
+        let region = Arc::new(Region::heap(256).unwrap());
+        let _peer = CursorFlipper::start(&region, &[(128, 0), (128, 4)]);
+        let started = Instant::now();
+        loop {
+            let mut consumer = Consumer::new(Arc::clone(&region), 0, false, None);
+            for _ in 0..4 {
+                match consumer.try_recv() {
+                    Ok(_) => {}
+                    Err(Error::Corrupt(_)) => break,
+                    Err(other) => panic!("{other}"),
+                }
+            }
+            if started.elapsed() > Duration::from_secs(2) {
+                break;
+            }
+        }
     }
 }

@@ -19,6 +19,14 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// Another process is listening on the socket path: `listen` refuses to take it over
+    /// (as TCP's `EADDRINUSE`), where upstream would unlink its socket and strand it.
+    #[error("address in use: a process is listening on {}; not replacing its socket", path.display())]
+    AddressInUse {
+        /// The socket path.
+        path: PathBuf,
+    },
+
     /// The peer speaks another version of the format, or another kind of bus.
     #[error("ABI mismatch: peer sent {field} {}, we speak {}", show(field, *.found), show(field, *.expected))]
     AbiMismatch {
@@ -41,6 +49,19 @@ pub enum Error {
         capacity: u64,
         /// Which rule it breaks.
         reason: &'static str,
+    },
+
+    /// A listener announced a ring larger than this connector accepts
+    /// ([`BusOptions::max_capacity`](crate::BusOptions::max_capacity)); nothing was mapped.
+    #[error(
+        "the listener announced a {capacity}-byte ring, above this connector's max_capacity of \
+         {limit} bytes; refusing to map it"
+    )]
+    CapacityLimit {
+        /// Ring bytes the listener announced.
+        capacity: u64,
+        /// The connector's limit.
+        limit: usize,
     },
 
     /// A message that can never fit, whatever the consumer does.

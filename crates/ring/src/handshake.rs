@@ -3,9 +3,8 @@
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
@@ -13,12 +12,11 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
 use crate::layout::{FLAG_RPC, Handshake, MAGIC, MSG_ALIGNMENT, VERSION};
-use crate::peer::PeerWatch;
+use crate::peer::{ListenReport, PeerLiveness, PeerWatch};
+use crate::socket_file::SocketFile;
 
 /// How often a connector retries while nobody listens.
 const CONNECT_RETRY_STEP: Duration = Duration::from_millis(10);
-/// `sun_path` holds 108 bytes, the terminating NUL included.
-const MAX_SOCKET_PATH: usize = 108;
 /// How long a connector waits for the handshake once connected, by default (a listener sends
 /// it at once).
 pub(crate) const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,24 +79,25 @@ impl AllowedPeers {
 }
 
 /// Binds `path`, waits for one admitted peer, sends it `handshake` and `fds`, and removes the
-/// socket file. Returns the peer's watch.
+/// socket file. Returns the peer's watch and what the listener met on the way.
 pub(crate) fn listen_and_send(
     path: &Path,
     handshake: &Handshake,
     fds: &[BorrowedFd<'_>],
     allowed: &AllowedPeers,
     limits: WaitLimits<'_>,
-) -> Result<PeerWatch> {
+) -> Result<(PeerWatch, ListenReport)> {
     HandshakeListener::bind(path, allowed.clone())?.hand_over(handshake, fds, limits)
 }
 
 /// A bound socket that hands a bus to one admitted peer per [`hand_over`](Self::hand_over);
-/// the socket file is removed when it is dropped.
+/// the socket file is removed when it is dropped (if it is still ours).
 ///
 /// The socket file is created in a fresh private directory beside `path`, made `0600`, and only
 /// then renamed onto `path`: at no moment can anyone else connect through wider permissions.
-/// A stale socket at `path` is replaced; any other kind of file there is an error and is left
-/// untouched.
+/// A stale socket at `path` is replaced; a live listener's socket or any other kind of file
+/// there is an error and is left untouched. Connectors that are refused or leave before the
+/// handshake are counted and logged, and the listener waits on.
 pub(crate) struct HandshakeListener {
     socket: SocketFile,
     allowed: AllowedPeers,
@@ -117,36 +116,76 @@ impl HandshakeListener {
         &self.socket.path
     }
 
-    /// Waits for the next admitted peer and sends it `handshake` and `fds`.
+    /// Waits for the next admitted peer and sends it `handshake` and `fds`; returns the
+    /// peer's watch and what the listener met on the way (refused and vanished connectors).
     pub(crate) fn hand_over(
         &self,
         handshake: &Handshake,
         fds: &[BorrowedFd<'_>],
         limits: WaitLimits<'_>,
-    ) -> Result<PeerWatch> {
+    ) -> Result<(PeerWatch, ListenReport)> {
+        let path = self.path();
+        let (mut refused, mut vanished) = (0, 0);
         loop {
             let stream = self.socket.accept_one(limits)?;
-            let Ok(peer) = PeerWatch::from_socket(&stream) else {
-                // The peer left before we could take its pidfd; wait for the next one.
-                continue;
+            let peer = match PeerWatch::from_socket(&stream) {
+                Ok(peer) => peer,
+                Err(err) => {
+                    vanished += 1;
+                    log::warn!(
+                        "{}: dropped a connector whose credentials could not be read ({err}); waiting for the next",
+                        path.display()
+                    );
+                    continue;
+                }
             };
-            if !self.allowed.admits(peer.credentials.uid) {
+            let cred = peer.credentials;
+            if !self.allowed.admits(cred.uid) {
                 // A refused peer gets no fd: close its connection and keep waiting.
-                drop(stream);
+                refused += 1;
+                log::warn!(
+                    "{}: refused pid {} of uid {}, not an allowed peer; waiting for the next",
+                    path.display(),
+                    cred.pid,
+                    cred.uid
+                );
                 continue;
             }
             match send_handshake(&stream, handshake, fds) {
-                Ok(()) => return Ok(peer),
-                // A connector that closed before the handshake ends only its own turn.
-                Err(Error::Os { source, .. })
-                    if matches!(source.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) =>
-                {
+                Ok(()) => {}
+                Err(err) if connector_left(&err) => {
+                    vanished += 1;
+                    log::warn!(
+                        "{}: pid {} left before the handshake ({err}); waiting for the next",
+                        path.display(),
+                        cred.pid
+                    );
                     continue;
                 }
-                Err(other) => return Err(other),
+                Err(err) => return Err(err),
             }
+            if peer.liveness() != PeerLiveness::Pidfd {
+                log::warn!(
+                    "{}: no pidfd for peer pid {}; watching it by {:?}",
+                    path.display(),
+                    cred.pid,
+                    peer.liveness()
+                );
+            }
+            let report = ListenReport {
+                refused,
+                vanished,
+                liveness: peer.liveness(),
+            };
+            return Ok((peer, report));
         }
     }
+}
+
+/// The connector closed its end before we could send to it.
+fn connector_left(err: &Error) -> bool {
+    matches!(err, Error::Os { source, .. }
+        if matches!(source.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)))
 }
 
 /// Connects to `path`, retrying until the deadline while nobody listens, and receives the
@@ -200,7 +239,7 @@ fn connect_retrying(path: &Path, limits: WaitLimits<'_>) -> Result<UnixStream> {
 }
 
 /// The handshake fields a connector checks before touching the fds.
-fn validate(handshake: &Handshake, expect_rpc: bool) -> Result<()> {
+pub(crate) fn validate(handshake: &Handshake, expect_rpc: bool) -> Result<()> {
     let mismatch = |field, expected: u32, found: u32| Error::AbiMismatch {
         field,
         expected: expected.into(),
@@ -318,54 +357,7 @@ fn receive_handshake(
     Ok((handshake, fds))
 }
 
-/// A listening socket bound at a path, removed again when dropped.
-struct SocketFile {
-    listener: UnixListener,
-    path: PathBuf,
-}
-
 impl SocketFile {
-    fn bind_private(path: &Path, mode: u32) -> Result<SocketFile> {
-        // We bind in a staging directory, whose path may be shorter: check the final one.
-        let len = path.as_os_str().len();
-        if len >= MAX_SOCKET_PATH {
-            return Err(Error::Os {
-                syscall: "bind",
-                path: Some(path.to_path_buf()),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!(
-                        "the socket path is {len} bytes; a Unix socket path must be under {MAX_SOCKET_PATH}"
-                    ),
-                ),
-            });
-        }
-        remove_stale_socket(path)?;
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let staging = tempdir_in(dir)?;
-        let staged = staging.join("sock");
-        let result = (|| {
-            let listener =
-                UnixListener::bind(&staged).map_err(|e| Error::os_at("bind", path, e))?;
-            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::os_at("chmod", path, e))?;
-            std::fs::rename(&staged, path).map_err(|e| Error::os_at("rename", path, e))?;
-            listener
-                .set_nonblocking(true)
-                .map_err(|e| Error::os_at("fcntl(O_NONBLOCK)", path, e))?;
-            Ok(listener)
-        })();
-        let _ = std::fs::remove_file(&staged);
-        let _ = std::fs::remove_dir(&staging);
-        Ok(SocketFile {
-            listener: result?,
-            path: path.to_path_buf(),
-        })
-    }
-
     /// Waits for one connection until the deadline ([`Error::Timeout`]) or a cancel
     /// ([`Error::Cancelled`]); the socket file is removed on drop either way. Signals are
     /// retried, never reported.
@@ -397,62 +389,6 @@ impl SocketFile {
                 }
                 Err(e) => return Err(Error::os_at("accept", &self.path, e)),
             }
-        }
-    }
-}
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Removes a leftover socket at `path`; refuses to touch anything else.
-fn remove_stale_socket(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::os_at("stat", path, e)),
-        Ok(meta) if meta.file_type().is_socket() => {
-            std::fs::remove_file(path).map_err(|e| Error::os_at("unlink", path, e))
-        }
-        Ok(meta) => Err(Error::Os {
-            syscall: "listen",
-            path: Some(path.to_path_buf()),
-            source: std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                format!(
-                    "the path holds a {}, not a socket; refusing to replace it",
-                    describe(&meta.file_type())
-                ),
-            ),
-        }),
-    }
-}
-
-fn describe(file_type: &std::fs::FileType) -> &'static str {
-    if file_type.is_dir() {
-        "directory"
-    } else if file_type.is_file() {
-        "regular file"
-    } else if file_type.is_symlink() {
-        "symbolic link"
-    } else {
-        "special file"
-    }
-}
-
-/// A new directory `dir/.tachyon-<pid>-<n>` with mode 0700.
-fn tempdir_in(dir: &Path) -> Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let candidate = dir.join(format!(".tachyon-{}-{n}", std::process::id()));
-        match std::fs::DirBuilder::new().mode(0o700).create(&candidate) {
-            Ok(()) => return Ok(candidate),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::os_at("mkdir", &candidate, e)),
         }
     }
 }

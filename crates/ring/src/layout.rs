@@ -38,16 +38,17 @@ pub const MAX_CURSOR: u64 = 1 << 62;
 /// Handshake `flags` bit 0: the listener offers an RPC bus (two rings).
 pub const FLAG_RPC: u32 = 1;
 
-/// What a tachyon-ring consumer stores in `consumer_heartbeat`, a word upstream lays out but
-/// never writes: `"TRNG"` in the high half, feature bits in the low half.
+/// What a tachyon-ring consumer stores in [`ArenaHeader::consumer_features`] (offset 648,
+/// padding to upstream): `"TRNG"` in the high half, feature bits in the low half.
 pub const CONSUMER_FEATURES: u64 = (0x5452_4E47 << 32) | FEATURE_BARE_SKIP;
 /// Feature bit: the consumer re-reads the head after following a skip marker, so a producer
 /// may publish a skip marker on its own (upstream's consumer would read a stale slot there).
 pub const FEATURE_BARE_SKIP: u64 = 1;
 
-/// True when `consumer_heartbeat` holds [`CONSUMER_FEATURES`]-style bits including `feature`.
-pub const fn consumer_has_feature(heartbeat_word: u64, feature: u64) -> bool {
-    heartbeat_word >> 32 == CONSUMER_FEATURES >> 32 && heartbeat_word & feature != 0
+/// True when the `consumer_features` word holds [`CONSUMER_FEATURES`]-style bits including
+/// `feature`.
+pub const fn consumer_has_feature(features_word: u64, feature: u64) -> bool {
+    features_word >> 32 == CONSUMER_FEATURES >> 32 && features_word & feature != 0
 }
 
 /// Values of the arena's `state` word.
@@ -177,10 +178,13 @@ pub struct ArenaHeader {
     /// Laid out by the format, never written by tachyon-ipc 0.5.1 nor by us.
     pub producer_heartbeat: AtomicU64,
     _pad_producer_heartbeat: Padding<120>,
-    /// Laid out by the format, never written by tachyon-ipc 0.5.1; our consumer stores
-    /// [`CONSUMER_FEATURES`] here.
+    /// Laid out by the format, never written by tachyon-ipc 0.5.1 nor by us. Upstream's
+    /// `tachyon-top` shows it as a TSC stamp ("Cons HB Age"), so nothing else may go here.
     pub consumer_heartbeat: AtomicU64,
-    _pad_consumer_heartbeat: Padding<120>,
+    /// Padding to upstream (nothing of it reads or writes these bytes after formatting):
+    /// our consumer advertises [`CONSUMER_FEATURES`] here, 0 otherwise.
+    pub consumer_features: AtomicU64,
+    _pad_consumer_heartbeat: Padding<112>,
 }
 
 /// Whole slot length for a payload of at most `max_payload` bytes: header plus payload,
@@ -263,6 +267,7 @@ const _: () = {
     assert!(offset_of!(ArenaHeader, consumer_sleeping) == 384);
     assert!(offset_of!(ArenaHeader, producer_heartbeat) == 512);
     assert!(offset_of!(ArenaHeader, consumer_heartbeat) == 640);
+    assert!(offset_of!(ArenaHeader, consumer_features) == 648);
     assert!(ARENA_HEADER_LEN % SLOT_HEADER_LEN == 0);
     assert!(SLOT_HEADER_LEN == MSG_ALIGNMENT as usize);
 };

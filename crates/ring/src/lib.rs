@@ -70,20 +70,22 @@ mod reactor;
 mod rpc;
 mod select;
 mod shm;
+mod sock_diag;
+mod socket_file;
 pub mod type_id;
 mod wait;
 
 #[cfg(feature = "async")]
 pub use asynchronous::{AsyncConsumer, AsyncProducer, Recv, Reserve, reactor_sleeps};
-pub use bus::{Bus, BusOptions};
+pub use bus::{Bus, BusOptions, LocalBus};
 pub use cancel::CancelToken;
 pub use consumer::{Consumer, Message};
 pub use error::{Error, Result};
 pub use handshake::AllowedPeers;
 pub use listener::Listener;
-pub use peer::PeerCredentials;
+pub use peer::{ListenReport, PeerCredentials, PeerLiveness};
 pub use producer::{Producer, WriteSlot};
-pub use rpc::{CallSlot, Callee, Caller, Reply, ReplySlot, Request, RpcBus};
+pub use rpc::{CallSlot, Callee, Caller, ERROR_REPLY_TYPE, Reply, ReplySlot, Request, RpcBus};
 pub use select::{Selected, Selector, SelectorHandle};
 
 const _: () = {

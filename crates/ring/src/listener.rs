@@ -59,6 +59,9 @@ pub struct Listener {
     capacity: usize,
     options: BusOptions,
     accepted: u64,
+    /// Connectors turned away, and connectors lost before their handshake, so far.
+    refused: u64,
+    vanished: u64,
 }
 
 impl fmt::Debug for Listener {
@@ -83,6 +86,8 @@ impl BusOptions {
             capacity,
             options: self,
             accepted: 0,
+            refused: 0,
+            vanished: 0,
         })
     }
 }
@@ -106,9 +111,13 @@ impl Listener {
         let (region, fd) = Region::create_memfd(&label, self.capacity)?;
         let handshake = Handshake::new(self.capacity, None);
         let limits = WaitLimits::new(timeout, self.options.cancel.as_ref());
-        let peer = self.socket.hand_over(&handshake, &[fd.as_fd()], limits)?;
+        let (peer, report) = self.socket.hand_over(&handshake, &[fd.as_fd()], limits)?;
         self.accepted += 1;
-        Ok(Bus::assemble(region, Some(peer), self.options.clone()))
+        self.refused += u64::from(report.refused);
+        self.vanished += u64::from(report.vanished);
+        let mut bus = Bus::assemble(region, Some(peer), self.options.clone());
+        bus.listen_report = Some(report);
+        Ok(bus)
     }
 
     /// The socket path.
@@ -119,6 +128,12 @@ impl Listener {
     /// Connectors served so far.
     pub fn accepted(&self) -> u64 {
         self.accepted
+    }
+
+    /// Connectors refused so far (a uid not allowed), and connectors that left before their
+    /// handshake; each was logged, and the listener waited on.
+    pub fn turned_away(&self) -> (u64, u64) {
+        (self.refused, self.vanished)
     }
 
     /// Ring bytes each connector gets.

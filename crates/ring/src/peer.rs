@@ -19,16 +19,57 @@ pub struct PeerCredentials {
     pub gid: u32,
 }
 
-/// Watches the peer process through a pidfd: readable once it has exited.
+/// What a listener met before its peer was served: connectors it turned away, and how it
+/// watches the one it served. Each is also logged as it happens (`log` crate, level `warn`,
+/// target `tachyon_ring::handshake`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenReport {
+    /// Connectors refused for their uid ([`AllowedPeers`](crate::AllowedPeers)); each got
+    /// its connection closed without any fd.
+    pub refused: u32,
+    /// Connectors gone before the handshake reached them (connected and closed: `EPIPE`,
+    /// `ECONNRESET`), or whose credentials could not be read.
+    pub vanished: u32,
+    /// How the served peer's death is watched.
+    pub liveness: PeerLiveness,
+}
+
+/// How a bus watches for its peer's death.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerLiveness {
+    /// A pidfd (`SO_PEERPIDFD`, else `pidfd_open`): exact, immune to pid reuse.
+    Pidfd,
+    /// No pidfd could be had (kernel before 5.3, a sandbox that denies `pidfd_open`): the
+    /// peer counts as gone once `/proc/PID/stat` no longer shows a live process that started
+    /// when the peer did (its start time rules out a reused pid).
+    ProcStat,
+    /// Neither (the peer's pid is not visible in our PID namespace, or `/proc` is not
+    /// mounted): the peer's death is not detected, as with upstream.
+    Unknown,
+}
+
+/// Watches the peer process: a pidfd, readable once it has exited, or the fallbacks of
+/// [`PeerLiveness`].
 #[derive(Debug)]
 pub(crate) struct PeerWatch {
     pub(crate) credentials: PeerCredentials,
-    pidfd: OwnedFd,
+    liveness: Liveness,
+}
+
+#[derive(Debug)]
+enum Liveness {
+    Pidfd(OwnedFd),
+    /// The peer's start time in clock ticks after boot (`/proc/PID/stat` field 22).
+    ProcStat(u64),
+    Unknown,
 }
 
 impl PeerWatch {
     /// Reads the peer's credentials from a connected Unix socket and takes a pidfd for it:
-    /// `SO_PEERPIDFD` where the kernel has it (no pid-reuse race), else `pidfd_open(pid)`.
+    /// `SO_PEERPIDFD` where the kernel has it (no pid-reuse race), else `pidfd_open(pid)`,
+    /// else the `/proc` fallback of [`PeerLiveness::ProcStat`]. Fails only when the
+    /// credentials cannot be read.
     pub(crate) fn from_socket(socket: &impl AsFd) -> Result<PeerWatch> {
         let cred = getsockopt(socket, sockopt::PeerCredentials)
             .map_err(|e| Error::os("getsockopt(SO_PEERCRED)", e))?;
@@ -37,19 +78,49 @@ impl PeerWatch {
             uid: cred.uid(),
             gid: cred.gid(),
         };
-        let pidfd = match getsockopt(socket, sockopt::PeerPidfd) {
-            Ok(fd) => fd,
-            Err(_) => pidfd_open(credentials.pid)?,
+        let liveness = match getsockopt(socket, sockopt::PeerPidfd) {
+            Ok(fd) => Liveness::Pidfd(fd),
+            Err(_) => match pidfd_open(credentials.pid) {
+                Ok(fd) => Liveness::Pidfd(fd),
+                Err(_) => Self::fallback(credentials.pid),
+            },
         };
-        Ok(PeerWatch { credentials, pidfd })
+        Ok(PeerWatch {
+            credentials,
+            liveness,
+        })
     }
 
-    /// True once the peer process has exited. One `poll` syscall: call it only while waiting.
+    fn fallback(pid: i32) -> Liveness {
+        // SO_PEERCRED reports pid 0 for a peer outside our PID namespace.
+        match (pid > 0).then(|| proc_start_time(pid)).flatten() {
+            Some(started) => Liveness::ProcStat(started),
+            None => Liveness::Unknown,
+        }
+    }
+
+    /// How this watch tells that the peer has exited.
+    pub(crate) fn liveness(&self) -> PeerLiveness {
+        match self.liveness {
+            Liveness::Pidfd(_) => PeerLiveness::Pidfd,
+            Liveness::ProcStat(_) => PeerLiveness::ProcStat,
+            Liveness::Unknown => PeerLiveness::Unknown,
+        }
+    }
+
+    /// True once the peer process has exited. One `poll` syscall (or one read of
+    /// `/proc/PID/stat`): call it only while waiting.
     pub(crate) fn has_exited(&self) -> bool {
-        let mut fds = [PollFd::new(self.pidfd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::ZERO) {
-            Ok(n) => n > 0,
-            Err(_) => false,
+        match &self.liveness {
+            Liveness::Pidfd(pidfd) => {
+                let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::ZERO) {
+                    Ok(n) => n > 0,
+                    Err(_) => false,
+                }
+            }
+            Liveness::ProcStat(started) => proc_start_time(self.credentials.pid) != Some(*started),
+            Liveness::Unknown => false,
         }
     }
 
@@ -62,6 +133,20 @@ impl PeerWatch {
     }
 }
 
+/// Start time (field 22 of `/proc/PID/stat`) of a live process: `None` when it has exited,
+/// is a zombie (exited, not yet reaped), or cannot be read.
+fn proc_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: parse after it.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace(); // field 3 onwards
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok() // field 22
+}
+
 fn pidfd_open(pid: i32) -> Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is passed.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -72,6 +157,13 @@ fn pidfd_open(pid: i32) -> Result<OwnedFd> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     debug_assert!(fd.as_raw_fd() >= 0);
     Ok(fd)
+}
+
+#[cfg(test)]
+impl Liveness {
+    fn is_unknown(&self) -> bool {
+        matches!(self, Liveness::Unknown)
+    }
 }
 
 #[cfg(test)]
@@ -99,8 +191,41 @@ mod tests {
                 uid: 0,
                 gid: 0,
             },
-            pidfd,
+            liveness: Liveness::Pidfd(pidfd),
         };
         assert!(watch.has_exited());
+    }
+
+    #[test]
+    fn without_a_pidfd_proc_stat_tells_a_live_peer_from_an_exited_or_reused_one() {
+        let credentials = |pid: u32| PeerCredentials {
+            pid: pid as i32,
+            uid: 0,
+            gid: 0,
+        };
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let watch = PeerWatch {
+            credentials: credentials(child.id()),
+            liveness: PeerWatch::fallback(child.id() as i32),
+        };
+        assert_eq!(watch.liveness(), PeerLiveness::ProcStat);
+        assert!(!watch.has_exited());
+        child.kill().unwrap();
+        // Killed but not yet reaped (a zombie) already counts as gone.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(watch.has_exited());
+        child.wait().unwrap();
+        assert!(watch.has_exited());
+        // Our own pid, but a start time that is not ours: a reused pid.
+        let reused = PeerWatch {
+            credentials: credentials(std::process::id()),
+            liveness: Liveness::ProcStat(1),
+        };
+        assert!(reused.has_exited());
+        // A peer outside our PID namespace (pid 0): not watched, never reported gone.
+        assert!(PeerWatch::fallback(0).is_unknown());
     }
 }

@@ -80,10 +80,9 @@ const PEER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 impl Producer {
     pub(crate) fn new(region: Arc<Region>, peer: Option<Arc<PeerWatch>>) -> Producer {
-        let header = region.header();
-        let head = header.head.load(Ordering::Acquire);
-        let cached_tail = header.tail.load(Ordering::Acquire);
-        let poisoned = region.start_cursor_problem();
+        // Loaded once and checked as loaded: a peer may change them between two loads.
+        let (head, cached_tail) = (region.load_head(), region.load_tail());
+        let poisoned = region.start_cursor_problem(head, cached_tail);
         Producer {
             ring: region.ring(),
             capacity: region.capacity(),
@@ -297,7 +296,7 @@ impl Producer {
         let word = self
             .region
             .header()
-            .consumer_heartbeat
+            .consumer_features
             .load(Ordering::Acquire);
         layout::consumer_has_feature(word, layout::FEATURE_BARE_SKIP)
     }
@@ -366,11 +365,12 @@ impl Producer {
     /// Reloads the consumer's tail; a tail the format forbids marks the ring fatal.
     #[inline(never)]
     fn refresh_tail(&mut self) -> Result<()> {
-        let tail = self.region.header().tail.load(Ordering::Acquire);
-        if tail < self.cached_tail || tail > self.head {
+        let tail = self.region.load_tail();
+        if tail < self.cached_tail || tail > self.head || tail % SLOT_HEADER_LEN as u64 != 0 {
             self.region.mark_fatal();
             return Err(Error::Corrupt(format!(
-                "consumer published tail {tail}, outside [{}, {}] (our last seen tail, our head)",
+                "consumer published tail {tail}, outside [{}, {}] (our last seen tail, our head) \
+                 or not 64-byte aligned",
                 self.cached_tail, self.head
             )));
         }
@@ -627,5 +627,32 @@ mod tests {
         region.header().head.store(100, Ordering::Release);
         let mut producer = Producer::new(Arc::clone(&region), None);
         assert!(matches!(producer.send(1, b"x"), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "a 2 s race; under Miri the scripted peer of the fuzzing tests covers it"
+    )]
+    fn start_cursors_a_peer_flips_are_checked_as_loaded() {
+        // Valid pairs, one misaligned near the ring's end: a producer that takes head and tail
+        // from one load and checks another could start with tail > head (free space
+        // underflows) or at ring offset 252 (header writes past the ring).
+        let region = Arc::new(Region::heap(256).unwrap());
+        let _peer = crate::shm::CursorFlipper::start(&region, &[(0, 0), (64, 64), (252, 252)]);
+        let started = Instant::now();
+        loop {
+            let mut producer = Producer::new(Arc::clone(&region), None);
+            for _ in 0..4 {
+                match producer.send(1, &[7; 8]) {
+                    Ok(()) | Err(Error::Full { .. }) => {}
+                    Err(Error::Corrupt(_)) => break,
+                    Err(other) => panic!("{other}"),
+                }
+            }
+            if started.elapsed() > Duration::from_secs(2) {
+                break;
+            }
+        }
     }
 }

@@ -19,7 +19,7 @@ use crate::consumer::{Consumer, Message};
 use crate::error::{Error, Result};
 use crate::handshake;
 use crate::layout::Handshake;
-use crate::peer::{PeerCredentials, PeerWatch};
+use crate::peer::{ListenReport, PeerCredentials, PeerWatch};
 use crate::producer::{Producer, WriteSlot};
 use crate::shm::Region;
 use crate::type_id;
@@ -85,7 +85,7 @@ impl BusOptions {
         let (fwd, fwd_fd) = Region::create_memfd(&label, capacity_fwd)?;
         let (rev, rev_fd) = Region::create_memfd(&label, capacity_rev)?;
         let handshake = Handshake::new(capacity_fwd, Some(capacity_rev));
-        let peer = handshake::listen_and_send(
+        let (peer, report) = handshake::listen_and_send(
             path,
             &handshake,
             &[fwd_fd.as_fd(), rev_fd.as_fd()],
@@ -94,9 +94,10 @@ impl BusOptions {
         )?;
         let peer = Some(Arc::new(peer));
         Ok(Callee {
-            requests: self.consumer(Arc::new(fwd), peer.clone()),
+            requests: self.consumer(Arc::new(fwd), peer.clone()).reading_rpc(),
             replies: self.producer(Arc::new(rev), peer.clone()),
             peer,
+            report,
         })
     }
 
@@ -104,20 +105,16 @@ impl BusOptions {
     pub fn rpc_connect(self, path: impl AsRef<Path>) -> Result<Caller> {
         let (handshake, fds, peer) =
             handshake::connect_and_receive(path.as_ref(), self.connect_limits(), true)?;
-        let fwd = Region::attach(
-            &fds[0],
-            handshake.capacity_fwd as usize,
-            handshake.shm_size_fwd as usize,
-        )?;
-        let rev = Region::attach(
-            &fds[1],
-            handshake.capacity_rev as usize,
-            handshake.shm_size_rev as usize,
-        )?;
+        let mut regions = self.attach_received(&handshake, &fds)?.into_iter();
+        let (Some(fwd), Some(rev)) = (regions.next(), regions.next()) else {
+            return Err(Error::Handshake(
+                "an RPC listener must send two rings".into(),
+            ));
+        };
         let peer = Some(Arc::new(peer));
         Ok(Caller {
             requests: self.producer(Arc::new(fwd), peer.clone()),
-            replies: self.consumer(Arc::new(rev), peer.clone()),
+            replies: self.consumer(Arc::new(rev), peer.clone()).reading_rpc(),
             next_id: 1,
             peer,
         })
@@ -174,15 +171,22 @@ impl Caller {
         })
     }
 
-    /// Waits (spin, then futex) for the reply to call `id`. Replies arrive in call order; a
-    /// reply carrying another id is a protocol violation: the reply ring is marked fatal, as
-    /// upstream does, and [`Error::UnexpectedReply`] returned.
+    /// Waits (spin, then futex) for the reply to call `id`.
+    ///
+    /// Replies arrive in call order, so waiting for `id` first discards the replies to
+    /// earlier calls still unread: calls whose wait gave up ([`Error::Timeout`]) and whose
+    /// reply came late, or that were never waited for. Any other id (a later call's, or one
+    /// never made) is a protocol violation: the reply ring is marked fatal, as upstream does,
+    /// and [`Error::UnexpectedReply`] returned.
     pub fn wait(&mut self, id: u64) -> Result<Reply<'_>> {
+        self.replies.discard_correlation_ids_below(id);
         check_reply(self.replies.recv()?, id)
     }
 
-    /// Like [`wait`](Caller::wait), giving up with [`Error::Timeout`] after `timeout`.
+    /// Like [`wait`](Caller::wait), giving up with [`Error::Timeout`] after `timeout`. A
+    /// reply that arrives after that is discarded by the next wait for a later call.
     pub fn wait_timeout(&mut self, id: u64, timeout: Duration) -> Result<Reply<'_>> {
+        self.replies.discard_correlation_ids_below(id);
         check_reply(self.replies.recv_timeout(timeout)?, id)
     }
 
@@ -280,6 +284,7 @@ pub struct Callee {
     requests: Consumer,
     replies: Producer,
     peer: Option<Arc<PeerWatch>>,
+    report: ListenReport,
 }
 
 impl fmt::Debug for Callee {
@@ -297,6 +302,7 @@ impl Callee {
         Ok(Request {
             message,
             replies: &mut self.replies,
+            answered: false,
         })
     }
 
@@ -306,6 +312,7 @@ impl Callee {
         Ok(Request {
             message,
             replies: &mut self.replies,
+            answered: false,
         })
     }
 
@@ -324,6 +331,12 @@ impl Callee {
     pub fn peer_credentials(&self) -> Option<PeerCredentials> {
         self.peer.as_ref().map(|peer| peer.credentials)
     }
+
+    /// The connectors turned away before the caller was served, and how its death is
+    /// watched.
+    pub fn listen_report(&self) -> ListenReport {
+        self.report
+    }
 }
 
 fn send_reply(replies: &mut Producer, id: u64, msg_type: u16, payload: &[u8]) -> Result<()> {
@@ -339,14 +352,23 @@ fn reserve_reply(replies: &mut Producer, id: u64, max_len: usize) -> Result<Repl
     Ok(ReplySlot {
         slot: replies.reserve(max_len)?,
         id,
+        answered: None,
     })
 }
 
-/// A request, read in place. Answer it with [`reply`](Request::reply); dropping it without a
-/// reply releases it unanswered (the caller's `wait` then gets the next reply, or times out).
+/// The message type of an error reply, as upstream's dispatcher sends when a handler fails;
+/// its payload is the failed request's message type, a big-endian `u16`.
+pub const ERROR_REPLY_TYPE: u16 = 0xFFFF;
+
+/// A request, read in place. Answer it with [`reply`](Request::reply) or
+/// [`reserve_reply`](Request::reserve_reply). Dropped unanswered (an error on the way, a
+/// panic), it answers with upstream's error reply ([`ERROR_REPLY_TYPE`], payload the
+/// request's message type, big endian), if the reply ring has room at that moment, so its
+/// caller is not left waiting. [`defer`](Request::defer) releases it to be answered later.
 pub struct Request<'a> {
     message: Message<'a>,
     replies: &'a mut Producer,
+    answered: bool,
 }
 
 impl fmt::Debug for Request<'_> {
@@ -370,14 +392,24 @@ impl Request<'_> {
         type_id::msg_type(self.message.type_id())
     }
 
-    /// Sends the reply and releases the request.
-    pub fn reply(self, msg_type: u16, payload: &[u8]) -> Result<()> {
+    /// Sends the reply and releases the request. On failure (no room, too large) the request
+    /// is dropped unanswered, which sends the error reply if it can.
+    pub fn reply(mut self, msg_type: u16, payload: &[u8]) -> Result<()> {
         send_reply(
             self.replies,
             self.message.correlation_id(),
             msg_type,
             payload,
-        )
+        )?;
+        self.answered = true;
+        Ok(())
+    }
+
+    /// Releases the request without answering it now, and returns its id: answer it later
+    /// with [`Callee::reply`]. (No error reply is sent for it.)
+    pub fn defer(mut self) -> u64 {
+        self.answered = true;
+        self.message.correlation_id()
     }
 
     /// Reserves the reply in place, keeping the request readable until the reply is
@@ -393,7 +425,24 @@ impl Request<'_> {
             return Err(Error::ZeroCorrelationId);
         }
         let slot = self.replies.reserve_timeout(max_len, timeout)?;
-        Ok((self.message.data(), ReplySlot { slot, id }))
+        let reply = ReplySlot {
+            slot,
+            id,
+            answered: Some(&mut self.answered),
+        };
+        Ok((self.message.data(), reply))
+    }
+}
+
+impl Drop for Request<'_> {
+    fn drop(&mut self) {
+        let id = self.message.correlation_id();
+        if self.answered || id == 0 {
+            return;
+        }
+        let failed_type = type_id::msg_type(self.message.type_id()).to_be_bytes();
+        // Never waits: with the reply ring full, the caller's own timeout must do.
+        let _ = send_reply(self.replies, id, ERROR_REPLY_TYPE, &failed_type);
     }
 }
 
@@ -413,6 +462,8 @@ impl<'a> Request<'a> {
 pub struct ReplySlot<'a> {
     slot: WriteSlot<'a>,
     id: u64,
+    /// The request this answers, when it is still held ([`Request::reserve_reply`]).
+    answered: Option<&'a mut bool>,
 }
 
 impl fmt::Debug for ReplySlot<'_> {
@@ -425,7 +476,11 @@ impl ReplySlot<'_> {
     /// Sends the first `len` bytes as the reply, of type `msg_type`.
     pub fn commit(self, len: usize, msg_type: u16) -> Result<()> {
         self.slot
-            .commit_rpc(len, type_id::compose(0, msg_type), self.id)
+            .commit_rpc(len, type_id::compose(0, msg_type), self.id)?;
+        if let Some(answered) = self.answered {
+            *answered = true;
+        }
+        Ok(())
     }
 }
 

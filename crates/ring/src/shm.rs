@@ -9,6 +9,7 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 use nix::fcntl::{FcntlArg, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::stat::{Mode, fchmod, fstat};
+use nix::sys::statfs::{HUGETLBFS_MAGIC, TMPFS_MAGIC, fstatfs};
 
 use crate::error::{Error, Result};
 use crate::layout::{
@@ -24,6 +25,9 @@ pub(crate) struct Region {
     base: *mut u8,
     capacity: usize,
     _backing: Backing,
+    /// Fuzzing and tests: cursor writes a scripted peer makes, one before each cursor load.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) scripted_peer: ScriptedPeer,
 }
 
 /// Held only for its `Drop`: unmapping or freeing the bytes.
@@ -94,6 +98,8 @@ impl Region {
             base: heap.base,
             capacity,
             _backing: Backing::Heap(heap),
+            #[cfg(any(test, feature = "fuzzing"))]
+            scripted_peer: ScriptedPeer::default(),
         };
         region.format();
         Ok(region)
@@ -114,6 +120,8 @@ impl Region {
             base: map.as_mut_ptr(),
             capacity,
             _backing: Backing::Mapped(map),
+            #[cfg(any(test, feature = "fuzzing"))]
+            scripted_peer: ScriptedPeer::default(),
         })
     }
 
@@ -135,6 +143,7 @@ impl Region {
             .store(sleeping::AWAKE, Ordering::Relaxed);
         header.producer_heartbeat.store(0, Ordering::Relaxed);
         header.consumer_heartbeat.store(0, Ordering::Relaxed);
+        header.consumer_features.store(0, Ordering::Relaxed);
         header.state.store(state::READY, Ordering::Release);
     }
 
@@ -192,11 +201,10 @@ impl Region {
         Ok(())
     }
 
-    /// Checks the cursors an end finds when it starts (the peer may have written them): `None`
-    /// when consistent, else marks the ring fatal and says why.
-    pub(crate) fn start_cursor_problem(&self) -> Option<String> {
-        let head = self.header().head.load(Ordering::Acquire);
-        let tail = self.header().tail.load(Ordering::Acquire);
+    /// Checks the cursors an end found when it started, as it loaded them (a peer may rewrite
+    /// them between two loads, so the values checked must be the values used): `None` when
+    /// consistent, else marks the ring fatal and says why.
+    pub(crate) fn start_cursor_problem(&self, head: u64, tail: u64) -> Option<String> {
         let problem = layout::cursor_problem(head, tail, self.capacity)?;
         self.mark_fatal();
         Some(format!(
@@ -204,6 +212,40 @@ impl Region {
             self.capacity
         ))
     }
+
+    /// The producer's published head (acquire). Every load by an end goes through here or
+    /// [`load_tail`](Region::load_tail), so the fuzz targets can interleave peer writes.
+    #[inline(always)]
+    pub(crate) fn load_head(&self) -> u64 {
+        self.scripted_peer_step();
+        self.header().head.load(Ordering::Acquire)
+    }
+
+    /// The consumer's published tail (acquire); see [`load_head`](Region::load_head).
+    #[inline(always)]
+    pub(crate) fn load_tail(&self) -> u64 {
+        self.scripted_peer_step();
+        self.header().tail.load(Ordering::Acquire)
+    }
+
+    #[cfg(any(test, feature = "fuzzing"))]
+    fn scripted_peer_step(&self) {
+        let write = self
+            .scripted_peer
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop_front();
+        match write {
+            Some(CursorWrite::Head(head)) => self.header().head.store(head, Ordering::Release),
+            Some(CursorWrite::Tail(tail)) => self.header().tail.store(tail, Ordering::Release),
+            None => {}
+        }
+    }
+
+    #[cfg(not(any(test, feature = "fuzzing")))]
+    #[inline(always)]
+    fn scripted_peer_step(&self) {}
 
     pub(crate) fn header(&self) -> &ArenaHeader {
         // SAFETY: `base` points to at least ARENA_HEADER_LEN bytes that live as long as `self`,
@@ -244,7 +286,7 @@ pub(crate) fn check_capacity(capacity: usize) -> Result<()> {
 ///
 /// It must be a memfd (it answers `F_GET_SEALS`) sealed against shrinking: otherwise the peer
 /// could truncate it under our mapping and kill us with `SIGBUS` on the next access. It must be
-/// at least `shm_size` bytes long, for the same reason.
+/// on tmpfs (not a hugetlb memfd) and at least `shm_size` bytes long, for the same reason.
 pub(crate) fn verify_received_fd(fd: &OwnedFd, shm_size: usize) -> Result<()> {
     let seals = fcntl(fd, FcntlArg::F_GET_SEALS).map_err(|errno| {
         Error::Handshake(format!(
@@ -259,6 +301,20 @@ pub(crate) fn verify_received_fd(fd: &OwnedFd, shm_size: usize) -> Result<()> {
             seals.bits()
         )));
     }
+    // A memfd lives on tmpfs, unless it was made with MFD_HUGETLB: a hole punched in a
+    // hugetlbfs file while the huge-page pool is exhausted SIGBUSes whoever touches it.
+    let filesystem = fstatfs(fd).map_err(|e| Error::os("fstatfs", e))?;
+    if filesystem.filesystem_type() != TMPFS_MAGIC {
+        return Err(Error::Handshake(format!(
+            "the peer's memfd is not on tmpfs (filesystem type {:#x}{}); refusing to map it",
+            filesystem.filesystem_type().0,
+            if filesystem.filesystem_type() == HUGETLBFS_MAGIC {
+                ", hugetlbfs: it could SIGBUS us when the huge-page pool runs out"
+            } else {
+                ""
+            }
+        )));
+    }
     let stat = fstat(fd.as_fd()).map_err(|e| Error::os("fstat", e))?;
     if (stat.st_size as u64) < shm_size as u64 {
         return Err(Error::Handshake(format!(
@@ -268,6 +324,22 @@ pub(crate) fn verify_received_fd(fd: &OwnedFd, shm_size: usize) -> Result<()> {
     }
     Ok(())
 }
+
+/// A cursor write by a scripted (fuzzed) peer.
+#[cfg(any(test, feature = "fuzzing"))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum CursorWrite {
+    Head(u64),
+    Tail(u64),
+}
+
+/// The writes a scripted peer makes, one before each cursor load of ours: the fuzz targets'
+/// way to change cursors between any two loads, deterministically.
+#[cfg(any(test, feature = "fuzzing"))]
+#[derive(Debug, Default)]
+pub(crate) struct ScriptedPeer(
+    pub(crate) std::sync::Mutex<std::collections::VecDeque<CursorWrite>>,
+);
 
 /// A zeroed, 128-byte-aligned heap block standing in for a mapping.
 struct HeapArena {
@@ -295,6 +367,46 @@ impl Drop for HeapArena {
         // SAFETY: `base` and `blocks` came from `Box::into_raw` of exactly this slice in
         // `zeroed`, and it is freed only here, once.
         drop(unsafe { Box::from_raw(slice) });
+    }
+}
+
+/// A hostile peer for tests: a thread that keeps rewriting (head, tail) through `pairs`, so
+/// that two loads of the cursors see different pairs. Stops when the returned guard drops.
+#[cfg(test)]
+pub(crate) struct CursorFlipper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(test)]
+impl CursorFlipper {
+    pub(crate) fn start(region: &std::sync::Arc<Region>, pairs: &'static [(u64, u64)]) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (region, stop) = (std::sync::Arc::clone(region), std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for &(head, tail) in pairs {
+                        region.header().head.store(head, Ordering::Release);
+                        region.header().tail.store(tail, Ordering::Release);
+                    }
+                }
+            })
+        };
+        CursorFlipper {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Drop for CursorFlipper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -332,6 +444,21 @@ mod tests {
         let file: OwnedFd = File::open("/proc/self/exe").unwrap().into();
         let err = Region::attach(&file, 64, 832).err().unwrap();
         assert!(err.to_string().contains("not a sealable memfd"), "{err}");
+    }
+
+    #[test]
+    fn a_sealed_hugetlb_memfd_is_refused() {
+        let fd = memfd_create(
+            "huge",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING | MFdFlags::MFD_HUGETLB,
+        )
+        .expect("memfd_create(MFD_HUGETLB)");
+        // Sizing a hugetlb file needs no pages from the pool (mapping it would).
+        nix::unistd::ftruncate(&fd, 2 << 20).expect("ftruncate to one 2 MiB huge page");
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK)).unwrap();
+        let err = verify_received_fd(&fd, 768 + 1024).unwrap_err();
+        assert!(err.to_string().contains("not on tmpfs"), "{err}");
+        assert!(err.to_string().contains("hugetlbfs"), "{err}");
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct Summary {
     pub sleeps: u64,
     pub wakeups: u64,
     pub missed_wakes: u64,
+    /// Connectors a listener turned away, or lost before the handshake (listening side only).
+    pub refused: Option<u32>,
+    pub vanished: Option<u32>,
 }
 
 impl Summary {
@@ -77,6 +80,7 @@ impl Summary {
             serde_json::json!({
                 "received": self.received, "bytes": self.bytes, "bad": self.bad,
                 "sleeps": self.sleeps, "wakeups": self.wakeups, "missed_wakes": self.missed_wakes,
+                "refused": self.refused, "vanished": self.vanished,
             })
         );
     }

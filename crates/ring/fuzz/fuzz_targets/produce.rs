@@ -1,4 +1,5 @@
-//! A producer whose consumer publishes whatever tail it likes, between sends of any size.
+//! A producer whose consumer publishes whatever cursors it likes, at its start and between
+//! sends of any size.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
