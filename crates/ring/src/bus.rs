@@ -232,7 +232,7 @@ impl BusOptions {
 /// in-process [`LocalBus`] gives both ends: on a bus with a peer, the peer plays one of them,
 /// and a second producer or consumer of ours would race it for the same slots.
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// # fn both_ends(bus: tachyon_ring::Bus) {
 /// let (producer, consumer) = bus.split(); // no such method: the peer holds one end
 /// # }
