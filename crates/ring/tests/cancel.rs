@@ -156,8 +156,9 @@ fn a_cancel_ends_an_rpc_wait_and_an_rpc_serve() {
                 let mut callee = Bus::options()
                     .cancel_token(token)
                     .rpc_listen(&path, 4096, 4096)?;
-                // The caller's call arrives; we never answer it, then wait for the next one.
-                drop(callee.serve_timeout(LONG)?);
+                // The caller's call arrives; we defer it (no answer, no error reply), then
+                // wait for the next one.
+                callee.serve_timeout(LONG)?.defer();
                 callee.serve_timeout(LONG).map(drop)
             })
         };
