@@ -863,4 +863,58 @@ mod tests {
             }
         }
     }
+
+    /// Writes `header` at ring offset `at` of `region`, as a hostile producer could.
+    fn put(region: &Region, at: usize, header: SlotHeader) {
+        // SAFETY: tests only: `at` + 24 lies inside the ring, which nobody else writes now.
+        unsafe { std::ptr::write_volatile(region.ring().add(at) as *mut SlotHeader, header) };
+    }
+
+    fn assert_fatal(region: &Region, outcome: Result<Option<usize>>, rule: &str) {
+        match outcome {
+            Err(Error::Corrupt(why)) => assert!(why.contains(rule), "{rule}: {why}"),
+            other => panic!("{rule}: expected Corrupt, got {other:?}"),
+        }
+        assert_eq!(
+            region.header().state.load(Ordering::Acquire),
+            state::FATAL_ERROR,
+            "{rule}: the ring was not marked fatal (state 4)"
+        );
+    }
+
+    /// A skip marker that claims more bytes than the producer published.
+    #[test]
+    fn a_skip_past_the_published_head_is_fatal() {
+        let region = Arc::new(Region::heap(256).unwrap());
+        let skip = SlotHeader {
+            size: SKIP_MARKER,
+            ..SlotHeader::default()
+        };
+        put(&region, 128, skip); // runs 128 bytes to the ring's end...
+        region.header().tail.store(128, Ordering::Release);
+        region.header().head.store(192, Ordering::Release); // ...but only 64 are published
+        let mut consumer = Consumer::new(Arc::clone(&region), 0, false, None);
+        let outcome = consumer.try_recv().map(|m| m.map(|m| m.len()));
+        assert_fatal(&region, outcome, "past the published head");
+    }
+
+    /// A head that moves backwards after messages were delivered.
+    #[test]
+    fn a_head_moving_backwards_mid_stream_is_fatal() {
+        let region = Arc::new(Region::heap(256).unwrap());
+        let slot = SlotHeader {
+            size: 1,
+            type_id: 7,
+            reserved_size: 64 + 64,
+            padding: 0,
+            correlation_id: 0,
+        };
+        put(&region, 0, slot);
+        region.header().head.store(128, Ordering::Release);
+        let mut consumer = Consumer::new(Arc::clone(&region), 0, false, None);
+        assert_eq!(consumer.try_recv().unwrap().map(|m| m.type_id()), Some(7));
+        region.header().head.store(64, Ordering::Release); // backwards
+        let outcome = consumer.try_recv().map(|m| m.map(|m| m.len()));
+        assert_fatal(&region, outcome, "outside");
+    }
 }

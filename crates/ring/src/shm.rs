@@ -93,7 +93,7 @@ impl Region {
     /// A heap-backed region, formatted: for in-process buses, tests and Miri.
     pub(crate) fn heap(capacity: usize) -> Result<Region> {
         check_capacity(capacity)?;
-        let heap = HeapArena::zeroed(layout::shm_size(capacity));
+        let heap = HeapArena::zeroed(layout::shm_size(capacity))?;
         let region = Region {
             base: heap.base,
             capacity,
@@ -341,32 +341,110 @@ pub(crate) struct ScriptedPeer(
     pub(crate) std::sync::Mutex<std::collections::VecDeque<CursorWrite>>,
 );
 
-/// A zeroed, 128-byte-aligned heap block standing in for a mapping.
+/// A zeroed, 128-byte-aligned block standing in for a mapping, between two `PROT_NONE` guard
+/// pages, its end against the second: a read or write past the arena (or just before it)
+/// faults at once instead of passing silently, which makes the hostile-input proptests and
+/// fuzzers prove "never outside the ring", not only "never panics". Under Miri, which checks
+/// every access itself and cannot `mprotect`, a plain heap block.
 struct HeapArena {
     base: *mut u8,
-    blocks: usize,
+    /// The whole reservation, guards included (`None`: the Miri heap block, of `len` bytes).
+    mapping: Option<(*mut libc::c_void, usize)>,
+    len: usize,
 }
 
+#[cfg(miri)]
 #[repr(C, align(128))]
 #[derive(Clone, Copy)]
 struct Block([u8; 128]);
 
 impl HeapArena {
-    fn zeroed(len: usize) -> HeapArena {
+    #[cfg(not(miri))]
+    fn zeroed(len: usize) -> Result<HeapArena> {
+        let page = page_size();
+        let body = len.div_ceil(page) * page;
+        let total = body + 2 * page;
+        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+        let start = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if start == libc::MAP_FAILED {
+            return Err(Error::os(
+                "mmap (in-memory ring)",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        let arena = HeapArena {
+            // The arena ends at the trailing guard (to within the 128-byte alignment).
+            // SAFETY: page + (body - len) rounded down stays inside the `total` bytes mapped.
+            base: unsafe { (start as *mut u8).add(page + ((body - len) & !127)) },
+            mapping: Some((start, total)),
+            len,
+        };
+        for guard in [0, page + body] {
+            // SAFETY: each guard is one whole page inside the mapping made above.
+            let done = unsafe {
+                libc::mprotect((start as *mut u8).add(guard).cast(), page, libc::PROT_NONE)
+            };
+            if done != 0 {
+                return Err(Error::os(
+                    "mprotect (guard page)",
+                    std::io::Error::last_os_error(),
+                ));
+            }
+        }
+        Ok(arena)
+    }
+
+    #[cfg(miri)]
+    fn zeroed(len: usize) -> Result<HeapArena> {
         let blocks = len.div_ceil(size_of::<Block>());
         let slice: Box<[Block]> = vec![Block([0; 128]); blocks].into_boxed_slice();
         // Leak to a raw pointer once, so every later access derives from the same provenance.
         let base = Box::into_raw(slice) as *mut Block as *mut u8;
-        HeapArena { base, blocks }
+        Ok(HeapArena {
+            base,
+            mapping: None,
+            len: blocks * size_of::<Block>(),
+        })
+    }
+}
+
+#[cfg(not(miri))]
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        size if size > 0 => size as usize,
+        _ => 4096,
     }
 }
 
 impl Drop for HeapArena {
     fn drop(&mut self) {
-        let slice = std::ptr::slice_from_raw_parts_mut(self.base as *mut Block, self.blocks);
-        // SAFETY: `base` and `blocks` came from `Box::into_raw` of exactly this slice in
-        // `zeroed`, and it is freed only here, once.
-        drop(unsafe { Box::from_raw(slice) });
+        match self.mapping {
+            // SAFETY: exactly the mapping made in `zeroed`, unmapped only here, once.
+            Some((start, total)) => unsafe {
+                libc::munmap(start, total);
+            },
+            None => {
+                #[cfg(miri)]
+                {
+                    let blocks = self.len / size_of::<Block>();
+                    let slice = std::ptr::slice_from_raw_parts_mut(self.base as *mut Block, blocks);
+                    // SAFETY: `base` and `blocks` came from `Box::into_raw` of exactly this
+                    // slice in `zeroed`, and it is freed only here, once.
+                    drop(unsafe { Box::from_raw(slice) });
+                }
+            }
+        }
+        let _ = self.len;
     }
 }
 
@@ -413,6 +491,52 @@ impl Drop for CursorFlipper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads one byte at `offset` from the arena's base in a forked child; true when the child
+    /// died of SIGSEGV (the read hit a guard page).
+    #[cfg(not(miri))]
+    fn read_faults(region: &Region, offset: isize) -> bool {
+        // SAFETY: the child only performs one volatile read and `_exit`s; it touches no lock
+        // or allocator state of the (multithreaded) parent.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: deliberately possibly out of bounds: the point of the test; in the child.
+            unsafe {
+                std::ptr::read_volatile(region.base.offset(offset));
+                libc::_exit(0);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child forked above; `status` is a live int.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSEGV
+    }
+
+    #[test]
+    #[cfg(not(miri))]
+    fn an_in_memory_arena_is_fenced_by_guard_pages() {
+        for capacity in [128usize, 4096, 1 << 16] {
+            let region = Region::heap(capacity).unwrap();
+            let len = layout::shm_size(capacity) as isize;
+            assert!(
+                !read_faults(&region, 0),
+                "the arena's first byte is readable"
+            );
+            assert!(
+                !read_faults(&region, len - 1),
+                "the arena's last byte is readable"
+            );
+            assert!(
+                read_faults(&region, len),
+                "one byte past the ring's end must fault"
+            );
+            assert!(
+                read_faults(&region, len + 4095),
+                "a page past the end must fault"
+            );
+        }
+    }
 
     #[test]
     fn memfd_region_is_sealed_sized_and_formatted() {
