@@ -39,7 +39,7 @@ struct Args {
     /// Seed of the size draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Publish after every message instead of every 32.
+    /// Publish every message (`commit`) instead of batching (`commit_unflushed`: every 32).
     #[arg(long)]
     flush_each: bool,
     /// After this many messages, flush and pause for `--pause-ms` (exercises the consumer's
@@ -98,11 +98,12 @@ fn run(args: &Args) -> tachyon_ring::Result<()> {
         };
         let mut slot = producer.reserve_timeout(len, timeout)?;
         common::fill_pattern(i, &mut slot[..len]);
-        slot.commit(len, common::pattern_type_id(i))?;
-        bytes += len as u64;
         if args.flush_each {
-            producer.flush();
+            slot.commit(len, common::pattern_type_id(i))?;
+        } else {
+            slot.commit_unflushed(len, common::pattern_type_id(i))?;
         }
+        bytes += len as u64;
         if args.die_after == Some(i + 1) {
             producer.flush();
             common::die();
@@ -115,7 +116,7 @@ fn run(args: &Args) -> tachyon_ring::Result<()> {
     if !args.no_sentinel {
         producer.send_timeout(0, &[], timeout)?;
     }
-    producer.flush();
+    producer.flush(); // publishes the batch when there is no sentinel
     let elapsed = started.elapsed().as_secs_f64();
     println!(
         "{}",

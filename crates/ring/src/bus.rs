@@ -137,7 +137,6 @@ impl BusOptions {
 ///     .connect(&path)?
 ///     .into_producer();
 /// producer.send(1, b"hello")?;
-/// producer.flush();
 /// listener.join().unwrap()?;
 /// # Ok(()) }
 /// ```

@@ -30,7 +30,6 @@ const SPINS_PER_CLOCK_READ: u32 = 1024;
 /// use std::time::Duration;
 /// let (mut producer, mut consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
 /// producer.send(1, b"tick")?;
-/// producer.flush();
 /// let message = consumer.recv_timeout(Duration::from_secs(1))?;
 /// assert_eq!(message.data(), b"tick");
 /// # Ok(()) }
@@ -190,9 +189,9 @@ impl Consumer {
     /// # fn main() -> Result<(), tachyon_ring::Error> {
     /// let (mut producer, mut consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
     /// for i in 0..3u8 {
-    ///     producer.send(1, &[i])?;
+    ///     producer.send_unflushed(1, &[i])?;
     /// }
-    /// producer.flush();
+    /// producer.flush(); // one publish for the three
     /// let mut seen = Vec::new();
     /// assert_eq!(consumer.drain(10, |m| seen.push(m.data()[0]))?, 3);
     /// assert_eq!(seen, [0, 1, 2]);

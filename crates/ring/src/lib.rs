@@ -14,7 +14,9 @@
 //!
 //! # Guarantees
 //! - Messages arrive in order, each exactly once, with the bytes and type id committed.
-//! - Commits become visible in batches of 32 and on [`Producer::flush`], as the format says.
+//! - [`Producer::send`], [`Producer::send_timeout`] and [`WriteSlot::commit`] publish at once,
+//!   as upstream's `send` and `commit` do. Batching is explicit: the `_unflushed` variants
+//!   publish every 32 commits (the format's rule) and on [`Producer::flush`].
 //! - With this crate's consumer, no ring size deadlocks: it returns space whenever it finds
 //!   the ring empty, not only every 32 messages as upstream does.
 //! - A full ring fails [`Producer::send`] at once ([`Error::Full`]);
@@ -34,8 +36,7 @@
 //! # fn main() -> Result<(), tachyon_ring::Error> {
 //! let (mut producer, mut consumer) = tachyon_ring::Bus::in_memory(1 << 16)?.split();
 //! producer.send(tachyon_ring::type_id::compose(0, 1), b"bid")?;
-//! producer.flush();
-//! let message = consumer.try_recv()?.expect("flushed");
+//! let message = consumer.try_recv()?.expect("send publishes");
 //! assert_eq!(message.data(), b"bid");
 //! # Ok(()) }
 //! ```

@@ -14,17 +14,31 @@ use crate::wait::{self, SpaceWait};
 
 /// Writes messages into the ring. One per ring; `Send`, not `Sync`.
 ///
-/// Commits are *published* (made visible to the consumer) in batches of 32, as the wire
-/// format prescribes, and whenever [`flush`](Producer::flush) is called, the ring is found
-/// full, or the producer is dropped. Publishing wakes a sleeping consumer.
+/// [`send`](Producer::send), [`send_timeout`](Producer::send_timeout) and
+/// [`WriteSlot::commit`] *publish* at once: the message is visible to the consumer (and a
+/// sleeping consumer woken) when they return, as upstream's `send` and `commit` do.
+///
+/// Batching is explicit: [`send_unflushed`](Producer::send_unflushed),
+/// [`send_timeout_unflushed`](Producer::send_timeout_unflushed) and
+/// [`WriteSlot::commit_unflushed`] commit without publishing; their messages become visible
+/// every 32 commits (the wire format's rule), on [`flush`](Producer::flush), when the ring is
+/// found full, or when the producer is dropped. One publish per batch instead of one per
+/// message is what streaming throughput is made of.
 ///
 /// ```
 /// # fn main() -> Result<(), tachyon_ring::Error> {
 /// let (mut producer, mut consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
-/// producer.send(7, b"hello")?;
-/// producer.flush();
+/// producer.send(7, b"hello")?; // published now
 /// let message = consumer.try_recv()?.expect("published");
 /// assert_eq!((message.type_id(), message.data()), (7, &b"hello"[..]));
+/// drop(message);
+///
+/// for tick in 0..3u8 {
+///     producer.send_unflushed(1, &[tick])?; // committed, not yet visible
+/// }
+/// assert!(consumer.try_recv()?.is_none());
+/// producer.flush(); // all three at once
+/// assert_eq!(consumer.drain(10, |_| {})?, 3);
 /// # Ok(()) }
 /// ```
 pub struct Producer {
@@ -118,8 +132,7 @@ impl Producer {
     /// let (mut producer, mut consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
     /// let mut slot = producer.reserve(16)?;
     /// slot[..3].copy_from_slice(b"abc");
-    /// slot.commit(3, 1)?;
-    /// producer.flush();
+    /// slot.commit(3, 1)?; // publishes; `commit_unflushed` would batch
     /// assert_eq!(consumer.try_recv()?.unwrap().data(), b"abc");
     /// # Ok(()) }
     /// ```
@@ -137,25 +150,49 @@ impl Producer {
         Ok(WriteSlot::new(self, placement, max_len))
     }
 
-    /// Copies `payload` into a new message and commits it, without waiting for space.
+    /// Copies `payload` into a new message, commits it and publishes it (with every earlier
+    /// unpublished commit), without waiting for space: [`Error::Full`] at once when full.
     #[inline]
     pub fn send(&mut self, type_id: u32, payload: &[u8]) -> Result<()> {
+        self.send_unflushed(type_id, payload)?;
+        self.flush();
+        Ok(())
+    }
+
+    /// Like [`send`](Producer::send), but leaves the message unpublished until the batch of
+    /// 32 fills, [`flush`](Producer::flush) is called, or the ring is found full.
+    #[inline]
+    pub fn send_unflushed(&mut self, type_id: u32, payload: &[u8]) -> Result<()> {
         let placement = self.try_place(payload.len())?;
         self.write_and_commit(placement, type_id, payload);
         Ok(())
     }
 
-    /// Like [`send`](Producer::send), but waits for space up to `timeout`.
+    /// Like [`send`](Producer::send) (publishing), but waits for space up to `timeout`.
     ///
     /// Upstream's producer fails at once when full; this one first publishes what it has
     /// committed (so the consumer can drain it) and then waits.
     pub fn send_timeout(&mut self, type_id: u32, payload: &[u8], timeout: Duration) -> Result<()> {
+        self.send_timeout_unflushed(type_id, payload, timeout)?;
+        self.flush();
+        Ok(())
+    }
+
+    /// Like [`send_timeout`](Producer::send_timeout), but batched as
+    /// [`send_unflushed`](Producer::send_unflushed) is.
+    pub fn send_timeout_unflushed(
+        &mut self,
+        type_id: u32,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<()> {
         let placement = self.place_waiting(payload.len(), timeout)?;
         self.write_and_commit(placement, type_id, payload);
         Ok(())
     }
 
-    /// Publishes every commit now and wakes the consumer if it sleeps.
+    /// Publishes every commit now and wakes the consumer if it sleeps. Needed only after the
+    /// `_unflushed` calls; harmless (and cheap) when nothing is pending.
     #[inline]
     pub fn flush(&mut self) {
         if self.unpublished > 0 {
@@ -458,10 +495,19 @@ impl<'a> WriteSlot<'a> {
         }
     }
 
-    /// Commits the first `len` bytes of the slot as a message of type `type_id`.
-    /// [`Error::CommitTooLong`] (and a rollback) when `len` exceeds the reserved length.
+    /// Commits the first `len` bytes of the slot as a message of type `type_id` and publishes
+    /// it (with every earlier unpublished commit). [`Error::CommitTooLong`] (and a rollback)
+    /// when `len` exceeds the reserved length.
     #[inline]
     pub fn commit(self, len: usize, type_id: u32) -> Result<()> {
+        self.commit_with(len, type_id, 0)?.flush();
+        Ok(())
+    }
+
+    /// Like [`commit`](WriteSlot::commit), but leaves the message unpublished until the batch
+    /// of 32 fills or [`Producer::flush`] is called (upstream's `commit_unflushed`).
+    #[inline]
+    pub fn commit_unflushed(self, len: usize, type_id: u32) -> Result<()> {
         self.commit_with(len, type_id, 0).map(drop)
     }
 
@@ -565,6 +611,74 @@ mod tests {
             matches!(producer.send(1, &[]), Err(Error::Corrupt(_))),
             "tail went backwards"
         );
+    }
+
+    fn published_head(region: &Region) -> u64 {
+        region.header().head.load(Ordering::Acquire)
+    }
+
+    #[test]
+    fn send_and_commit_publish_at_once() {
+        let (mut producer, region) = producer_on(4096);
+        producer.send(1, b"a").unwrap();
+        assert_eq!(published_head(&region), 128);
+        producer
+            .send_timeout(1, b"b", Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(published_head(&region), 256);
+        let mut slot = producer.reserve(8).unwrap();
+        slot[0] = 1;
+        slot.commit(1, 1).unwrap();
+        assert_eq!(published_head(&region), 384);
+        assert_eq!(producer.unpublished(), 0);
+    }
+
+    #[test]
+    fn unflushed_calls_wait_for_flush_or_the_batch_of_32() {
+        let (mut producer, region) = producer_on(1 << 16);
+        producer.send_unflushed(1, b"a").unwrap();
+        producer
+            .send_timeout_unflushed(1, b"b", Duration::from_secs(1))
+            .unwrap();
+        producer.reserve(8).unwrap().commit_unflushed(1, 1).unwrap();
+        assert_eq!(published_head(&region), 0, "nothing published before flush");
+        assert_eq!(producer.unpublished(), 3);
+        producer.flush();
+        assert_eq!(published_head(&region), 3 * 128);
+        for _ in 0..PUBLISH_BATCH - 1 {
+            producer.send_unflushed(1, b"c").unwrap();
+        }
+        assert_eq!(
+            published_head(&region),
+            3 * 128,
+            "31 commits stay unpublished"
+        );
+        producer.send_unflushed(1, b"c").unwrap();
+        assert_eq!(
+            published_head(&region),
+            (3 + 32) * 128,
+            "the 32nd publishes"
+        );
+    }
+
+    #[test]
+    fn a_publishing_send_publishes_earlier_unflushed_commits_too() {
+        let (mut producer, region) = producer_on(4096);
+        producer.send_unflushed(1, b"a").unwrap();
+        producer.send(1, b"b").unwrap();
+        assert_eq!(published_head(&region), 256);
+    }
+
+    #[test]
+    fn a_dropped_slot_publishes_nothing() {
+        let (mut producer, region) = producer_on(4096);
+        {
+            let mut slot = producer.reserve(8).unwrap();
+            slot[0] = 1;
+        }
+        producer.flush();
+        assert_eq!(published_head(&region), 0);
+        assert_eq!(producer.head, 0, "the head returned to the slot's start");
     }
 
     #[test]
