@@ -1,6 +1,8 @@
 //! The consuming end of a ring.
 
 use std::fmt;
+use std::marker::PhantomData;
+use std::ops::DerefMut;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
@@ -134,6 +136,27 @@ impl Consumer {
         self.received
     }
 
+    /// Changes how many times the consumer polls an empty ring before sleeping (upstream
+    /// takes it on every blocking receive; here it is a setting of the consumer).
+    pub fn set_spin_threshold(&mut self, spins: u32) {
+        self.spin_threshold = spins;
+    }
+
+    /// Switches pure-spin mode (never sleep) on or off, and tells producers through the shared
+    /// futex word, as [`BusOptions::pure_spin`](crate::BusOptions::pure_spin) does at start.
+    pub fn set_pure_spin(&mut self, pure_spin: bool) {
+        self.pure_spin = pure_spin;
+        let word = if pure_spin {
+            sleeping::PURE_SPIN
+        } else {
+            sleeping::AWAKE
+        };
+        self.region
+            .header()
+            .consumer_sleeping
+            .store(word, Ordering::Release);
+    }
+
     /// Futex sleeps so far, and how many of them ended in a producer's wake (rather than the
     /// 200 ms timeout): the evidence that the peer's wake-ups reach us.
     pub fn sleep_stats(&self) -> (u64, u64) {
@@ -142,10 +165,7 @@ impl Consumer {
 
     /// The next message, if one has been published; never waits.
     pub fn try_recv(&mut self) -> Result<Option<Message<'_>>> {
-        Ok(self.next_slot()?.map(|slot| Message {
-            consumer: self,
-            slot,
-        }))
+        Ok(self.next_slot()?.map(|slot| Message::new(self, slot)))
     }
 
     /// The next message, waiting for it as long as it takes: spin up to the spin threshold,
@@ -155,19 +175,13 @@ impl Consumer {
     /// published has been delivered (cross-process buses only).
     pub fn recv(&mut self) -> Result<Message<'_>> {
         let slot = self.wait_for_slot(None)?;
-        Ok(Message {
-            consumer: self,
-            slot,
-        })
+        Ok(Message::new(self, slot))
     }
 
     /// Like [`recv`](Consumer::recv), but gives up with [`Error::Timeout`] after `timeout`.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>> {
         let slot = self.wait_for_slot(Some(timeout))?;
-        Ok(Message {
-            consumer: self,
-            slot,
-        })
+        Ok(Message::new(self, slot))
     }
 
     /// Waits (spin, then futex) until a message is ready, without taking it: `Ok(true)` when
@@ -201,10 +215,7 @@ impl Consumer {
         let mut handed = 0;
         while handed < max {
             let Some(slot) = self.next_slot()? else { break };
-            let message = Message {
-                consumer: self,
-                slot,
-            };
+            let message = Message::new(self, slot);
             each(&message);
             handed += 1;
         }
@@ -431,12 +442,17 @@ impl Drop for Consumer {
 /// not act on torn data copy out first with [`to_vec`](Message::to_vec) or
 /// [`copy_to`](Message::copy_to), which read shared memory through raw pointers, never through
 /// a reference, and validate the copy.
-pub struct Message<'a> {
-    consumer: &'a mut Consumer,
+///
+/// `C` is how the message holds its consumer: `&mut Consumer` from [`Consumer::recv`] and
+/// friends, or any guard that dereferences to one (a `RefMut`, a `MutexGuard`) from
+/// [`Message::recv_in`], for consumers kept behind a cell and shared by `&` reference.
+pub struct Message<'a, C: DerefMut<Target = Consumer> = &'a mut Consumer> {
+    consumer: C,
     slot: Slot,
+    _borrow: PhantomData<&'a mut Consumer>,
 }
 
-impl fmt::Debug for Message<'_> {
+impl<C: DerefMut<Target = Consumer>> fmt::Debug for Message<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Message")
             .field("type_id", &self.type_id())
@@ -445,7 +461,48 @@ impl fmt::Debug for Message<'_> {
     }
 }
 
-impl Message<'_> {
+impl<'a> Message<'a> {
+    fn new(consumer: &'a mut Consumer, slot: Slot) -> Self {
+        Message {
+            consumer,
+            slot,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Rejects this message as a protocol violation: the ring is marked fatal and the slot is
+    /// left unconsumed (what upstream does with an RPC reply of the wrong id).
+    pub(crate) fn reject(self, detail: String) -> Error {
+        let error = self.consumer.corrupt(detail);
+        std::mem::forget(self);
+        error
+    }
+}
+
+impl<C: DerefMut<Target = Consumer>> Message<'_, C> {
+    /// [`Consumer::recv`] for a consumer reached through a guard `C`, which the message keeps
+    /// until it is dropped.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tachyon_ring::Error> {
+    /// use std::cell::RefCell;
+    /// use tachyon_ring::Message;
+    /// let (mut producer, consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
+    /// let shared = RefCell::new(consumer);
+    /// producer.send(1, b"tick")?;
+    /// let message = Message::recv_in(shared.borrow_mut())?;
+    /// assert_eq!(message.data(), b"tick");
+    /// # Ok(()) }
+    /// ```
+    pub fn recv_in(mut consumer: C) -> Result<Self> {
+        let slot = consumer.wait_for_slot(None)?;
+        Ok(Message {
+            consumer,
+            slot,
+            _borrow: PhantomData,
+        })
+    }
+
     /// The message's type id: route id in bits 31..16, message type in 15..0.
     pub fn type_id(&self) -> u32 {
         self.slot.header.type_id
@@ -504,18 +561,27 @@ impl Message<'_> {
             std::ptr::copy_nonoverlapping(self.payload_ptr(), target.as_mut_ptr(), target.len())
         };
     }
+}
 
-    /// Rejects this message as a protocol violation: the ring is marked fatal and the slot is
-    /// left unconsumed (what upstream does with an RPC reply of the wrong id).
-    pub(crate) fn reject(self, detail: String) -> Error {
-        let error = self.consumer.corrupt(detail);
-        std::mem::forget(self);
-        error
+impl<C: DerefMut<Target = Consumer>> Drop for Message<'_, C> {
+    fn drop(&mut self) {
+        self.consumer.release(&self.slot);
     }
 }
 
-impl Drop for Message<'_> {
-    fn drop(&mut self) {
-        self.consumer.release(&self.slot);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pure_spin_switches_and_producers_see_it_in_the_futex_word() {
+        let region = Arc::new(Region::heap(4096).unwrap());
+        let mut consumer = Consumer::new(Arc::clone(&region), 10, false, None);
+        let word = || region.header().consumer_sleeping.load(Ordering::Acquire);
+        assert_eq!(word(), sleeping::AWAKE);
+        consumer.set_pure_spin(true);
+        assert_eq!(word(), sleeping::PURE_SPIN);
+        consumer.set_pure_spin(false);
+        assert_eq!(word(), sleeping::AWAKE);
     }
 }

@@ -1,6 +1,7 @@
 //! The producing end of a ring.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
@@ -471,13 +472,18 @@ impl Drop for Producer {
 /// Dropped uncommitted, it is rolled back: nothing of it reaches the consumer. (A *bare* skip
 /// marker that `reserve` had to publish to make room stays in the stream, as upstream's skips
 /// do; the consumer passes over it.)
-pub struct WriteSlot<'a> {
-    producer: &'a mut Producer,
+///
+/// `P` is how the slot holds its producer: `&mut Producer` from [`Producer::reserve`], or any
+/// guard that dereferences to one (a `RefMut`, a `MutexGuard`) from
+/// [`WriteSlot::reserve_in`], for producers kept behind a cell and shared by `&` reference.
+pub struct WriteSlot<'a, P: DerefMut<Target = Producer> = &'a mut Producer> {
+    producer: P,
     placement: Placement,
     max_len: usize,
+    _borrow: PhantomData<&'a mut Producer>,
 }
 
-impl fmt::Debug for WriteSlot<'_> {
+impl<P: DerefMut<Target = Producer>> fmt::Debug for WriteSlot<'_, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WriteSlot")
             .field("max_len", &self.max_len)
@@ -492,7 +498,36 @@ impl<'a> WriteSlot<'a> {
             producer,
             placement,
             max_len,
+            _borrow: PhantomData,
         }
+    }
+}
+
+impl<'a, P: DerefMut<Target = Producer>> WriteSlot<'a, P> {
+    /// [`Producer::reserve`] for a producer reached through a guard `P`, which the slot keeps
+    /// until it is committed or dropped.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tachyon_ring::Error> {
+    /// use std::cell::RefCell;
+    /// use tachyon_ring::WriteSlot;
+    /// let (producer, mut consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
+    /// let shared = RefCell::new(producer);
+    /// let mut slot = WriteSlot::reserve_in(shared.borrow_mut(), 4)?;
+    /// slot.copy_from_slice(b"tick");
+    /// slot.commit(4, 1)?;
+    /// assert_eq!(consumer.try_recv()?.unwrap().data(), b"tick");
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn reserve_in(mut producer: P, max_len: usize) -> Result<Self> {
+        let placement = producer.try_place(max_len)?;
+        Ok(WriteSlot {
+            producer,
+            placement,
+            max_len,
+            _borrow: PhantomData,
+        })
     }
 
     /// Commits the first `len` bytes of the slot as a message of type `type_id` and publishes
@@ -500,7 +535,8 @@ impl<'a> WriteSlot<'a> {
     /// when `len` exceeds the reserved length.
     #[inline]
     pub fn commit(self, len: usize, type_id: u32) -> Result<()> {
-        self.commit_with(len, type_id, 0)?.flush();
+        let mut producer = self.commit_with(len, type_id, 0)?;
+        producer.flush();
         Ok(())
     }
 
@@ -514,33 +550,28 @@ impl<'a> WriteSlot<'a> {
     /// Commits with an RPC correlation id and publishes at once (a caller or callee waits on
     /// every message, so nothing is batched).
     pub(crate) fn commit_rpc(self, len: usize, type_id: u32, correlation_id: u64) -> Result<()> {
-        let producer = self.commit_with(len, type_id, correlation_id)?;
+        let mut producer = self.commit_with(len, type_id, correlation_id)?;
         producer.flush();
         Ok(())
     }
 
-    fn commit_with(
-        self,
-        len: usize,
-        type_id: u32,
-        correlation_id: u64,
-    ) -> Result<&'a mut Producer> {
+    fn commit_with(self, len: usize, type_id: u32, correlation_id: u64) -> Result<P> {
         if len > self.max_len {
             return Err(Error::CommitTooLong {
                 len,
                 reserved: self.max_len,
             });
         }
-        self.producer
-            .commit(self.placement, len, type_id, correlation_id);
-        Ok(self.producer)
+        let mut producer = self.producer;
+        producer.commit(self.placement, len, type_id, correlation_id);
+        Ok(producer)
     }
 
     /// Drops the slot without committing it (what dropping does; this names the intent).
     pub fn rollback(self) {}
 }
 
-impl Deref for WriteSlot<'_> {
+impl<P: DerefMut<Target = Producer>> Deref for WriteSlot<'_, P> {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
@@ -558,7 +589,7 @@ impl Deref for WriteSlot<'_> {
     }
 }
 
-impl DerefMut for WriteSlot<'_> {
+impl<P: DerefMut<Target = Producer>> DerefMut for WriteSlot<'_, P> {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`, and `&mut self` makes this the only reference to those bytes
