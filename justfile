@@ -18,9 +18,9 @@ build:
 test: lint
     cargo test --workspace
 
-# Test files involving the real pip-installed tachyon-ipc: real_peer, market, rpc, reliability.
+# Test files involving the real pip-installed tachyon-ipc: real_peer, market, rpc, reliability, compat.
 itest: build
-    cargo test -p tachyon-itest --test real_peer --test market --test rpc --test reliability
+    cargo test -p tachyon-itest --test real_peer --test market --test rpc --test reliability --test compat
 
 # The seed's demo: tachyon-consumer listens, the Python producer sends 1,000,000 ticks.
 demo count="1000000": build

@@ -58,6 +58,35 @@ pub fn rust_bin(name: &str) -> PathBuf {
     path
 }
 
+/// Path of a program of `crates/compat-programs` (written only against upstream's Rust API,
+/// built on tachyon-compat). The first call builds them all, in release.
+pub fn compat_program(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "tachyon-compat-programs",
+            ])
+            .status()
+            .expect("run cargo build");
+        assert!(
+            status.success(),
+            "cargo build --release -p tachyon-compat-programs failed"
+        );
+    });
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let path = target.join("release").join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
 /// The Python interpreter of the project's virtual environment, holding the real
 /// `tachyon-ipc==0.5.1`. The first call runs `python/bootstrap.sh` (idempotent; about two
 /// minutes the first time on a fresh machine). Panics, never skips, when the peer is missing.
