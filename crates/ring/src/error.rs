@@ -120,6 +120,22 @@ pub enum Error {
     #[error("refusing to reply to correlation id 0: calls are numbered from 1")]
     ZeroCorrelationId,
 
+    /// A payload read or written as a typed value (`T: Pod`) does not fit the type.
+    #[error(
+        "payload of {len} bytes is not a {type_name} ({size} bytes, alignment {align}; payloads \
+         are 64-byte aligned)"
+    )]
+    PayloadLayout {
+        /// The type asked for.
+        type_name: &'static str,
+        /// Payload (or slot) bytes.
+        len: usize,
+        /// `size_of` the type.
+        size: usize,
+        /// `align_of` the type.
+        align: usize,
+    },
+
     /// A blocking call was interrupted by a signal.
     #[error("interrupted by a signal while {0}")]
     Interrupted(&'static str),
@@ -163,6 +179,7 @@ impl Error {
                 | Error::MessageTooLarge { .. }
                 | Error::CannotPlace { .. }
                 | Error::ZeroCorrelationId
+                | Error::PayloadLayout { .. }
         )
     }
 

@@ -56,6 +56,7 @@ pub mod fuzzing;
 mod handshake;
 pub mod layout;
 mod peer;
+mod pod;
 mod producer;
 mod rpc;
 mod shm;
