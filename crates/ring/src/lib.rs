@@ -42,10 +42,32 @@
 //! ```
 //! Across processes, see [`Bus`].
 //!
+//! # Platform: Linux 5.3 or later
+//! The crate builds only for `target_os = "linux"` (elsewhere a `compile_error!` says so) and
+//! uses these kernel features:
+//!
+//! | feature | used for | since Linux |
+//! |---|---|---|
+//! | `memfd_create` with `MFD_ALLOW_SEALING`, `F_ADD_SEALS` / `F_GET_SEALS` | the shared ring, sealed against shrinking | 3.17 |
+//! | `SCM_RIGHTS` over an `AF_UNIX` stream socket, `SO_PEERCRED` | handing the memfd over, the peer's pid and uid | 2.2 |
+//! | shared `FUTEX_WAIT` / `FUTEX_WAKE` | the consumer's sleep and the producer's wake | 2.6 |
+//! | `mmap` with `MAP_POPULATE`, `madvise(MADV_DONTFORK)` | mapping the ring | 2.6.16 |
+//! | `pidfd_open` and `poll` on a pidfd | noticing that the peer has exited | **5.3** |
+//! | `SO_PEERPIDFD` (optional; `pidfd_open` is the fallback) | the peer's pidfd without a pid-reuse race | 6.5 |
+//!
+//! The oldest kernel that runs it is therefore 5.3. Upstream's macOS port (POSIX shared
+//! memory, `__ulock_wait`) is not reimplemented.
+//!
 //! [tachyon-ipc]: https://pypi.org/project/tachyon-ipc/
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "tachyon-ring runs on Linux only (5.3 or later): it needs memfd_create with file sealing, \
+     shared futexes, pidfd_open and SCM_RIGHTS over Unix sockets, which this target lacks"
+);
 
 mod bus;
 mod consumer;
