@@ -42,6 +42,33 @@
 //! ```
 //! Across processes, see [`Bus`].
 //!
+//! # Errors
+//! Every fallible call returns [`Error`]; [`Error::is_fatal`] tells whether the bus is still
+//! usable. When each variant happens:
+//!
+//! | variant | when |
+//! |---|---|
+//! | [`Error::NobodyListening`] | `connect` finds no socket or nobody accepting (after the connect timeout, if set) |
+//! | [`Error::AbiMismatch`] | the peer's handshake or arena header has another magic, version, alignment or bus kind (SPSC vs RPC) |
+//! | [`Error::Handshake`] | the peer's handshake is short, late (nothing within the receive timeout) or carries the wrong number of fds, or its fd is not a memfd sealed against shrinking and as large as announced |
+//! | [`Error::InvalidCapacity`] | a capacity that is not a power of two of at least 64 (asked for, or received) |
+//! | [`Error::MessageTooLarge`] | a payload whose slot exceeds the ring: no amount of waiting helps |
+//! | [`Error::CannotPlace`] | the slot plus its wrap padding exceed the ring and upstream's consumer cannot take a bare skip |
+//! | [`Error::CommitTooLong`] | a commit claims more bytes than the slot reserved (the slot is rolled back) |
+//! | [`Error::PayloadLayout`] | a typed read or write (`as_pod`, `read_pod`, `pod_mut`) on a payload of the wrong size |
+//! | [`Error::Full`] | a non-waiting send or reserve finds too little free space |
+//! | [`Error::Timeout`] | a `_timeout` call reaches its deadline |
+//! | [`Error::Corrupt`] | the peer broke the format (a header or cursor out of bounds); the ring is marked fatal |
+//! | [`Error::PeerGone`] | the peer process exited; everything it published was delivered first |
+//! | [`Error::UnexpectedReply`] | an RPC reply answers another call than the one waited for; the reply ring is marked fatal |
+//! | [`Error::ZeroCorrelationId`] | an RPC reply to id 0 |
+//! | [`Error::Interrupted`] | a signal interrupted a blocking call |
+//! | [`Error::Os`] | a system call failed (named, with the path where there is one) |
+//!
+//! # Features
+//! - `fuzzing` (off): exposes the hostile-peer entry points (`tachyon_ring::fuzzing`) for the
+//!   cargo-fuzz targets in `fuzz/`. Not a stable API.
+//!
 //! # Platform: Linux 5.3 or later
 //! The crate builds only for `target_os = "linux"` (elsewhere a `compile_error!` says so) and
 //! uses these kernel features:
