@@ -11,6 +11,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use wait_timeout::ChildExt;
+
 /// The workspace root (where `Cargo.toml` and `python/` live).
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -198,21 +200,14 @@ impl Proc {
 
     /// Waits up to `limit`; past it, kills the child and panics with what it printed.
     pub fn finish(mut self, limit: Duration) -> Finished {
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for child") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                let (stdout, stderr) = self.output();
-                panic!(
-                    "{} did not finish within {limit:?}; killed.\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-                    self.name
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let Some(status) = self.child.wait_timeout(limit).expect("wait for child") else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let (stdout, stderr) = self.output();
+            panic!(
+                "{} did not finish within {limit:?}; killed.\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+                self.name
+            );
         };
         let (stdout, stderr) = self.output();
         Finished {

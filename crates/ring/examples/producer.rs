@@ -56,8 +56,8 @@ struct Args {
     /// detection: the consumer must deliver all of them, then report the peer gone).
     #[arg(long)]
     die_after: Option<u64>,
-    /// Longest wait for space in a full ring, in seconds.
-    #[arg(long, value_parser = common::parse_seconds, default_value = "60")]
+    /// Longest wait for space in a full ring ("60s", "500ms").
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     send_timeout: Duration,
 }
 

@@ -55,5 +55,6 @@ fn main() {
             Err(other) => panic!("send sentinel: {other}"),
         }
     }
-    println!(r#"{{"sent": {count}, "bytes": {bytes}, "full_retries": {full_retries}}}"#);
+    let summary = serde_json::json!({"sent": count, "bytes": bytes, "full_retries": full_retries});
+    println!("{summary}");
 }

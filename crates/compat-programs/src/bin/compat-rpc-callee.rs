@@ -38,5 +38,5 @@ fn main() {
             break;
         }
     }
-    println!(r#"{{"served": {served}}}"#);
+    println!("{}", serde_json::json!({ "served": served }));
 }

@@ -54,7 +54,7 @@ fn main() {
         .expect("wait for the stop call")
         .commit()
         .expect("commit");
-    println!(r#"{{"calls": {count}, "bad": {bad}}}"#);
+    println!("{}", serde_json::json!({"calls": count, "bad": bad}));
     if bad > 0 {
         std::process::exit(1);
     }
