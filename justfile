@@ -17,6 +17,7 @@ build:
 # Every test: lints, rustdoc, unit, property, doc, cross-process and cross-language tests.
 test: lint
     cargo test --workspace
+    cargo test -p tachyon-ring --features tracing --lib trace
 
 # Test files involving the real pip-installed tachyon-ipc: real_peer, market, rpc, reliability, compat.
 itest: build
@@ -51,4 +52,5 @@ bench pairs="9":
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy -p tachyon-ring --features tracing --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet

@@ -12,6 +12,7 @@ use crate::layout::Handshake;
 use crate::peer::{PeerCredentials, PeerWatch};
 use crate::producer::Producer;
 use crate::shm::Region;
+use crate::trace::lifecycle;
 
 /// Settings of a bus; build one with [`Bus::options`], then call `listen`, `connect` or
 /// `in_memory` on it.
@@ -80,8 +81,10 @@ impl BusOptions {
         let path = path.as_ref();
         let (region, fd) = Region::create_memfd(&path.to_string_lossy(), capacity)?;
         let handshake = Handshake::new(capacity, None);
+        lifecycle!(info, path = %path.display(), capacity, kind = "spsc", "listening");
         let peer =
             handshake::listen_and_send(path, &handshake, &[fd.as_fd()], &self.allowed_peers)?;
+        peer.announce("connector");
         Ok(Bus::assemble(region, Some(peer), self))
     }
 
@@ -95,6 +98,7 @@ impl BusOptions {
             handshake.capacity_fwd as usize,
             handshake.shm_size_fwd as usize,
         )?;
+        peer.announce("listener");
         Ok(Bus::assemble(region, Some(peer), self))
     }
 

@@ -14,6 +14,7 @@ use crate::layout::{
 };
 use crate::peer::PeerWatch;
 use crate::shm::Region;
+use crate::stats::ConsumerStats;
 use crate::wait::{self, MAX_FUTEX_WAIT};
 
 /// How often a waiting consumer asks whether the peer has exited.
@@ -50,8 +51,9 @@ pub struct Consumer {
     cached_head: u64,
     /// Messages released since the tail was last published.
     unpublished: u32,
-    /// Messages received since the bus opened.
+    /// Messages received since the bus opened, and their payload bytes.
     received: u64,
+    received_bytes: u64,
     /// Futex sleeps, and how many of them a producer's wake ended.
     sleeps: u64,
     wakeups: u64,
@@ -117,6 +119,7 @@ impl Consumer {
             cached_head: tail,
             unpublished: 0,
             received: 0,
+            received_bytes: 0,
             sleeps: 0,
             wakeups: 0,
             spin_threshold,
@@ -134,6 +137,19 @@ impl Consumer {
     /// Messages received since the bus opened.
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// This end's counters, and the ring's depth now (one atomic load of the head).
+    pub fn stats(&self) -> ConsumerStats {
+        let head = self.region.header().head.load(Ordering::Acquire);
+        ConsumerStats {
+            received: self.received,
+            received_bytes: self.received_bytes,
+            sleeps: self.sleeps,
+            wakeups: self.wakeups,
+            depth_bytes: head.saturating_sub(self.tail).min(self.capacity as u64),
+            capacity: self.capacity as u64,
+        }
     }
 
     /// Changes how many times the consumer polls an empty ring before sleeping (upstream
@@ -394,6 +410,7 @@ impl Consumer {
 
     /// Marks the ring dead, here and in shared memory (state 4), and says why.
     fn corrupt(&mut self, detail: String) -> Error {
+        crate::trace::lifecycle!(error, end = "consumer", detail = %detail, "ring corrupt");
         self.poisoned = Some(detail.clone());
         self.region.mark_fatal();
         Error::Corrupt(detail)
@@ -402,6 +419,7 @@ impl Consumer {
     fn release(&mut self, slot: &Slot) {
         self.tail += u64::from(slot.header.reserved_size);
         self.received += 1;
+        self.received_bytes += u64::from(slot.header.size);
         self.unpublished += 1;
         if self.unpublished >= PUBLISH_BATCH {
             self.publish_tail();

@@ -74,10 +74,20 @@ pub(crate) fn listen_and_send(
     loop {
         let stream = listener.accept_one()?;
         let Ok(peer) = PeerWatch::from_socket(&stream) else {
+            crate::trace::lifecycle!(
+                warn,
+                "peer refused: it left before its credentials and pidfd could be read"
+            );
             // The peer left before we could take its pidfd; wait for the next one.
             continue;
         };
         if !allowed.admits(peer.credentials.uid) {
+            crate::trace::lifecycle!(
+                warn,
+                pid = peer.credentials.pid,
+                uid = peer.credentials.uid,
+                "peer refused: its uid is not allowed (AllowedPeers); still listening"
+            );
             // A refused peer gets no fd: close its connection and keep waiting.
             drop(stream);
             continue;

@@ -65,7 +65,20 @@
 //! | [`Error::Interrupted`] | a signal interrupted a blocking call |
 //! | [`Error::Os`] | a system call failed (named, with the path where there is one) |
 //!
+//! # Observability
+//! [`Producer::stats`] and [`Consumer::stats`] return each end's counters for a service to
+//! export: messages and bytes committed, published and received, full-ring events, futex
+//! sleeps, wake-ups and wakes, and the ring's depth and fill now. With the `tracing` feature,
+//! lifecycle points are `tracing` events (target `tachyon_ring`): `listening` (path,
+//! capacity), `peer connected` (pid, uid, gid), `peer refused` (and why), `peer gone` (pid,
+//! messages), `ring corrupt` (which end found what). Nothing on the per-message path.
+//!
 //! # Features
+//! - `tracing` (off): the lifecycle events above. Off by default because the crate is a
+//!   building block that should cost nothing it is not asked for: without the feature the
+//!   events compile to nothing and `tracing` is not in the dependency tree; a service that
+//!   logs through `tracing` turns it on with one line and gets every event, as with tokio's
+//!   and hyper's optional `tracing` features.
 //! - `fuzzing` (off): exposes the hostile-peer entry points (`tachyon_ring::fuzzing`) for the
 //!   cargo-fuzz targets in `fuzz/`. Not a stable API.
 //!
@@ -109,6 +122,8 @@ mod pod;
 mod producer;
 mod rpc;
 mod shm;
+mod stats;
+mod trace;
 pub mod type_id;
 mod wait;
 
@@ -119,6 +134,7 @@ pub use handshake::AllowedPeers;
 pub use peer::PeerCredentials;
 pub use producer::{Producer, WriteSlot};
 pub use rpc::{CallSlot, Callee, Caller, Reply, ReplySlot, Request, RpcBus};
+pub use stats::{ConsumerStats, ProducerStats};
 
 const _: () = {
     const fn is_send<T: Send>() {}

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::layout::{self, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader, sleeping};
 use crate::peer::PeerWatch;
 use crate::shm::Region;
+use crate::stats::ProducerStats;
 use crate::wait::{self, SpaceWait};
 
 /// Writes messages into the ring. One per ring; `Send`, not `Sync`.
@@ -54,8 +55,13 @@ pub struct Producer {
     cached_tail: u64,
     /// Commits since the head was last published.
     unpublished: u32,
-    /// Messages committed since the bus opened.
+    /// Messages committed since the bus opened, and their payload bytes.
     committed: u64,
+    committed_bytes: u64,
+    /// Times a placement found the ring full, counted once per stretch of fullness.
+    full_events: u64,
+    /// The last placement found the ring full (cleared by the next commit).
+    found_full: bool,
     /// Sleeping consumers this producer's publishes woke.
     wakes: u64,
     peer: Option<Arc<PeerWatch>>,
@@ -105,6 +111,9 @@ impl Producer {
             cached_tail,
             unpublished: 0,
             committed: 0,
+            committed_bytes: 0,
+            full_events: 0,
+            found_full: false,
             wakes: 0,
             peer,
             poisoned,
@@ -211,6 +220,20 @@ impl Producer {
         self.unpublished
     }
 
+    /// This end's counters, and the ring's depth now (one atomic load of the tail).
+    pub fn stats(&self) -> ProducerStats {
+        let tail = self.region.header().tail.load(Ordering::Acquire);
+        ProducerStats {
+            committed: self.committed,
+            committed_bytes: self.committed_bytes,
+            published: self.committed - u64::from(self.unpublished),
+            full_events: self.full_events,
+            wakes: self.wakes,
+            depth_bytes: self.head.saturating_sub(tail).min(self.capacity as u64),
+            capacity: self.capacity as u64,
+        }
+    }
+
     #[inline]
     fn write_and_commit(&mut self, placement: Placement, type_id: u32, payload: &[u8]) {
         // SAFETY: `placement` came from `try_place`, so the slot's payload area is inside the
@@ -288,6 +311,10 @@ impl Producer {
             }
             // Let the consumer see everything we have, so it can free what we need.
             self.flush();
+            if !self.found_full {
+                self.found_full = true;
+                self.full_events += 1;
+            }
             return Err(Error::Full {
                 needed,
                 free: self.free_bytes(),
@@ -383,10 +410,12 @@ impl Producer {
         let tail = self.region.header().tail.load(Ordering::Acquire);
         if tail < self.cached_tail || tail > self.head {
             self.region.mark_fatal();
-            return Err(Error::Corrupt(format!(
+            let detail = format!(
                 "consumer published tail {tail}, outside [{}, {}] (our last seen tail, our head)",
                 self.cached_tail, self.head
-            )));
+            );
+            crate::trace::lifecycle!(error, end = "producer", detail = %detail, "ring corrupt");
+            return Err(Error::Corrupt(detail));
         }
         self.cached_tail = tail;
         Ok(())
@@ -412,6 +441,8 @@ impl Producer {
         self.head += (placement.skip + placement.slot_len) as u64;
         self.unpublished += 1;
         self.committed += 1;
+        self.committed_bytes += len as u64;
+        self.found_full = false;
         if self.unpublished >= PUBLISH_BATCH {
             self.publish();
         }

@@ -22,6 +22,7 @@ use crate::layout::Handshake;
 use crate::peer::{PeerCredentials, PeerWatch};
 use crate::producer::{Producer, WriteSlot};
 use crate::shm::Region;
+use crate::trace::lifecycle;
 use crate::type_id;
 
 /// Entry points of an RPC bus; see [`Caller`] and [`Callee`].
@@ -85,12 +86,14 @@ impl BusOptions {
         let (fwd, fwd_fd) = Region::create_memfd(&label, capacity_fwd)?;
         let (rev, rev_fd) = Region::create_memfd(&label, capacity_rev)?;
         let handshake = Handshake::new(capacity_fwd, Some(capacity_rev));
+        lifecycle!(info, path = %path.display(), capacity_fwd, capacity_rev, kind = "rpc", "listening");
         let peer = handshake::listen_and_send(
             path,
             &handshake,
             &[fwd_fd.as_fd(), rev_fd.as_fd()],
             &self.allowed_peers,
         )?;
+        peer.announce("caller");
         let peer = Some(Arc::new(peer));
         Ok(Callee {
             requests: self.consumer(Arc::new(fwd), peer.clone()),
@@ -113,6 +116,7 @@ impl BusOptions {
             handshake.capacity_rev as usize,
             handshake.shm_size_rev as usize,
         )?;
+        peer.announce("callee");
         let peer = Some(Arc::new(peer));
         Ok(Caller {
             requests: Producer::new(Arc::new(fwd), peer.clone()),
