@@ -25,7 +25,7 @@ enum End {
 /// [`TachyonError::SystemError`] (upstream lets one process play both on one bus).
 pub struct Bus {
     end: RefCell<End>,
-    /// `set_polling_mode`, applied to the consumer when there is one.
+    /// `set_polling_mode`, applied to the consumer at each receive.
     pure_spin: Cell<bool>,
 }
 
@@ -76,14 +76,10 @@ impl Bus {
     }
 
     /// `1`: the consumer of this bus never sleeps and tells producers so (they skip the wake
-    /// check); `0`: spin, then sleep. Affects this process's consumer only.
+    /// check); `0`: spin, then sleep. Affects this process's consumer only, from its next
+    /// receive.
     pub fn set_polling_mode(&self, spin_mode: i32) {
         self.pure_spin.set(spin_mode != 0);
-        if let Ok(mut end) = self.end.try_borrow_mut() {
-            if let End::Consumer(consumer) = &mut *end {
-                consumer.set_pure_spin(spin_mode != 0);
-            }
-        }
     }
 
     /// Copies `data` into a message, commits and publishes it. [`TachyonError::BufferFull`]
@@ -165,7 +161,7 @@ impl Bus {
     }
 
     fn producer(&self) -> Result<RefMut<'_, Producer>, TachyonError> {
-        let end = self.take_role(|bus, _| End::Producer(bus.into_producer()))?;
+        let end = self.take_role(|bus| End::Producer(bus.into_producer()))?;
         RefMut::filter_map(end, |end| match end {
             End::Producer(producer) => Some(producer),
             _ => None,
@@ -174,25 +170,21 @@ impl Bus {
     }
 
     fn consumer(&self) -> Result<RefMut<'_, Consumer>, TachyonError> {
-        let end = self.take_role(|bus, pure_spin| {
-            let mut consumer = bus.into_consumer();
-            if pure_spin {
-                consumer.set_pure_spin(true);
-            }
-            End::Consumer(consumer)
-        })?;
-        RefMut::filter_map(end, |end| match end {
+        let end = self.take_role(|bus| End::Consumer(bus.into_consumer()))?;
+        let mut consumer = RefMut::filter_map(end, |end| match end {
             End::Consumer(consumer) => Some(consumer),
             _ => None,
         })
-        .map_err(|_| TachyonError::SystemError)
+        .map_err(|_| TachyonError::SystemError)?;
+        consumer.set_pure_spin(self.pure_spin.get());
+        Ok(consumer)
     }
 
     /// The end, taking a role with `become_end` if none is taken yet. A guard still alive
     /// holds the end: [`TachyonError::SystemError`].
     fn take_role(
         &self,
-        become_end: impl FnOnce(tachyon_ring::Bus, bool) -> End,
+        become_end: impl FnOnce(tachyon_ring::Bus) -> End,
     ) -> Result<RefMut<'_, End>, TachyonError> {
         let mut end = self
             .end
@@ -200,7 +192,7 @@ impl Bus {
             .map_err(|_| TachyonError::SystemError)?;
         if matches!(*end, End::Unused(_)) {
             if let End::Unused(bus) = std::mem::replace(&mut *end, End::Switching) {
-                *end = become_end(bus, self.pure_spin.get());
+                *end = become_end(bus);
             }
         }
         Ok(end)

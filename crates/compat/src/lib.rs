@@ -71,10 +71,13 @@
 //!   the guard holds the side's lock, so a `wait` on the same thread while an `RpcTxGuard` is
 //!   alive deadlocks (commit or drop it first). RPC message types above `u16::MAX` fail with
 //!   [`TachyonError::InvalidSize`] (upstream would spill them into the reserved route id).
-//! - **Settings that are accepted and ignored:** `set_numa_node` checks its argument (0..64)
-//!   and binds nothing; `RpcBus::set_polling_mode` leaves the consumers in spin-then-sleep;
-//!   the `spin_threshold` of `RpcBus::wait` and `serve` (the bus default, 10,000, is used).
-//!   `Bus::set_polling_mode` works, on the consumer's side only.
+//! - **`set_numa_node` binds nothing**: it checks its argument (0..64) as upstream does; the
+//!   pages stay where the kernel placed them.
+//! - **Polling mode is the consumer's.** `set_polling_mode` makes this process's consumer of
+//!   the bus never sleep and announces it in the shared futex word, as upstream's does; unlike
+//!   upstream's it also keeps that consumer from sleeping after `spin_threshold`, and called on
+//!   a producer-only bus it has no effect. `RpcBus::set_polling_mode` applies at the next
+//!   `wait` or `serve`.
 //! - **Errors** are upstream's codes (mapped from [`tachyon_ring::Error`]); the detail
 //!   tachyon-ring gives is not kept, so that matching and `==` work as upstream's.
 //! - **Platforms:** Linux only, as tachyon-ring (upstream also builds on macOS).

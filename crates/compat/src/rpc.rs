@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ enum Side {
 /// `acquire_call`, `wait`); the other side's calls fail with [`TachyonError::SystemError`].
 pub struct RpcBus {
     side: Side,
+    /// `set_polling_mode`, applied to this side's consumer at each wait.
+    pure_spin: AtomicBool,
 }
 
 impl std::fmt::Debug for RpcBus {
@@ -55,6 +58,7 @@ impl RpcBus {
                 Ok(callee) => {
                     return Ok(RpcBus {
                         side: Side::Callee(Mutex::new(callee)),
+                        pure_spin: AtomicBool::new(false),
                     });
                 }
                 Err(tachyon_ring::Error::Interrupted(_)) => continue,
@@ -67,6 +71,7 @@ impl RpcBus {
     pub fn connect(socket_path: &str) -> Result<Self, TachyonError> {
         Ok(RpcBus {
             side: Side::Caller(Mutex::new(tachyon_ring::RpcBus::connect(socket_path)?)),
+            pure_spin: AtomicBool::new(false),
         })
     }
 
@@ -100,17 +105,17 @@ impl RpcBus {
         Ok(lock(self.caller()?).call(msg_type, payload)?)
     }
 
-    /// Waits for the reply to `correlation_id` (the caller's spin threshold is the bus
-    /// default; see the crate docs). A reply to another call marks the ring fatal:
-    /// [`TachyonError::PeerDead`].
+    /// Waits for the reply to `correlation_id` (spin `spin_threshold` times, then sleep on
+    /// the futex). A reply to another call marks the ring fatal: [`TachyonError::PeerDead`].
     pub fn wait(
         &self,
         correlation_id: u64,
-        _spin_threshold: u32,
+        spin_threshold: u32,
     ) -> Result<RpcRxGuard<'_>, TachyonError> {
         let caller = self.caller()?;
         loop {
             let mut caller = lock(caller);
+            caller.set_reply_wait(spin_threshold, self.pure_spin.load(Ordering::Relaxed));
             match caller.wait_timeout(correlation_id, WAIT_SLICE) {
                 Ok(reply) => {
                     return Ok(RpcRxGuard::new(
@@ -125,11 +130,12 @@ impl RpcBus {
         }
     }
 
-    /// Waits for the next request.
-    pub fn serve(&self, _spin_threshold: u32) -> Result<RpcRxGuard<'_>, TachyonError> {
+    /// Waits for the next request (spin `spin_threshold` times, then sleep on the futex).
+    pub fn serve(&self, spin_threshold: u32) -> Result<RpcRxGuard<'_>, TachyonError> {
         let callee = self.callee()?;
         loop {
             let mut callee = lock(callee);
+            callee.set_request_wait(spin_threshold, self.pure_spin.load(Ordering::Relaxed));
             match callee.serve_timeout(WAIT_SLICE) {
                 // Released here; `reply` answers it by id, as upstream's callers do.
                 Ok(request) => {
@@ -175,9 +181,11 @@ impl RpcBus {
         Ok(lock(self.callee()?).reply(correlation_id, msg_type, payload)?)
     }
 
-    /// Accepted and ignored: this side's consumer spins, then sleeps on the futex, and
-    /// producers wake it (see the crate docs).
-    pub fn set_polling_mode(&self, _pure_spin: bool) {}
+    /// `true`: this side's consumer never sleeps and tells the peer's producer so (it skips
+    /// the wake check); `false`: spin, then sleep. Takes effect at the next `wait` / `serve`.
+    pub fn set_polling_mode(&self, pure_spin: bool) {
+        self.pure_spin.store(pure_spin, Ordering::Relaxed);
+    }
 }
 
 /// The side an [`RpcTxGuard`] writes for, locked for the guard's life.

@@ -161,6 +161,9 @@ impl Consumer {
     /// Switches pure-spin mode (never sleep) on or off, and tells producers through the shared
     /// futex word, as [`BusOptions::pure_spin`](crate::BusOptions::pure_spin) does at start.
     pub fn set_pure_spin(&mut self, pure_spin: bool) {
+        if self.pure_spin == pure_spin {
+            return;
+        }
         self.pure_spin = pure_spin;
         let word = if pure_spin {
             sleeping::PURE_SPIN

@@ -193,6 +193,13 @@ impl Caller {
     pub fn peer_credentials(&self) -> Option<PeerCredentials> {
         self.peer.as_ref().map(|peer| peer.credentials)
     }
+
+    /// The reply ring's consumer settings: see [`Consumer::set_spin_threshold`] and
+    /// [`Consumer::set_pure_spin`].
+    pub fn set_reply_wait(&mut self, spin_threshold: u32, pure_spin: bool) {
+        self.replies.set_spin_threshold(spin_threshold);
+        self.replies.set_pure_spin(pure_spin);
+    }
 }
 
 fn check_reply(message: Message<'_>, id: u64) -> Result<Reply<'_>> {
@@ -326,6 +333,13 @@ impl Callee {
     /// The caller's process as the kernel saw it at connect time.
     pub fn peer_credentials(&self) -> Option<PeerCredentials> {
         self.peer.as_ref().map(|peer| peer.credentials)
+    }
+
+    /// The request ring's consumer settings: see [`Consumer::set_spin_threshold`] and
+    /// [`Consumer::set_pure_spin`].
+    pub fn set_request_wait(&mut self, spin_threshold: u32, pure_spin: bool) {
+        self.requests.set_spin_threshold(spin_threshold);
+        self.requests.set_pure_spin(pure_spin);
     }
 }
 
