@@ -17,11 +17,12 @@ build:
 # Every test: lints, rustdoc, unit, property, doc, cross-process and cross-language tests.
 test: lint
     cargo test --workspace
+    cargo test -p tachyon-ring --features tracing --lib trace
 
 # Test files involving the real pip-installed tachyon-ipc: real_peer, market, rpc, reliability,
-# listener, socket_paths, rpc_abandoned.
+# listener, socket_paths, rpc_abandoned, compat, fan_in, signals.
 itest: build
-    cargo test -p tachyon-itest --test real_peer --test market --test rpc --test reliability --test listener --test socket_paths --test rpc_abandoned
+    cargo test -p tachyon-itest --test real_peer --test market --test rpc --test reliability --test listener --test socket_paths --test rpc_abandoned --test compat --test fan_in --test signals
 
 # The seed's demo: tachyon-consumer listens, the Python producer sends 1,000,000 ticks.
 demo count="1000000": build
@@ -52,4 +53,5 @@ bench pairs="9":
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy -p tachyon-ring --features tracing --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet

@@ -27,7 +27,7 @@ fn stream(c: &mut Criterion) {
                     let payload = vec![7u8; size];
                     for _ in 0..total {
                         producer
-                            .send_timeout(1, &payload, Duration::from_secs(10))
+                            .send_timeout_unflushed(1, &payload, Duration::from_secs(10))
                             .unwrap();
                     }
                     producer.flush();

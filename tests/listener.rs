@@ -23,7 +23,7 @@ fn a_connector_that_closes_before_the_handshake_does_not_end_the_listen() {
         "consumer",
         command(
             rust_bin("consumer"),
-            &["--listen", "--socket", path, "--idle-timeout", "20"],
+            &["--listen", "--socket", path, "--idle-timeout", "20s"],
         ),
     );
     wait_for_socket(&socket, LIMIT);

@@ -142,7 +142,7 @@ fn nobody_listening_is_a_clear_error() {
             &[
                 "--connect",
                 "--connect-timeout",
-                "0.2",
+                "200ms",
                 "--socket",
                 missing.to_str().unwrap(),
             ],

@@ -301,7 +301,7 @@ fn only_admitted_uids_get_the_ring() {
                 "--allow-uid",
                 "65533",
                 "--idle-timeout",
-                "20",
+                "20s",
             ],
         ),
     );

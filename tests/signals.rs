@@ -121,7 +121,7 @@ fn a_signal_ends_a_connect_retry_and_a_handshake_receive() {
                         "--json",
                         "--connect",
                         "--connect-timeout",
-                        "30",
+                        "30s",
                         "--socket",
                         socket,
                     ],

@@ -11,6 +11,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use wait_timeout::ChildExt;
+
 /// The workspace root (where `Cargo.toml` and `python/` live).
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -57,6 +59,35 @@ pub fn rust_bin(name: &str) -> PathBuf {
     } else {
         release.join("examples").join(name)
     };
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// Path of a program of `crates/compat-programs` (written only against upstream's Rust API,
+/// built on tachyon-compat). The first call builds them all, in release.
+pub fn compat_program(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "tachyon-compat-programs",
+            ])
+            .status()
+            .expect("run cargo build");
+        assert!(
+            status.success(),
+            "cargo build --release -p tachyon-compat-programs failed"
+        );
+    });
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let path = target.join("release").join(name);
     assert!(path.exists(), "{} was not built", path.display());
     path
 }
@@ -234,21 +265,14 @@ impl Proc {
 
     /// Waits up to `limit`; past it, kills the child and panics with what it printed.
     pub fn finish(mut self, limit: Duration) -> Finished {
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for child") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                let (stdout, stderr) = self.output();
-                panic!(
-                    "{} did not finish within {limit:?}; killed.\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-                    self.name
-                );
-            }
-            std::thread::sleep(Duration::from_millis(1));
+        let Some(status) = self.child.wait_timeout(limit).expect("wait for child") else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let (stdout, stderr) = self.output();
+            panic!(
+                "{} did not finish within {limit:?}; killed.\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+                self.name
+            );
         };
         let (stdout, stderr) = self.output();
         Finished {

@@ -157,7 +157,7 @@ fn main() -> ExitCode {
             let rate = if in_process {
                 work::in_process_stream(r#impl, size, count)
             } else {
-                work::cross_process_stream(r#impl, size, count)
+                work::cross_process_stream(r#impl, size, count, work::Publish::Batched)
             };
             rate.map(|rate| {
                 println!(

@@ -1,10 +1,12 @@
 //! The two implementations behind one trait: [`Ours`] (tachyon-ring) and, with the
 //! `compare-upstream` feature, `upstream::Theirs` (tachyon-ipc 0.5.1's C++ core).
 //!
-//! Both are driven the same way: the producer copies each payload in (`send`), waits for space
-//! by spinning when the ring is full (publishing what it has first, so the consumer can drain
-//! it), and publishes every 32 commits (the wire's rule) or on `flush`; the consumer receives
-//! one message at a time, reads it in place and releases it.
+//! Both are driven the same way: the producer copies each payload in, waits for space by
+//! spinning when the ring is full (publishing what it has first, so the consumer can drain
+//! it), and either batches (`send`: published every 32 commits, the wire's rule, or on
+//! `flush`) or publishes each message (`send_publishing`: ours `Producer::send`, upstream's
+//! `Bus::send`); the consumer receives one message at a time, reads it in place and releases
+//! it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -57,8 +59,12 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The producing end.
 pub trait Tx {
-    /// Copies `payload` into a new message and commits it, spinning while the ring is full.
+    /// Copies `payload` into a new message and commits it without publishing (batched),
+    /// spinning while the ring is full.
     fn send(&mut self, type_id: u32, payload: &[u8]) -> Result<()>;
+    /// Like `send`, but publishes the message at once: each implementation's own publishing
+    /// send, the call a user writes for one message.
+    fn send_publishing(&mut self, type_id: u32, payload: &[u8]) -> Result<()>;
     /// Publishes every commit now (and wakes a sleeping consumer).
     fn flush(&mut self);
 }
@@ -161,9 +167,21 @@ impl Tx for OursTx {
     fn send(&mut self, type_id: u32, payload: &[u8]) -> Result<()> {
         let mut spins = 0;
         loop {
+            match self.0.send_unflushed(type_id, payload) {
+                Ok(()) => return Ok(()),
+                // `send_unflushed` has published our commits before reporting Full.
+                Err(Error::Full { .. }) => full_backoff(&mut spins),
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+
+    #[inline]
+    fn send_publishing(&mut self, type_id: u32, payload: &[u8]) -> Result<()> {
+        let mut spins = 0;
+        loop {
             match self.0.send(type_id, payload) {
                 Ok(()) => return Ok(()),
-                // `send` has published our commits before reporting Full.
                 Err(Error::Full { .. }) => full_backoff(&mut spins),
                 Err(other) => return Err(other.into()),
             }

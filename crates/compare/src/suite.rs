@@ -306,7 +306,7 @@ pub fn run(config: &Config) -> Result<Results> {
                 &mut contention,
                 &what,
                 |v| rate(*v),
-                |imp| work::cross_process_stream(imp, size, count),
+                |imp| work::cross_process_stream(imp, size, count, work::Publish::Batched),
                 // The floor of the memcpy row, in the same pair: the same bytes, plain memcpy.
                 || {
                     Ok((size == 65536).then(|| {
@@ -334,6 +334,30 @@ pub fn run(config: &Config) -> Result<Results> {
             }
         }
         rows.push(memcpy);
+
+        // The call a user writes for one message: ours `Producer::send` against upstream's
+        // `Bus::send`, both publishing (and waking the consumer) every message. (Not named
+        // "stream …": the streaming plot takes only the batched rows.)
+        let size = 32;
+        let what = format!("publishing send {}", size_label(size));
+        let count = scaled(stream_count(size)) / 3;
+        let trials = alternate(
+            config,
+            &mut contention,
+            &what,
+            |v| rate(*v),
+            |imp| work::cross_process_stream(imp, size, count, work::Publish::EachMessage),
+            || Ok(None::<()>),
+        )?;
+        rows.push(row_from(
+            Row::new(
+                format!("{what}, each message published"),
+                Kind::Rate { size },
+                Some(Target::AtLeast(1.0)),
+            ),
+            &trials,
+            |v| *v,
+        ));
     }
 
     if config.benches.contains(&Bench::RoundTrip) {

@@ -103,6 +103,19 @@ impl Tx for TheirsTx {
     }
 
     #[inline]
+    fn send_publishing(&mut self, type_id: u32, payload: &[u8]) -> Result<()> {
+        let mut spins = 0;
+        loop {
+            // Upstream's `send`: acquire, write, commit and flush.
+            match self.0.send(payload, type_id) {
+                Ok(()) => return Ok(()),
+                Err(TachyonError::BufferFull) => full_backoff(&mut spins),
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+
+    #[inline]
     fn flush(&mut self) {
         self.0.flush();
     }

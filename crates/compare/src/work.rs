@@ -79,11 +79,29 @@ pub fn socket_path(tag: &str) -> PathBuf {
 // ---------------------------------------------------------------------------------------------
 // Workloads.
 
+/// How a streaming producer publishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Publish {
+    /// Every 32 commits and at the end (`commit_unflushed` + `flush`).
+    Batched,
+    /// Every message (the publishing `send` of each implementation).
+    EachMessage,
+}
+
 /// Sends `count` messages of `size` bytes, then the sentinel, and publishes.
-pub fn produce<T: Tx>(tx: &mut T, count: u64, size: usize) -> Result<()> {
+pub fn produce<T: Tx>(tx: &mut T, count: u64, size: usize, publish: Publish) -> Result<()> {
     let payload = vec![FILL; size];
-    for _ in 0..count {
-        tx.send(DATA, &payload)?;
+    match publish {
+        Publish::Batched => {
+            for _ in 0..count {
+                tx.send(DATA, &payload)?;
+            }
+        }
+        Publish::EachMessage => {
+            for _ in 0..count {
+                tx.send_publishing(DATA, &payload)?;
+            }
+        }
     }
     tx.send(END, &[])?;
     tx.flush();
@@ -336,15 +354,15 @@ where
         })
     };
     let mut tx = R::listen_tx(&path, stream_capacity(size))?;
-    produce(&mut tx, count, size)?;
+    produce(&mut tx, count, size, Publish::Batched)?;
     let result = consumer.join().map_err(|_| "consumer thread panicked")??;
     drop(tx);
     Ok(result.msgs_per_s)
 }
 
 /// Streaming between two processes: a child connects and consumes, this process listens and
-/// produces. Returns the child's data messages per second.
-pub fn cross_process_stream(imp: Impl, size: usize, count: u64) -> Result<f64> {
+/// produces, publishing as `publish` says. Returns the child's data messages per second.
+pub fn cross_process_stream(imp: Impl, size: usize, count: u64, publish: Publish) -> Result<f64> {
     let path = socket_path("stream");
     let child = ChildGuard::spawn_self(&[
         "stream-rx".into(),
@@ -359,7 +377,7 @@ pub fn cross_process_stream(imp: Impl, size: usize, count: u64) -> Result<f64> {
     ])?;
     with_ring!(imp, R => {
         let mut tx = R::listen_tx(&path, stream_capacity(size))?;
-        produce(&mut tx, count, size)
+        produce(&mut tx, count, size, publish)
     })?;
     let result = child.finish_json()?;
     let received = result["messages"].as_u64().unwrap_or(0);
@@ -713,10 +731,21 @@ mod tests {
         let (producer, consumer) = tachyon_ring::Bus::in_memory(1 << 16).unwrap().split();
         let mut tx = crate::ring::OursTx::from(producer);
         let mut rx = crate::ring::OursRx::from(consumer);
-        let sender = std::thread::spawn(move || produce(&mut tx, 10_000, 100));
+        let sender = std::thread::spawn(move || produce(&mut tx, 10_000, 100, Publish::Batched));
         let result = consume(&mut rx, 100, 10).unwrap();
         sender.join().unwrap().unwrap();
         assert_eq!(result.messages, 10_000);
+    }
+
+    #[test]
+    fn ours_streams_publishing_each_message_in_process() {
+        let (producer, consumer) = tachyon_ring::Bus::in_memory(1 << 12).unwrap().split();
+        let mut tx = crate::ring::OursTx::from(producer);
+        let mut rx = crate::ring::OursRx::from(consumer);
+        let sender = std::thread::spawn(move || produce(&mut tx, 1_000, 100, Publish::EachMessage));
+        let result = consume(&mut rx, 100, 10).unwrap();
+        sender.join().unwrap().unwrap();
+        assert_eq!(result.messages, 1_000);
     }
 
     #[test]

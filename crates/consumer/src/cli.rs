@@ -26,8 +26,8 @@ pub struct Args {
     /// Ring bytes when listening: a power of two, at least 64.
     #[arg(long, default_value_t = 1 << 20)]
     pub capacity: usize,
-    /// With --connect: seconds to keep retrying while nobody listens.
-    #[arg(long, value_parser = parse_seconds, default_value = "5")]
+    /// With --connect: how long to keep retrying while nobody listens ("5s", "200ms").
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
     pub connect_timeout: Duration,
     /// Polls of an empty ring before sleeping on the futex.
     #[arg(long, conflicts_with = "pure_spin", default_value_t = tachyon_ring::BusOptions::DEFAULT_SPIN_THRESHOLD)]
@@ -43,10 +43,4 @@ pub struct Args {
     /// code 1). The summary adds per-producer figures.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..), conflicts_with_all = ["connect", "pure_spin"])]
     pub producers: u16,
-}
-
-/// Seconds as a `Duration`: finite and not negative, else a clap error (never a panic).
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text.trim().parse().map_err(|e| format!("{text:?}: {e}"))?;
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?} seconds: {e}"))
 }

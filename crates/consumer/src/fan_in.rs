@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde::Serialize;
 use tachyon_ring::{Bus, Error, Selected, Selector, SelectorHandle};
 
 use crate::cli::Args;
 use crate::signals::StopSignal;
-use crate::stats::{Stats, one_way_latency_ns};
+use crate::stats::{Stats, Summary, one_way_latency_ns};
 use crate::tick::{ASK, BID, MarketTick, SENTINEL};
 
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -28,6 +28,24 @@ enum End {
 struct Producer {
     stats: Stats,
     end: End,
+}
+
+/// The `--json` summary of a fan-in run.
+#[derive(Serialize)]
+struct FanInSummary {
+    #[serde(flatten)]
+    total: Summary,
+    producers: Vec<ProducerSummary>,
+}
+
+/// One producer's entry in [`FanInSummary`].
+#[derive(Serialize)]
+struct ProducerSummary {
+    pid: i32,
+    /// "sentinel", "died", or "streaming" (stopped by a signal).
+    ended: &'static str,
+    #[serde(flatten)]
+    figures: Summary,
 }
 
 /// Per-producer and merged figures of a fan-in run.
@@ -59,23 +77,26 @@ impl FanIn {
             && self.producers.values().all(|p| p.end != End::Streaming)
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut summary = self.total.to_json();
-        summary["producers"] = self
-            .producers
-            .iter()
-            .map(|(pid, producer)| {
-                let mut figures = producer.stats.to_json();
-                figures["pid"] = json!(pid);
-                figures["ended"] = json!(match producer.end {
-                    End::Streaming => "streaming",
-                    End::Sentinel => "sentinel",
-                    End::Died => "died",
-                });
-                figures
-            })
-            .collect();
-        summary
+    /// The `--json` summary: the merged figures, plus one entry per producer.
+    pub fn to_json(&self) -> String {
+        let summary = FanInSummary {
+            total: self.total.summary(),
+            producers: self
+                .producers
+                .iter()
+                .map(|(&pid, producer)| ProducerSummary {
+                    pid,
+                    ended: match producer.end {
+                        End::Streaming => "streaming",
+                        End::Sentinel => "sentinel",
+                        End::Died => "died",
+                    },
+                    figures: producer.stats.summary(),
+                })
+                .collect(),
+        };
+        // Numbers and strings only: serde_json cannot fail on them.
+        serde_json::to_string(&summary).expect("a summary of numbers serializes")
     }
 
     pub fn to_table(&self) -> String {

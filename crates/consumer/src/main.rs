@@ -152,8 +152,11 @@ fn receive(consumer: &mut Consumer, stats: &mut Stats) -> tachyon_ring::Result<(
                     stats.finish(Instant::now());
                     return Ok(());
                 }
-                let tick =
-                    MarketTick::decode(message.data()).filter(|tick| tick.price().is_finite());
+                // Copied out (the tick is packed): a payload that is not one tick is `Err`.
+                let tick = message
+                    .read_pod::<MarketTick>()
+                    .ok()
+                    .filter(|tick| tick.price().is_finite());
                 let is_quote = matches!(message.type_id(), BID | ASK);
                 let latency = tick
                     .filter(|_| is_quote)

@@ -3,9 +3,36 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::tick::{ASK, BID};
+
+/// The `--json` summary (the last stdout line), as tests and the benchmark read it.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub received: u64,
+    pub bids: u64,
+    pub asks: u64,
+    pub other: u64,
+    pub malformed: u64,
+    pub volume: u64,
+    pub sleeps: u64,
+    pub wakeups: u64,
+    pub elapsed_s: f64,
+    pub msgs_per_s: f64,
+    pub latency_ns: LatencySummary,
+}
+
+/// One-way latency percentiles of the summary, in ns.
+#[derive(Debug, Serialize)]
+pub struct LatencySummary {
+    pub samples: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
 
 /// Running totals; latency in an HDR histogram (bounded memory whatever the message count).
 pub struct Stats {
@@ -111,27 +138,33 @@ impl Stats {
         )
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
-        json!({
-            "received": self.received,
-            "bids": self.bids,
-            "asks": self.asks,
-            "other": self.other,
-            "malformed": self.malformed,
-            "volume": self.volume,
-            "sleeps": self.sleeps.0,
-            "wakeups": self.sleeps.1,
-            "elapsed_s": self.elapsed().as_secs_f64(),
-            "msgs_per_s": self.rate(),
-            "latency_ns": {
-                "samples": self.latency_ns.len(),
-                "p50": self.percentile(0.50),
-                "p90": self.percentile(0.90),
-                "p99": self.percentile(0.99),
-                "p999": self.percentile(0.999),
-                "max": self.latency_ns.max(),
+    pub fn to_json(&self) -> String {
+        // Numbers and nested structs only: serde_json cannot fail on them.
+        serde_json::to_string(&self.summary()).expect("a summary of numbers serializes")
+    }
+
+    /// The `--json` summary's fields, named as printed.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            received: self.received,
+            bids: self.bids,
+            asks: self.asks,
+            other: self.other,
+            malformed: self.malformed,
+            volume: self.volume,
+            sleeps: self.sleeps.0,
+            wakeups: self.sleeps.1,
+            elapsed_s: self.elapsed().as_secs_f64(),
+            msgs_per_s: self.rate(),
+            latency_ns: LatencySummary {
+                samples: self.latency_ns.len(),
+                p50: self.percentile(0.50),
+                p90: self.percentile(0.90),
+                p99: self.percentile(0.99),
+                p999: self.percentile(0.999),
+                max: self.latency_ns.max(),
             },
-        })
+        }
     }
 
     pub fn to_table(&self) -> String {

@@ -10,7 +10,8 @@ pub const ASK: u32 = 2;
 pub const SENTINEL: u32 = 0;
 
 /// A tick as it lies in the ring: packed, little endian. `timestamp` sits at offset 20, so it
-/// is unaligned; `pod_read_unaligned` copies the 32 bytes out before any field is read.
+/// is unaligned; `Message::read_pod` (tachyon-consumer) and `decode` (the upstream-API consumer,
+/// which shares this file) copy the 32 bytes out before any field is read.
 #[repr(C, packed)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct MarketTick {
@@ -28,7 +29,9 @@ impl MarketTick {
     /// Bytes of one tick on the wire.
     pub const SIZE: usize = size_of::<MarketTick>();
 
-    /// Decodes a payload, or `None` when it is not exactly one tick long.
+    /// Decodes a payload, or `None` when it is not exactly one tick long. (tachyon-consumer
+    /// reads with `Message::read_pod`; the upstream-API consumer, sharing this file, uses this.)
+    #[allow(dead_code)]
     pub fn decode(payload: &[u8]) -> Option<MarketTick> {
         (payload.len() == Self::SIZE).then(|| bytemuck::pod_read_unaligned(payload))
     }

@@ -39,7 +39,7 @@ struct Args {
     /// Seed of the size draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Publish after every message instead of every 32.
+    /// Publish every message (`commit`) instead of batching (`commit_unflushed`: every 32).
     #[arg(long)]
     flush_each: bool,
     /// After this many messages, flush and pause for `--pause-ms` (exercises the consumer's
@@ -61,8 +61,8 @@ struct Args {
     /// detection: the consumer must deliver all of them, then report the peer gone).
     #[arg(long)]
     die_after: Option<u64>,
-    /// Longest wait for space in a full ring, in seconds.
-    #[arg(long, value_parser = common::parse_seconds, default_value = "60")]
+    /// Longest wait for space in a full ring ("60s", "500ms").
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     send_timeout: Duration,
 }
 
@@ -145,12 +145,13 @@ fn send_all(
         };
         let mut slot = producer.reserve_timeout(len, timeout)?;
         common::fill_pattern(i, &mut slot[..len]);
-        slot.commit(len, common::pattern_type_id(i))?;
+        if args.flush_each {
+            slot.commit(len, common::pattern_type_id(i))?;
+        } else {
+            slot.commit_unflushed(len, common::pattern_type_id(i))?;
+        }
         summary.sent += 1;
         summary.bytes += len as u64;
-        if args.flush_each {
-            producer.flush();
-        }
         if let Some((min, max)) = args.gap_us {
             producer.flush();
             let gap = Duration::from_micros(rng.random_range(min..=max) as u64);
@@ -171,6 +172,6 @@ fn send_all(
     if !args.no_sentinel {
         producer.send_timeout(0, &[], timeout)?;
     }
-    producer.flush();
+    producer.flush(); // publishes the batch when there is no sentinel
     Ok(())
 }

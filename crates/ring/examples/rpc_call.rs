@@ -40,8 +40,8 @@ struct Args {
     /// Calls of this message type expect upstream's error reply (type 0xFFFF) instead.
     #[arg(long)]
     failing_type: Option<u16>,
-    /// Longest wait for each reply, in seconds.
-    #[arg(long, value_parser = common::parse_seconds, default_value = "30")]
+    /// Longest wait for each reply ("30s", "500ms").
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     reply_timeout: Duration,
 }
 

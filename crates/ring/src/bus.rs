@@ -13,6 +13,7 @@ use crate::layout::{FLAG_RPC, Handshake};
 use crate::peer::{ListenReport, PeerCredentials, PeerLiveness, PeerWatch};
 use crate::producer::Producer;
 use crate::shm::Region;
+use crate::trace::lifecycle;
 
 /// Settings of a bus; build one with [`Bus::options`], then call `listen`, `connect` or
 /// `in_memory` on it.
@@ -147,6 +148,7 @@ impl BusOptions {
         let path = path.as_ref();
         let (region, fd) = Region::create_memfd(&path.to_string_lossy(), capacity)?;
         let handshake = Handshake::new(capacity, None);
+        lifecycle!(info, path = %path.display(), capacity, kind = "spsc", "listening");
         let (peer, report) = handshake::listen_and_send(
             path,
             &handshake,
@@ -154,6 +156,7 @@ impl BusOptions {
             &self.allowed_peers,
             self.listen_limits(),
         )?;
+        peer.announce("connector");
         let mut bus = Bus::assemble(region, Some(peer), self);
         bus.listen_report = Some(report);
         Ok(bus)
@@ -165,6 +168,7 @@ impl BusOptions {
         let (handshake, fds, peer) =
             handshake::connect_and_receive(path, self.connect_limits(), false)?;
         let region = self.attach_received(&handshake, &fds)?.remove(0);
+        peer.announce("listener");
         Ok(Bus::assemble(region, Some(peer), self))
     }
 
@@ -258,7 +262,6 @@ impl BusOptions {
 ///     .connect(&path)?
 ///     .into_producer();
 /// producer.send(1, b"hello")?;
-/// producer.flush();
 /// listener.join().unwrap()?;
 /// # Ok(()) }
 /// ```

@@ -1,6 +1,8 @@
 //! The consuming end of a ring.
 
 use std::fmt;
+use std::marker::PhantomData;
+use std::ops::DerefMut;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
@@ -13,6 +15,7 @@ use crate::layout::{
 };
 use crate::peer::PeerWatch;
 use crate::shm::Region;
+use crate::stats::ConsumerStats;
 use crate::wait::{self, Naps, Woke};
 
 /// How often a waiting consumer asks whether the peer has exited or marked the ring fatal.
@@ -33,7 +36,6 @@ const SPINS_PER_CLOCK_READ: u32 = 1024;
 /// use std::time::Duration;
 /// let (mut producer, mut consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
 /// producer.send(1, b"tick")?;
-/// producer.flush();
 /// let message = consumer.recv_timeout(Duration::from_secs(1))?;
 /// assert_eq!(message.data(), b"tick");
 /// # Ok(()) }
@@ -52,8 +54,9 @@ pub struct Consumer {
     cached_head: u64,
     /// Messages released since the tail was last published.
     unpublished: u32,
-    /// Messages received since the bus opened.
+    /// Messages received since the bus opened, and their payload bytes.
     received: u64,
+    received_bytes: u64,
     /// Futex sleeps, and how many of them a producer's wake ended.
     sleeps: u64,
     wakeups: u64,
@@ -132,6 +135,7 @@ impl Consumer {
             cached_head: tail,
             unpublished: 0,
             received: 0,
+            received_bytes: 0,
             sleeps: 0,
             wakeups: 0,
             missed_wakes: 0,
@@ -167,6 +171,43 @@ impl Consumer {
         self.received
     }
 
+    /// This end's counters, and the ring's depth now (one atomic load of the head).
+    pub fn stats(&self) -> ConsumerStats {
+        let head = self.region.header().head.load(Ordering::Acquire);
+        ConsumerStats {
+            received: self.received,
+            received_bytes: self.received_bytes,
+            sleeps: self.sleeps,
+            wakeups: self.wakeups,
+            depth_bytes: head.saturating_sub(self.tail).min(self.capacity as u64),
+            capacity: self.capacity as u64,
+        }
+    }
+
+    /// Changes how many times the consumer polls an empty ring before sleeping (upstream
+    /// takes it on every blocking receive; here it is a setting of the consumer).
+    pub fn set_spin_threshold(&mut self, spins: u32) {
+        self.spin_threshold = spins;
+    }
+
+    /// Switches pure-spin mode (never sleep) on or off, and tells producers through the shared
+    /// futex word, as [`BusOptions::pure_spin`](crate::BusOptions::pure_spin) does at start.
+    pub fn set_pure_spin(&mut self, pure_spin: bool) {
+        if self.pure_spin == pure_spin {
+            return;
+        }
+        self.pure_spin = pure_spin;
+        let word = if pure_spin {
+            sleeping::PURE_SPIN
+        } else {
+            sleeping::AWAKE
+        };
+        self.region
+            .header()
+            .consumer_sleeping
+            .store(word, Ordering::Release);
+    }
+
     /// Futex sleeps so far, and how many of them ended in a producer's wake (rather than a
     /// nap's timeout): the evidence that the peer's wake-ups reach us.
     pub fn sleep_stats(&self) -> (u64, u64) {
@@ -189,10 +230,7 @@ impl Consumer {
 
     /// The next message, if one has been published; never waits.
     pub fn try_recv(&mut self) -> Result<Option<Message<'_>>> {
-        Ok(self.next_slot()?.map(|slot| Message {
-            consumer: self,
-            slot,
-        }))
+        Ok(self.next_slot()?.map(|slot| Message::new(self, slot)))
     }
 
     /// The next message, waiting for it as long as it takes: spin up to the spin threshold,
@@ -202,19 +240,13 @@ impl Consumer {
     /// published has been delivered (cross-process buses only).
     pub fn recv(&mut self) -> Result<Message<'_>> {
         let slot = self.wait_for_slot(None)?;
-        Ok(Message {
-            consumer: self,
-            slot,
-        })
+        Ok(Message::new(self, slot))
     }
 
     /// Like [`recv`](Consumer::recv), but gives up with [`Error::Timeout`] after `timeout`.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>> {
         let slot = self.wait_for_slot(Some(timeout))?;
-        Ok(Message {
-            consumer: self,
-            slot,
-        })
+        Ok(Message::new(self, slot))
     }
 
     /// Waits (spin, then futex) until a message is ready, without taking it: `Ok(true)` when
@@ -240,6 +272,7 @@ impl Consumer {
         Message {
             consumer: self,
             slot,
+            _borrow: PhantomData,
         }
     }
 
@@ -267,9 +300,9 @@ impl Consumer {
     /// # fn main() -> Result<(), tachyon_ring::Error> {
     /// let (mut producer, mut consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
     /// for i in 0..3u8 {
-    ///     producer.send(1, &[i])?;
+    ///     producer.send_unflushed(1, &[i])?;
     /// }
-    /// producer.flush();
+    /// producer.flush(); // one publish for the three
     /// let mut seen = Vec::new();
     /// assert_eq!(consumer.drain(10, |m| seen.push(m.data()[0]))?, 3);
     /// assert_eq!(seen, [0, 1, 2]);
@@ -279,10 +312,7 @@ impl Consumer {
         let mut handed = 0;
         while handed < max {
             let Some(slot) = self.next_slot()? else { break };
-            let message = Message {
-                consumer: self,
-                slot,
-            };
+            let message = Message::new(self, slot);
             each(&message);
             handed += 1;
         }
@@ -514,6 +544,7 @@ impl Consumer {
 
     /// Marks the ring dead, here and in shared memory (state 4), and says why.
     fn corrupt(&mut self, detail: String) -> Error {
+        crate::trace::lifecycle!(error, end = "consumer", detail = %detail, "ring corrupt");
         self.poisoned = Some(detail.clone());
         self.region.mark_fatal();
         Error::Corrupt(detail)
@@ -522,6 +553,7 @@ impl Consumer {
     fn release(&mut self, slot: &Slot) {
         self.tail += u64::from(slot.header.reserved_size);
         self.received += 1;
+        self.received_bytes += u64::from(slot.header.size);
         self.unpublished += 1;
         if self.unpublished >= PUBLISH_BATCH {
             self.publish_tail();
@@ -562,12 +594,17 @@ impl Drop for Consumer {
 /// not act on torn data copy out first with [`to_vec`](Message::to_vec) or
 /// [`copy_to`](Message::copy_to), which read shared memory through raw pointers, never through
 /// a reference, and validate the copy.
-pub struct Message<'a> {
-    consumer: &'a mut Consumer,
+///
+/// `C` is how the message holds its consumer: `&mut Consumer` from [`Consumer::recv`] and
+/// friends, or any guard that dereferences to one (a `RefMut`, a `MutexGuard`) from
+/// [`Message::recv_in`], for consumers kept behind a cell and shared by `&` reference.
+pub struct Message<'a, C: DerefMut<Target = Consumer> = &'a mut Consumer> {
+    consumer: C,
     slot: Slot,
+    _borrow: PhantomData<&'a mut Consumer>,
 }
 
-impl fmt::Debug for Message<'_> {
+impl<C: DerefMut<Target = Consumer>> fmt::Debug for Message<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Message")
             .field("type_id", &self.type_id())
@@ -576,7 +613,48 @@ impl fmt::Debug for Message<'_> {
     }
 }
 
-impl Message<'_> {
+impl<'a> Message<'a> {
+    fn new(consumer: &'a mut Consumer, slot: Slot) -> Self {
+        Message {
+            consumer,
+            slot,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Rejects this message as a protocol violation: the ring is marked fatal and the slot is
+    /// left unconsumed (what upstream does with an RPC reply of the wrong id).
+    pub(crate) fn reject(self, detail: String) -> Error {
+        let error = self.consumer.corrupt(detail);
+        std::mem::forget(self);
+        error
+    }
+}
+
+impl<C: DerefMut<Target = Consumer>> Message<'_, C> {
+    /// [`Consumer::recv`] for a consumer reached through a guard `C`, which the message keeps
+    /// until it is dropped.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tachyon_ring::Error> {
+    /// use std::cell::RefCell;
+    /// use tachyon_ring::Message;
+    /// let (mut producer, consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
+    /// let shared = RefCell::new(consumer);
+    /// producer.send(1, b"tick")?;
+    /// let message = Message::recv_in(shared.borrow_mut())?;
+    /// assert_eq!(message.data(), b"tick");
+    /// # Ok(()) }
+    /// ```
+    pub fn recv_in(mut consumer: C) -> Result<Self> {
+        let slot = consumer.wait_for_slot(None)?;
+        Ok(Message {
+            consumer,
+            slot,
+            _borrow: PhantomData,
+        })
+    }
+
     /// The message's type id: route id in bits 31..16, message type in 15..0.
     pub fn type_id(&self) -> u32 {
         self.slot.header.type_id
@@ -640,17 +718,9 @@ impl Message<'_> {
             std::ptr::copy_nonoverlapping(self.payload_ptr(), target.as_mut_ptr(), target.len())
         };
     }
-
-    /// Rejects this message as a protocol violation: the ring is marked fatal and the slot is
-    /// left unconsumed (what upstream does with an RPC reply of the wrong id).
-    pub(crate) fn reject(self, detail: String) -> Error {
-        let error = self.consumer.corrupt(detail);
-        std::mem::forget(self);
-        error
-    }
 }
 
-impl Drop for Message<'_> {
+impl<C: DerefMut<Target = Consumer>> Drop for Message<'_, C> {
     fn drop(&mut self) {
         self.consumer.release(&self.slot);
     }
@@ -916,5 +986,17 @@ mod tests {
         region.header().head.store(64, Ordering::Release); // backwards
         let outcome = consumer.try_recv().map(|m| m.map(|m| m.len()));
         assert_fatal(&region, outcome, "outside");
+    }
+
+    #[test]
+    fn pure_spin_switches_and_producers_see_it_in_the_futex_word() {
+        let region = Arc::new(Region::heap(4096).unwrap());
+        let mut consumer = Consumer::new(Arc::clone(&region), 10, false, None);
+        let word = || region.header().consumer_sleeping.load(Ordering::Acquire);
+        assert_eq!(word(), sleeping::AWAKE);
+        consumer.set_pure_spin(true);
+        assert_eq!(word(), sleeping::PURE_SPIN);
+        consumer.set_pure_spin(false);
+        assert_eq!(word(), sleeping::AWAKE);
     }
 }

@@ -147,6 +147,22 @@ pub enum Error {
     #[error("cancelled while {0}")]
     Cancelled(&'static str),
 
+    /// A payload read or written as a typed value (`T: Pod`) does not fit the type.
+    #[error(
+        "payload of {len} bytes is not a {type_name} ({size} bytes, alignment {align}; payloads \
+         are 64-byte aligned)"
+    )]
+    PayloadLayout {
+        /// The type asked for.
+        type_name: &'static str,
+        /// Payload (or slot) bytes.
+        len: usize,
+        /// `size_of` the type.
+        size: usize,
+        /// `align_of` the type.
+        align: usize,
+    },
+
     /// A system call failed.
     #[error("{syscall} failed{}: {source}", context_suffix(.path))]
     Os {
@@ -187,6 +203,7 @@ impl Error {
                 | Error::MessageTooLarge { .. }
                 | Error::CannotPlace { .. }
                 | Error::ZeroCorrelationId
+                | Error::PayloadLayout { .. }
         )
     }
 

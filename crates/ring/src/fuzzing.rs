@@ -127,7 +127,7 @@ pub fn produce_untrusted(input: &[u8]) -> (u64, Option<Error>) {
         let step = input.u64();
         if step & 1 == 0 {
             let len = ((step >> 1) as usize) % (2 * capacity);
-            match producer.send(1, &payload[..len]) {
+            match producer.send_unflushed(1, &payload[..len]) {
                 Ok(()) => committed += 1,
                 Err(
                     Error::Full { .. } | Error::MessageTooLarge { .. } | Error::CannotPlace { .. },

@@ -125,14 +125,17 @@ impl HandshakeListener {
         limits: WaitLimits<'_>,
     ) -> Result<(PeerWatch, ListenReport)> {
         let path = self.path();
+        let _ = path; // only the lifecycle events read it
         let (mut refused, mut vanished) = (0, 0);
         loop {
             let stream = self.socket.accept_one(limits)?;
             let peer = match PeerWatch::from_socket(&stream) {
                 Ok(peer) => peer,
                 Err(err) => {
+                    let _ = &err; // only the lifecycle event reads it
                     vanished += 1;
-                    log::warn!(
+                    crate::trace::lifecycle!(
+                        warn,
                         "{}: dropped a connector whose credentials could not be read ({err}); waiting for the next",
                         path.display()
                     );
@@ -140,10 +143,12 @@ impl HandshakeListener {
                 }
             };
             let cred = peer.credentials;
+            let _ = cred.pid; // only the lifecycle events read it
             if !self.allowed.admits(cred.uid) {
                 // A refused peer gets no fd: close its connection and keep waiting.
                 refused += 1;
-                log::warn!(
+                crate::trace::lifecycle!(
+                    warn,
                     "{}: refused pid {} of uid {}, not an allowed peer; waiting for the next",
                     path.display(),
                     cred.pid,
@@ -155,7 +160,8 @@ impl HandshakeListener {
                 Ok(()) => {}
                 Err(err) if connector_left(&err) => {
                     vanished += 1;
-                    log::warn!(
+                    crate::trace::lifecycle!(
+                        warn,
                         "{}: pid {} left before the handshake ({err}); waiting for the next",
                         path.display(),
                         cred.pid
@@ -165,7 +171,8 @@ impl HandshakeListener {
                 Err(err) => return Err(err),
             }
             if peer.liveness() != PeerLiveness::Pidfd {
-                log::warn!(
+                crate::trace::lifecycle!(
+                    warn,
                     "{}: no pidfd for peer pid {}; watching it by {:?}",
                     path.display(),
                     cred.pid,

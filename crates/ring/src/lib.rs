@@ -14,7 +14,9 @@
 //!
 //! # Guarantees
 //! - Messages arrive in order, each exactly once, with the bytes and type id committed.
-//! - Commits become visible in batches of 32 and on [`Producer::flush`], as the format says.
+//! - [`Producer::send`], [`Producer::send_timeout`] and [`WriteSlot::commit`] publish at once,
+//!   as upstream's `send` and `commit` do. Batching is explicit: the `_unflushed` variants
+//!   publish every 32 commits (the format's rule) and on [`Producer::flush`].
 //! - With this crate's consumer, no ring size deadlocks: it returns space whenever it finds
 //!   the ring empty, not only every 32 messages as upstream does.
 //! - A full ring fails [`Producer::send`] at once ([`Error::Full`]);
@@ -39,17 +41,78 @@
 //! # fn main() -> Result<(), tachyon_ring::Error> {
 //! let (mut producer, mut consumer) = tachyon_ring::Bus::in_memory(1 << 16)?.split();
 //! producer.send(tachyon_ring::type_id::compose(0, 1), b"bid")?;
-//! producer.flush();
-//! let message = consumer.try_recv()?.expect("flushed");
+//! let message = consumer.try_recv()?.expect("send publishes");
 //! assert_eq!(message.data(), b"bid");
 //! # Ok(()) }
 //! ```
 //! Across processes, see [`Bus`].
 //!
+//! # Errors
+//! Every fallible call returns [`Error`]; [`Error::is_fatal`] tells whether the bus is still
+//! usable. When each variant happens:
+//!
+//! | variant | when |
+//! |---|---|
+//! | [`Error::NobodyListening`] | `connect` finds no socket or nobody accepting (after the connect timeout, if set) |
+//! | [`Error::AbiMismatch`] | the peer's handshake or arena header has another magic, version, alignment or bus kind (SPSC vs RPC) |
+//! | [`Error::Handshake`] | the peer's handshake is short, late (nothing within the receive timeout) or carries the wrong number of fds, or its fd is not a memfd sealed against shrinking and as large as announced |
+//! | [`Error::InvalidCapacity`] | a capacity that is not a power of two of at least 64 (asked for, or received) |
+//! | [`Error::MessageTooLarge`] | a payload whose slot exceeds the ring: no amount of waiting helps |
+//! | [`Error::CannotPlace`] | the slot plus its wrap padding exceed the ring and upstream's consumer cannot take a bare skip |
+//! | [`Error::CommitTooLong`] | a commit claims more bytes than the slot reserved (the slot is rolled back) |
+//! | [`Error::PayloadLayout`] | a typed read or write (`as_pod`, `read_pod`, `pod_mut`) on a payload of the wrong size |
+//! | [`Error::Full`] | a non-waiting send or reserve finds too little free space |
+//! | [`Error::Timeout`] | a `_timeout` call reaches its deadline |
+//! | [`Error::Corrupt`] | the peer broke the format (a header or cursor out of bounds); the ring is marked fatal |
+//! | [`Error::PeerGone`] | the peer process exited; everything it published was delivered first |
+//! | [`Error::UnexpectedReply`] | an RPC reply answers another call than the one waited for; the reply ring is marked fatal |
+//! | [`Error::ZeroCorrelationId`] | an RPC reply to id 0 |
+//! | [`Error::Interrupted`] | a signal interrupted a blocking call |
+//! | [`Error::Os`] | a system call failed (named, with the path where there is one) |
+//!
+//! # Observability
+//! [`Producer::stats`] and [`Consumer::stats`] return each end's counters for a service to
+//! export: messages and bytes committed, published and received, full-ring events, futex
+//! sleeps, wake-ups and wakes, and the ring's depth and fill now. With the `tracing` feature,
+//! lifecycle points are `tracing` events (target `tachyon_ring`): `listening` (path,
+//! capacity), `peer connected` (pid, uid, gid), `peer refused` (and why), `peer gone` (pid,
+//! messages), `ring corrupt` (which end found what). Nothing on the per-message path.
+//!
+//! # Features
+//! - `tracing` (off): the lifecycle events above. Off by default because the crate is a
+//!   building block that should cost nothing it is not asked for: without the feature the
+//!   events compile to nothing and `tracing` is not in the dependency tree; a service that
+//!   logs through `tracing` turns it on with one line and gets every event, as with tokio's
+//!   and hyper's optional `tracing` features.
+//! - `fuzzing` (off): exposes the hostile-peer entry points (`tachyon_ring::fuzzing`) for the
+//!   cargo-fuzz targets in `fuzz/`. Not a stable API.
+//!
+//! # Platform: Linux 5.3 or later
+//! The crate builds only for `target_os = "linux"` (elsewhere a `compile_error!` says so) and
+//! uses these kernel features:
+//!
+//! | feature | used for | since Linux |
+//! |---|---|---|
+//! | `memfd_create` with `MFD_ALLOW_SEALING`, `F_ADD_SEALS` / `F_GET_SEALS` | the shared ring, sealed against shrinking | 3.17 |
+//! | `SCM_RIGHTS` over an `AF_UNIX` stream socket, `SO_PEERCRED` | handing the memfd over, the peer's pid and uid | 2.2 |
+//! | shared `FUTEX_WAIT` / `FUTEX_WAKE` | the consumer's sleep and the producer's wake | 2.6 |
+//! | `mmap` with `MAP_POPULATE`, `madvise(MADV_DONTFORK)` | mapping the ring | 2.6.16 |
+//! | `pidfd_open` and `poll` on a pidfd | noticing that the peer has exited | **5.3** |
+//! | `SO_PEERPIDFD` (optional; `pidfd_open` is the fallback) | the peer's pidfd without a pid-reuse race | 6.5 |
+//!
+//! The oldest kernel that runs it is therefore 5.3. Upstream's macOS port (POSIX shared
+//! memory, `__ulock_wait`) is not reimplemented.
+//!
 //! [tachyon-ipc]: https://pypi.org/project/tachyon-ipc/
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "tachyon-ring runs on Linux only (5.3 or later): it needs memfd_create with file sealing, \
+     shared futexes, pidfd_open and SCM_RIGHTS over Unix sockets, which this target lacks"
+);
 
 #[cfg(feature = "async")]
 mod asynchronous;
@@ -64,6 +127,7 @@ mod handshake;
 pub mod layout;
 mod listener;
 mod peer;
+mod pod;
 mod producer;
 #[cfg(feature = "async")]
 mod reactor;
@@ -72,6 +136,8 @@ mod select;
 mod shm;
 mod sock_diag;
 mod socket_file;
+mod stats;
+mod trace;
 pub mod type_id;
 mod wait;
 
@@ -87,6 +153,7 @@ pub use peer::{ListenReport, PeerCredentials, PeerLiveness};
 pub use producer::{Producer, WriteSlot};
 pub use rpc::{CallSlot, Callee, Caller, ERROR_REPLY_TYPE, Reply, ReplySlot, Request, RpcBus};
 pub use select::{Selected, Selector, SelectorHandle};
+pub use stats::{ConsumerStats, ProducerStats};
 
 const _: () = {
     const fn is_send<T: Send>() {}

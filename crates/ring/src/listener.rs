@@ -112,6 +112,7 @@ impl Listener {
         let handshake = Handshake::new(self.capacity, None);
         let limits = WaitLimits::new(timeout, self.options.cancel.as_ref());
         let (peer, report) = self.socket.hand_over(&handshake, &[fd.as_fd()], limits)?;
+        peer.announce("connector");
         self.accepted += 1;
         self.refused += u64::from(report.refused);
         self.vanished += u64::from(report.vanished);

@@ -7,6 +7,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{getsockopt, sockopt};
 
 use crate::error::{Error, Result};
+use crate::trace::lifecycle;
 
 /// The peer process, as the kernel vouches for it at connect time (`SO_PEERCRED`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,8 +125,16 @@ impl PeerWatch {
         }
     }
 
+    /// Announces the peer a handshake completed with (a `tracing` event).
+    pub(crate) fn announce(&self, role: &'static str) {
+        let PeerCredentials { pid, uid, gid } = self.credentials;
+        lifecycle!(info, pid, uid, gid, role, "peer connected");
+        let _ = (pid, uid, gid, role);
+    }
+
     /// The error a waiting end returns once the peer is gone and nothing is left to deliver.
     pub(crate) fn gone_error(&self, messages: u64) -> Error {
+        lifecycle!(warn, pid = self.credentials.pid, messages, "peer gone");
         Error::PeerGone {
             pid: self.credentials.pid,
             messages,

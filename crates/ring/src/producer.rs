@@ -1,6 +1,7 @@
 //! The producing end of a ring.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
@@ -11,21 +12,36 @@ use crate::error::{Error, Result};
 use crate::layout::{self, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader, sleeping};
 use crate::peer::PeerWatch;
 use crate::shm::Region;
+use crate::stats::ProducerStats;
 use crate::wait::{self, SpaceWait};
 
 /// Writes messages into the ring. One per ring; `Send`, not `Sync`.
 ///
-/// Commits are *published* (made visible to the consumer) in batches of 32, as the wire
-/// format prescribes, and whenever [`flush`](Producer::flush) is called, the ring is found
-/// full, or the producer is dropped. Publishing wakes a sleeping consumer.
+/// [`send`](Producer::send), [`send_timeout`](Producer::send_timeout) and
+/// [`WriteSlot::commit`] *publish* at once: the message is visible to the consumer (and a
+/// sleeping consumer woken) when they return, as upstream's `send` and `commit` do.
+///
+/// Batching is explicit: [`send_unflushed`](Producer::send_unflushed),
+/// [`send_timeout_unflushed`](Producer::send_timeout_unflushed) and
+/// [`WriteSlot::commit_unflushed`] commit without publishing; their messages become visible
+/// every 32 commits (the wire format's rule), on [`flush`](Producer::flush), when the ring is
+/// found full, or when the producer is dropped. One publish per batch instead of one per
+/// message is what streaming throughput is made of.
 ///
 /// ```
 /// # fn main() -> Result<(), tachyon_ring::Error> {
 /// let (mut producer, mut consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
-/// producer.send(7, b"hello")?;
-/// producer.flush();
+/// producer.send(7, b"hello")?; // published now
 /// let message = consumer.try_recv()?.expect("published");
 /// assert_eq!((message.type_id(), message.data()), (7, &b"hello"[..]));
+/// drop(message);
+///
+/// for tick in 0..3u8 {
+///     producer.send_unflushed(1, &[tick])?; // committed, not yet visible
+/// }
+/// assert!(consumer.try_recv()?.is_none());
+/// producer.flush(); // all three at once
+/// assert_eq!(consumer.drain(10, |_| {})?, 3);
 /// # Ok(()) }
 /// ```
 pub struct Producer {
@@ -40,8 +56,13 @@ pub struct Producer {
     cached_tail: u64,
     /// Commits since the head was last published.
     unpublished: u32,
-    /// Messages committed since the bus opened.
+    /// Messages committed since the bus opened, and their payload bytes.
     committed: u64,
+    committed_bytes: u64,
+    /// Times a placement found the ring full, counted once per stretch of fullness.
+    full_events: u64,
+    /// The last placement found the ring full (cleared by the next commit).
+    found_full: bool,
     /// Sleeping consumers this producer's publishes woke.
     wakes: u64,
     peer: Option<Arc<PeerWatch>>,
@@ -92,6 +113,9 @@ impl Producer {
             cached_tail,
             unpublished: 0,
             committed: 0,
+            committed_bytes: 0,
+            full_events: 0,
+            found_full: false,
             wakes: 0,
             peer,
             poisoned,
@@ -126,8 +150,7 @@ impl Producer {
     /// let (mut producer, mut consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
     /// let mut slot = producer.reserve(16)?;
     /// slot[..3].copy_from_slice(b"abc");
-    /// slot.commit(3, 1)?;
-    /// producer.flush();
+    /// slot.commit(3, 1)?; // publishes; `commit_unflushed` would batch
     /// assert_eq!(consumer.try_recv()?.unwrap().data(), b"abc");
     /// # Ok(()) }
     /// ```
@@ -145,25 +168,49 @@ impl Producer {
         Ok(WriteSlot::new(self, placement, max_len))
     }
 
-    /// Copies `payload` into a new message and commits it, without waiting for space.
+    /// Copies `payload` into a new message, commits it and publishes it (with every earlier
+    /// unpublished commit), without waiting for space: [`Error::Full`] at once when full.
     #[inline]
     pub fn send(&mut self, type_id: u32, payload: &[u8]) -> Result<()> {
+        self.send_unflushed(type_id, payload)?;
+        self.flush();
+        Ok(())
+    }
+
+    /// Like [`send`](Producer::send), but leaves the message unpublished until the batch of
+    /// 32 fills, [`flush`](Producer::flush) is called, or the ring is found full.
+    #[inline]
+    pub fn send_unflushed(&mut self, type_id: u32, payload: &[u8]) -> Result<()> {
         let placement = self.try_place(payload.len())?;
         self.write_and_commit(placement, type_id, payload);
         Ok(())
     }
 
-    /// Like [`send`](Producer::send), but waits for space up to `timeout`.
+    /// Like [`send`](Producer::send) (publishing), but waits for space up to `timeout`.
     ///
     /// Upstream's producer fails at once when full; this one first publishes what it has
     /// committed (so the consumer can drain it) and then waits.
     pub fn send_timeout(&mut self, type_id: u32, payload: &[u8], timeout: Duration) -> Result<()> {
+        self.send_timeout_unflushed(type_id, payload, timeout)?;
+        self.flush();
+        Ok(())
+    }
+
+    /// Like [`send_timeout`](Producer::send_timeout), but batched as
+    /// [`send_unflushed`](Producer::send_unflushed) is.
+    pub fn send_timeout_unflushed(
+        &mut self,
+        type_id: u32,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<()> {
         let placement = self.place_waiting(payload.len(), timeout)?;
         self.write_and_commit(placement, type_id, payload);
         Ok(())
     }
 
-    /// Publishes every commit now and wakes the consumer if it sleeps.
+    /// Publishes every commit now and wakes the consumer if it sleeps. Needed only after the
+    /// `_unflushed` calls; harmless (and cheap) when nothing is pending.
     #[inline]
     pub fn flush(&mut self) {
         if self.unpublished > 0 {
@@ -179,6 +226,20 @@ impl Producer {
     /// Commits not yet visible to the consumer.
     pub fn unpublished(&self) -> u32 {
         self.unpublished
+    }
+
+    /// This end's counters, and the ring's depth now (one atomic load of the tail).
+    pub fn stats(&self) -> ProducerStats {
+        let tail = self.region.header().tail.load(Ordering::Acquire);
+        ProducerStats {
+            committed: self.committed,
+            committed_bytes: self.committed_bytes,
+            published: self.committed - u64::from(self.unpublished),
+            full_events: self.full_events,
+            wakes: self.wakes,
+            depth_bytes: self.head.saturating_sub(tail).min(self.capacity as u64),
+            capacity: self.capacity as u64,
+        }
     }
 
     #[inline]
@@ -258,6 +319,10 @@ impl Producer {
             }
             // Let the consumer see everything we have, so it can free what we need.
             self.flush();
+            if !self.found_full {
+                self.found_full = true;
+                self.full_events += 1;
+            }
             return Err(Error::Full {
                 needed,
                 free: self.free_bytes(),
@@ -368,11 +433,13 @@ impl Producer {
         let tail = self.region.load_tail();
         if tail < self.cached_tail || tail > self.head || tail % SLOT_HEADER_LEN as u64 != 0 {
             self.region.mark_fatal();
-            return Err(Error::Corrupt(format!(
+            let detail = format!(
                 "consumer published tail {tail}, outside [{}, {}] (our last seen tail, our head) \
                  or not 64-byte aligned",
                 self.cached_tail, self.head
-            )));
+            );
+            crate::trace::lifecycle!(error, end = "producer", detail = %detail, "ring corrupt");
+            return Err(Error::Corrupt(detail));
         }
         self.cached_tail = tail;
         Ok(())
@@ -398,6 +465,8 @@ impl Producer {
         self.head += (placement.skip + placement.slot_len) as u64;
         self.unpublished += 1;
         self.committed += 1;
+        self.committed_bytes += len as u64;
+        self.found_full = false;
         if self.unpublished >= PUBLISH_BATCH {
             self.publish();
         }
@@ -488,13 +557,18 @@ impl Drop for Producer {
 /// Dropped uncommitted, it is rolled back: nothing of it reaches the consumer. (A *bare* skip
 /// marker that `reserve` had to publish to make room stays in the stream, as upstream's skips
 /// do; the consumer passes over it.)
-pub struct WriteSlot<'a> {
-    producer: &'a mut Producer,
+///
+/// `P` is how the slot holds its producer: `&mut Producer` from [`Producer::reserve`], or any
+/// guard that dereferences to one (a `RefMut`, a `MutexGuard`) from
+/// [`WriteSlot::reserve_in`], for producers kept behind a cell and shared by `&` reference.
+pub struct WriteSlot<'a, P: DerefMut<Target = Producer> = &'a mut Producer> {
+    producer: P,
     placement: Placement,
     max_len: usize,
+    _borrow: PhantomData<&'a mut Producer>,
 }
 
-impl fmt::Debug for WriteSlot<'_> {
+impl<P: DerefMut<Target = Producer>> fmt::Debug for WriteSlot<'_, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WriteSlot")
             .field("max_len", &self.max_len)
@@ -509,46 +583,80 @@ impl<'a> WriteSlot<'a> {
             producer,
             placement,
             max_len,
+            _borrow: PhantomData,
         }
     }
+}
 
-    /// Commits the first `len` bytes of the slot as a message of type `type_id`.
-    /// [`Error::CommitTooLong`] (and a rollback) when `len` exceeds the reserved length.
+impl<'a, P: DerefMut<Target = Producer>> WriteSlot<'a, P> {
+    /// [`Producer::reserve`] for a producer reached through a guard `P`, which the slot keeps
+    /// until it is committed or dropped.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tachyon_ring::Error> {
+    /// use std::cell::RefCell;
+    /// use tachyon_ring::WriteSlot;
+    /// let (producer, mut consumer) = tachyon_ring::Bus::in_memory(4096)?.split();
+    /// let shared = RefCell::new(producer);
+    /// let mut slot = WriteSlot::reserve_in(shared.borrow_mut(), 4)?;
+    /// slot.copy_from_slice(b"tick");
+    /// slot.commit(4, 1)?;
+    /// assert_eq!(consumer.try_recv()?.unwrap().data(), b"tick");
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn reserve_in(mut producer: P, max_len: usize) -> Result<Self> {
+        let placement = producer.try_place(max_len)?;
+        Ok(WriteSlot {
+            producer,
+            placement,
+            max_len,
+            _borrow: PhantomData,
+        })
+    }
+
+    /// Commits the first `len` bytes of the slot as a message of type `type_id` and publishes
+    /// it (with every earlier unpublished commit). [`Error::CommitTooLong`] (and a rollback)
+    /// when `len` exceeds the reserved length.
     #[inline]
     pub fn commit(self, len: usize, type_id: u32) -> Result<()> {
+        let mut producer = self.commit_with(len, type_id, 0)?;
+        producer.flush();
+        Ok(())
+    }
+
+    /// Like [`commit`](WriteSlot::commit), but leaves the message unpublished until the batch
+    /// of 32 fills or [`Producer::flush`] is called (upstream's `commit_unflushed`).
+    #[inline]
+    pub fn commit_unflushed(self, len: usize, type_id: u32) -> Result<()> {
         self.commit_with(len, type_id, 0).map(drop)
     }
 
     /// Commits with an RPC correlation id and publishes at once (a caller or callee waits on
     /// every message, so nothing is batched).
     pub(crate) fn commit_rpc(self, len: usize, type_id: u32, correlation_id: u64) -> Result<()> {
-        let producer = self.commit_with(len, type_id, correlation_id)?;
+        let mut producer = self.commit_with(len, type_id, correlation_id)?;
         producer.flush();
         Ok(())
     }
 
-    fn commit_with(
-        self,
-        len: usize,
-        type_id: u32,
-        correlation_id: u64,
-    ) -> Result<&'a mut Producer> {
+    fn commit_with(self, len: usize, type_id: u32, correlation_id: u64) -> Result<P> {
         if len > self.max_len {
             return Err(Error::CommitTooLong {
                 len,
                 reserved: self.max_len,
             });
         }
-        self.producer
-            .commit(self.placement, len, type_id, correlation_id);
-        Ok(self.producer)
+        let mut producer = self.producer;
+        producer.commit(self.placement, len, type_id, correlation_id);
+        Ok(producer)
     }
 
     /// Drops the slot without committing it (what dropping does; this names the intent).
     pub fn rollback(self) {}
 }
 
-impl Deref for WriteSlot<'_> {
+impl<P: DerefMut<Target = Producer>> Deref for WriteSlot<'_, P> {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
@@ -566,7 +674,7 @@ impl Deref for WriteSlot<'_> {
     }
 }
 
-impl DerefMut for WriteSlot<'_> {
+impl<P: DerefMut<Target = Producer>> DerefMut for WriteSlot<'_, P> {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`, and `&mut self` makes this the only reference to those bytes
@@ -619,6 +727,74 @@ mod tests {
             matches!(producer.send(1, &[]), Err(Error::Corrupt(_))),
             "tail went backwards"
         );
+    }
+
+    fn published_head(region: &Region) -> u64 {
+        region.header().head.load(Ordering::Acquire)
+    }
+
+    #[test]
+    fn send_and_commit_publish_at_once() {
+        let (mut producer, region) = producer_on(4096);
+        producer.send(1, b"a").unwrap();
+        assert_eq!(published_head(&region), 128);
+        producer
+            .send_timeout(1, b"b", Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(published_head(&region), 256);
+        let mut slot = producer.reserve(8).unwrap();
+        slot[0] = 1;
+        slot.commit(1, 1).unwrap();
+        assert_eq!(published_head(&region), 384);
+        assert_eq!(producer.unpublished(), 0);
+    }
+
+    #[test]
+    fn unflushed_calls_wait_for_flush_or_the_batch_of_32() {
+        let (mut producer, region) = producer_on(1 << 16);
+        producer.send_unflushed(1, b"a").unwrap();
+        producer
+            .send_timeout_unflushed(1, b"b", Duration::from_secs(1))
+            .unwrap();
+        producer.reserve(8).unwrap().commit_unflushed(1, 1).unwrap();
+        assert_eq!(published_head(&region), 0, "nothing published before flush");
+        assert_eq!(producer.unpublished(), 3);
+        producer.flush();
+        assert_eq!(published_head(&region), 3 * 128);
+        for _ in 0..PUBLISH_BATCH - 1 {
+            producer.send_unflushed(1, b"c").unwrap();
+        }
+        assert_eq!(
+            published_head(&region),
+            3 * 128,
+            "31 commits stay unpublished"
+        );
+        producer.send_unflushed(1, b"c").unwrap();
+        assert_eq!(
+            published_head(&region),
+            (3 + 32) * 128,
+            "the 32nd publishes"
+        );
+    }
+
+    #[test]
+    fn a_publishing_send_publishes_earlier_unflushed_commits_too() {
+        let (mut producer, region) = producer_on(4096);
+        producer.send_unflushed(1, b"a").unwrap();
+        producer.send(1, b"b").unwrap();
+        assert_eq!(published_head(&region), 256);
+    }
+
+    #[test]
+    fn a_dropped_slot_publishes_nothing() {
+        let (mut producer, region) = producer_on(4096);
+        {
+            let mut slot = producer.reserve(8).unwrap();
+            slot[0] = 1;
+        }
+        producer.flush();
+        assert_eq!(published_head(&region), 0);
+        assert_eq!(producer.head, 0, "the head returned to the slot's start");
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::layout::Handshake;
 use crate::peer::{ListenReport, PeerCredentials, PeerWatch};
 use crate::producer::{Producer, WriteSlot};
 use crate::shm::Region;
+use crate::trace::lifecycle;
 use crate::type_id;
 
 /// Entry points of an RPC bus; see [`Caller`] and [`Callee`].
@@ -85,6 +86,7 @@ impl BusOptions {
         let (fwd, fwd_fd) = Region::create_memfd(&label, capacity_fwd)?;
         let (rev, rev_fd) = Region::create_memfd(&label, capacity_rev)?;
         let handshake = Handshake::new(capacity_fwd, Some(capacity_rev));
+        lifecycle!(info, path = %path.display(), capacity_fwd, capacity_rev, kind = "rpc", "listening");
         let (peer, report) = handshake::listen_and_send(
             path,
             &handshake,
@@ -92,6 +94,7 @@ impl BusOptions {
             &self.allowed_peers,
             self.listen_limits(),
         )?;
+        peer.announce("caller");
         let peer = Some(Arc::new(peer));
         Ok(Callee {
             requests: self.consumer(Arc::new(fwd), peer.clone()).reading_rpc(),
@@ -111,6 +114,7 @@ impl BusOptions {
                 "an RPC listener must send two rings".into(),
             ));
         };
+        peer.announce("callee");
         let peer = Some(Arc::new(peer));
         Ok(Caller {
             requests: self.producer(Arc::new(fwd), peer.clone()),
@@ -193,6 +197,13 @@ impl Caller {
     /// The callee's process as the kernel saw it at connect time.
     pub fn peer_credentials(&self) -> Option<PeerCredentials> {
         self.peer.as_ref().map(|peer| peer.credentials)
+    }
+
+    /// The reply ring's consumer settings: see [`Consumer::set_spin_threshold`] and
+    /// [`Consumer::set_pure_spin`].
+    pub fn set_reply_wait(&mut self, spin_threshold: u32, pure_spin: bool) {
+        self.replies.set_spin_threshold(spin_threshold);
+        self.replies.set_pure_spin(pure_spin);
     }
 }
 
@@ -336,6 +347,13 @@ impl Callee {
     /// watched.
     pub fn listen_report(&self) -> ListenReport {
         self.report
+    }
+
+    /// The request ring's consumer settings: see [`Consumer::set_spin_threshold`] and
+    /// [`Consumer::set_pure_spin`].
+    pub fn set_request_wait(&mut self, spin_threshold: u32, pure_spin: bool) {
+        self.requests.set_spin_threshold(spin_threshold);
+        self.requests.set_pure_spin(pure_spin);
     }
 }
 

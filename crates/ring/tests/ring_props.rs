@@ -8,10 +8,15 @@ use tachyon_ring::{Bus, Error};
 
 #[derive(Clone, Debug)]
 enum Op {
-    /// Copying send of `len` bytes.
-    Send(usize),
-    /// Zero-copy reserve of `max` bytes, committing `Some(len)` of them or rolling back.
-    Reserve { max: usize, commit: Option<usize> },
+    /// Copying send of `len` bytes; publishing (`send`) or batched (`send_unflushed`).
+    Send { len: usize, publish: bool },
+    /// Zero-copy reserve of `max` bytes, committing `Some(len)` of them (publishing or
+    /// batched) or rolling back.
+    Reserve {
+        max: usize,
+        commit: Option<usize>,
+        publish: bool,
+    },
     /// Receive up to `n` messages.
     Recv(usize),
     /// Publish the producer's pending commits.
@@ -28,11 +33,14 @@ fn ops(max_payload: usize) -> impl Strategy<Value = Vec<Op>> {
     // Mostly small messages, sometimes up to the largest that fits.
     let len = prop_oneof![4 => 0..=max_payload.min(200), 1 => 0..=max_payload];
     let op = prop_oneof![
-        4 => len.clone().prop_map(Op::Send),
-        2 => (len, any::<Option<prop::sample::Index>>()).prop_map(|(max, commit)| Op::Reserve {
-            max,
-            commit: commit.map(|i| i.index(max + 1)),
-        }),
+        4 => (len.clone(), any::<bool>()).prop_map(|(len, publish)| Op::Send { len, publish }),
+        2 => (len, any::<Option<prop::sample::Index>>(), any::<bool>()).prop_map(
+            |(max, commit, publish)| Op::Reserve {
+                max,
+                commit: commit.map(|i| i.index(max + 1)),
+                publish,
+            }
+        ),
         4 => (1usize..40).prop_map(Op::Recv),
         1 => Just(Op::Flush),
     ];
@@ -61,21 +69,30 @@ proptest! {
 
         for op in ops {
             match op {
-                Op::Send(len) => {
+                Op::Send { len, publish } => {
                     let message = (1 + (seq % 1000) as u32, payload(seq, len));
-                    match producer.send(message.0, &message.1) {
+                    let sent = if publish {
+                        producer.send(message.0, &message.1)
+                    } else {
+                        producer.send_unflushed(message.0, &message.1)
+                    };
+                    match sent {
                         Ok(()) => { pending.push(message); seq += 1; }
                         Err(Error::Full { .. }) => {}
                         Err(other) => panic!("send: {other}"),
                     }
                 }
-                Op::Reserve { max, commit } => match producer.reserve(max) {
+                Op::Reserve { max, commit, publish } => match producer.reserve(max) {
                     Ok(mut slot) => {
                         let bytes = payload(seq, max);
                         slot.copy_from_slice(&bytes);
                         if let Some(len) = commit {
                             let type_id = 1 + (seq % 1000) as u32;
-                            slot.commit(len, type_id).unwrap();
+                            if publish {
+                                slot.commit(len, type_id).unwrap();
+                            } else {
+                                slot.commit_unflushed(len, type_id).unwrap();
+                            }
                             pending.push((type_id, bytes[..len].to_vec()));
                             seq += 1;
                         }
@@ -94,7 +111,7 @@ proptest! {
                 }
             }
             // What the producer has published is exactly the batches it has flushed: pending
-            // drops to zero on every publish.
+            // drops to zero on every publish (each publishing send or commit is one).
             if producer.unpublished() == 0 {
                 published.extend(pending.drain(..));
             }
@@ -123,8 +140,7 @@ proptest! {
                 Err(other) => panic!("largest message after a drain: {other}"),
             }
         }
-        producer.flush();
-        let message = consumer.try_recv().unwrap().expect("the largest message was published");
+        let message = consumer.try_recv().unwrap().expect("send published the largest message");
         prop_assert_eq!(message.data(), &largest[..]);
     }
 }

@@ -111,12 +111,6 @@ pub fn follows_pattern(i: u64, payload: &[u8]) -> bool {
         .all(|(j, &byte)| byte == pattern_byte(i, j))
 }
 
-/// Seconds as a `Duration`: finite and not negative, else a clap error (never a panic).
-pub fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text.trim().parse().map_err(|e| format!("{text:?}: {e}"))?;
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?} seconds: {e}"))
-}
-
 /// `MIN..MAX` (inclusive), or a single number.
 pub fn parse_size_range(text: &str) -> Result<(usize, usize), String> {
     let (min, max) = parse_sweep(text)?;

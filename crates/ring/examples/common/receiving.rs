@@ -16,8 +16,8 @@ pub struct Args {
     /// Never sleep.
     #[arg(long)]
     pub pure_spin: bool,
-    /// Give up when no message arrives for this many seconds.
-    #[arg(long, value_parser = super::parse_seconds, default_value = "60")]
+    /// Give up when no message arrives for this long ("60s", "500ms").
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     pub idle_timeout: Duration,
     /// After this many messages, kill this process with SIGKILL (tests a producer waiting for
     /// space on a dead consumer).

@@ -1,0 +1,107 @@
+//! Lifecycle events: through `tracing` with the `tracing` feature, compiled out without it.
+//! Only points a service operator acts on are events (listening, a peer connected, refused
+//! or gone, corruption found); nothing on the per-message path.
+
+/// `lifecycle!(info, pid = 1, "peer connected")`: a `tracing` event of that level, target
+/// `tachyon_ring`, when the feature is on; nothing at all when it is off.
+macro_rules! lifecycle {
+    ($level:ident, $($event:tt)+) => {
+        #[cfg(feature = "tracing")]
+        ::tracing::$level!(target: "tachyon_ring", $($event)+);
+    };
+}
+
+pub(crate) use lifecycle;
+
+#[cfg(all(test, feature = "tracing"))]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    /// Records each event as "LEVEL message field=value …".
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    struct Line<'a>(&'a mut String);
+
+    impl Visit for Line<'_> {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0.push_str(&format!(" {value:?}"));
+            } else {
+                self.0.push_str(&format!(" {}={value:?}", field.name()));
+            }
+        }
+    }
+
+    impl Subscriber for Recorder {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut line = event.metadata().level().to_string();
+            event.record(&mut Line(&mut line));
+            self.0.lock().unwrap().push(line);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    fn recorded(run: impl FnOnce()) -> Vec<String> {
+        let recorder = Recorder::default();
+        tracing::subscriber::with_default(recorder.clone(), run);
+        recorder.0.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn a_bus_reports_listening_and_the_peer_with_its_pid_and_uid() {
+        let path = std::env::temp_dir().join(format!("tachyon-trace-{}.sock", std::process::id()));
+        let lines = recorded(|| {
+            let connector = {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    crate::Bus::options()
+                        .connect_timeout(std::time::Duration::from_secs(5))
+                        .connect(&path)
+                        .unwrap()
+                })
+            };
+            let _listener = crate::Bus::listen(&path, 4096).unwrap();
+            connector.join().unwrap();
+        });
+        let text = lines.join("\n");
+        assert!(text.contains("INFO listening path="), "{text}");
+        assert!(text.contains("INFO peer connected"), "{text}");
+        assert!(
+            text.contains(&format!("pid={}", std::process::id())),
+            "{text}"
+        );
+        assert!(text.contains("uid="), "{text}");
+    }
+
+    #[test]
+    fn corruption_is_reported_with_its_cause() {
+        use std::sync::atomic::Ordering;
+        let lines = recorded(|| {
+            let region = Arc::new(crate::shm::Region::heap(4096).unwrap());
+            let mut consumer = crate::consumer::Consumer::new(Arc::clone(&region), 10, false, None);
+            // A head that is not a multiple of 64 slots' worth: outside what a producer writes.
+            region.header().head.store(1 << 40, Ordering::Release);
+            assert!(consumer.try_recv().is_err());
+        });
+        let text = lines.join("\n");
+        assert!(
+            text.contains("ERROR ring corrupt end=\"consumer\""),
+            "{text}"
+        );
+        assert!(text.contains("producer published head"), "{text}");
+    }
+}
