@@ -770,7 +770,7 @@ mod tests {
     fn a_producer_that_wakes_too_early_costs_only_the_first_short_nap() {
         let (mut producer, mut consumer, _region) = pair();
         assert!(consumer.announce_sleep(), "step 1: the ring is empty");
-        producer.send(5, b"tick").unwrap();
+        producer.send_unflushed(5, b"tick").unwrap(); // committed, not yet published
         producer.publish_as_upstream(); // step 2: publish + wake nobody, word left SLEEPING
         let nap = Naps::new().next(None);
         assert!(nap <= Duration::from_millis(1), "first nap {nap:?}");

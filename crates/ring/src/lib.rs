@@ -67,7 +67,10 @@
 //! | [`Error::PeerGone`] | the peer process exited; everything it published was delivered first |
 //! | [`Error::UnexpectedReply`] | an RPC reply answers another call than the one waited for; the reply ring is marked fatal |
 //! | [`Error::ZeroCorrelationId`] | an RPC reply to id 0 |
-//! | [`Error::Interrupted`] | a signal interrupted a blocking call |
+//! | [`Error::Cancelled`] | the call's [`CancelToken`] was cancelled (signals never end a call by themselves) |
+//! | [`Error::AddressInUse`] | `listen` found a live listener's socket at the path |
+//! | [`Error::CapacityLimit`] | a listener announced a ring above [`BusOptions::max_capacity`] |
+//! | [`Error::PayloadLayout`] | a typed read or write does not fit the payload's size or alignment |
 //! | [`Error::Os`] | a system call failed (named, with the path where there is one) |
 //!
 //! # Observability
@@ -84,6 +87,10 @@
 //!   events compile to nothing and `tracing` is not in the dependency tree; a service that
 //!   logs through `tracing` turns it on with one line and gets every event, as with tokio's
 //!   and hyper's optional `tracing` features.
+//! - `async` (off): [`AsyncConsumer`] and [`AsyncProducer`], futures on one process-wide
+//!   waiter thread; runtime-agnostic (only `std::future`).
+//! - `tokio` (off): the same as `async`, named for the runtime the tests and the
+//!   `async_consumer` example use.
 //! - `fuzzing` (off): exposes the hostile-peer entry points (`tachyon_ring::fuzzing`) for the
 //!   cargo-fuzz targets in `fuzz/`. Not a stable API.
 //!
@@ -99,6 +106,8 @@
 //! | `mmap` with `MAP_POPULATE`, `madvise(MADV_DONTFORK)` | mapping the ring | 2.6.16 |
 //! | `pidfd_open` and `poll` on a pidfd | noticing that the peer has exited | **5.3** |
 //! | `SO_PEERPIDFD` (optional; `pidfd_open` is the fallback) | the peer's pidfd without a pid-reuse race | 6.5 |
+//! | `futex_waitv` (optional; one word in 10 ms slices is the fallback) | sleeping on a ring and a cancel token, or on many rings (`Selector`, the async reactor), in one call | 5.16 |
+//! | `eventfd` | a cancel token's wake for socket waits | 2.6.22 |
 //!
 //! The oldest kernel that runs it is therefore 5.3. Upstream's macOS port (POSIX shared
 //! memory, `__ulock_wait`) is not reimplemented.
