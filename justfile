@@ -15,7 +15,7 @@ build:
     cargo build --release -p tachyon-ring --examples -p tachyon-consumer --bins
 
 # Every test: lints, rustdoc, unit, property, doc, cross-process and cross-language tests.
-test: lint
+test: lint pytest
     cargo test --workspace
 
 # Test files involving the real pip-installed tachyon-ipc: real_peer, market, rpc, reliability.
@@ -52,3 +52,18 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+# Linked by the venv's zig (installing it needs no C compiler); built in its own target dir.
+#
+# The Python package tachyon_rs (crates/python) as an abi3 manylinux2014 wheel in target/wheels/.
+wheel:
+    rm -f target/wheels/tachyon_rs-*.whl
+    PATH="{{justfile_directory()}}/.venv/bin:$PATH" CARGO_TARGET_DIR=target/python \
+        .venv/bin/maturin build --release --quiet -m crates/python/Cargo.toml --out target/wheels \
+        --zig --compatibility manylinux2014
+
+# Build and install the tachyon_rs wheel into .venv, then run its pytest suite (args go to pytest).
+pytest *args: wheel
+    .venv/bin/python -m pip install --disable-pip-version-check --force-reinstall --no-deps --quiet target/wheels/tachyon_rs-*.whl
+    cargo build --release -p tachyon-consumer
+    .venv/bin/python -m pytest crates/python/tests {{args}}
