@@ -8,7 +8,6 @@
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, TryLockError};
-use std::time::Duration;
 
 use pyo3::exceptions::{PyBufferError, PyIndexError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::ffi;
@@ -114,14 +113,13 @@ fn make_room(
     len: usize,
     timeout: Option<f64>,
 ) -> PyResult<()> {
+    let deadline = deadline(timeout)?;
     match producer.reserve(len) {
         Ok(slot) => {
             slot.rollback();
             Ok(())
         }
-        Err(Error::Full { .. }) if timeout.is_some() => {
-            wait_for_room(py, producer, len, deadline(timeout)?)
-        }
+        Err(Error::Full { .. }) if timeout.is_some() => wait_for_room(py, producer, len, deadline),
         Err(other) => Err(to_py(other)),
     }
 }
@@ -281,13 +279,14 @@ impl TachyonBus {
         type_id: u32,
         timeout: Option<f64>,
     ) -> PyResult<()> {
+        let deadline = deadline(timeout)?;
         let mut end = self.state()?;
         let producer = producer(&mut end)?;
         with_bytes(data, |bytes| {
             match producer.send(type_id, bytes) {
                 Ok(()) => {}
                 Err(Error::Full { .. }) if timeout.is_some() => {
-                    wait_for_room(py, producer, bytes.len(), deadline(timeout)?)?;
+                    wait_for_room(py, producer, bytes.len(), deadline)?;
                     producer.send(type_id, bytes).map_err(to_py)?;
                 }
                 Err(other) => return Err(to_py(other)),
@@ -586,9 +585,7 @@ impl TxGuard {
     }
 
     #[setter]
-    fn set_actual_size(&self, value: Option<usize>) -> PyResult<()> {
-        let value = value
-            .ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("Cannot delete actual_size."))?;
+    fn set_actual_size(&self, value: usize) -> PyResult<()> {
         self.actual_size.store(value, Relaxed);
         Ok(())
     }
@@ -600,9 +597,7 @@ impl TxGuard {
     }
 
     #[setter]
-    fn set_type_id(&self, value: Option<u32>) -> PyResult<()> {
-        let value = value
-            .ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("Cannot delete type_id."))?;
+    fn set_type_id(&self, value: u32) -> PyResult<()> {
         self.type_id.store(value, Relaxed);
         Ok(())
     }
@@ -890,6 +885,3 @@ impl RxMsgView {
         });
     }
 }
-
-#[allow(dead_code)]
-const _SLICE_CHECK: Duration = crate::wait::SLICE;

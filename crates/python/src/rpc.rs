@@ -5,7 +5,7 @@ use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 
-use pyo3::exceptions::{PyBufferError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyBufferError, PyRuntimeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -348,8 +348,7 @@ impl RpcTxGuard {
     }
 
     #[setter]
-    fn set_actual_size(&self, value: Option<usize>) -> PyResult<()> {
-        let value = value.ok_or_else(|| PyTypeError::new_err("Cannot delete actual_size."))?;
+    fn set_actual_size(&self, value: usize) -> PyResult<()> {
         self.actual_size.store(value, Relaxed);
         Ok(())
     }
@@ -361,8 +360,7 @@ impl RpcTxGuard {
     }
 
     #[setter]
-    fn set_msg_type(&self, value: Option<u64>) -> PyResult<()> {
-        let value = value.ok_or_else(|| PyTypeError::new_err("Cannot delete msg_type."))?;
+    fn set_msg_type(&self, value: u64) -> PyResult<()> {
         self.msg_type.store(value, Relaxed);
         Ok(())
     }
