@@ -6,7 +6,8 @@ ratios (ours / theirs), with the medians of the raw rates beside it.
 1. ``producer``: the seed's producer (python/producer.py: ``send_zero_copy`` per tick,
    ``time.time_ns()`` stamps, raw ``flush`` every 64), unchanged but for its import line
    (``import tachyon_rs as tachyon`` for ours), into ``tachyon-consumer --json``. Rate: the
-   producer's own msgs/s.
+   producer's own msgs/s. Both run with the script's ``--retry-full`` (a loaded machine can let
+   the consumer fall behind, and both packages raise "full" rather than wait).
 2. ``batch``: ours only, ``Bus.send_batch`` of a numpy array of MarketTicks (one type id per
    record) into ``tachyon-consumer``; the seed's figure for its producer is 1.06 M ticks/s.
    ``burst``: 400,000 ticks in one call into a 64 MiB ring (room for all: the producer's own
@@ -94,7 +95,7 @@ def run(cmds, timeout=300):
 
 def producer_run(script, sock, count):
     consumer, producer = run([[CONSUMER, "--socket", sock, "--json"],
-                              [PYTHON, script, "--socket", sock, "--count", count]])
+                              [PYTHON, script, "--socket", sock, "--count", count, "--retry-full"]])
     assert consumer["received"] == count, consumer
     return producer["msgs_per_s"]
 
