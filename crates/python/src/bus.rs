@@ -282,12 +282,14 @@ impl TachyonBus {
         let deadline = deadline(timeout)?;
         let mut end = self.state()?;
         let producer = producer(&mut end)?;
-        with_bytes(data, |bytes| {
-            match producer.send(type_id, bytes) {
+        with_bytes(data, |raw| {
+            // Each slice is taken with the GIL held and dropped before any wait releases it.
+            let first_try = producer.send(type_id, raw.all(py));
+            match first_try {
                 Ok(()) => {}
                 Err(Error::Full { .. }) if timeout.is_some() => {
-                    wait_for_room(py, producer, bytes.len(), deadline)?;
-                    producer.send(type_id, bytes).map_err(to_py)?;
+                    wait_for_room(py, producer, raw.len(), deadline)?;
+                    producer.send(type_id, raw.all(py)).map_err(to_py)?;
                 }
                 Err(other) => return Err(to_py(other)),
             }
@@ -316,24 +318,29 @@ impl TachyonBus {
         let deadline = deadline(timeout)?;
         let mut end = self.state()?;
         let producer = producer(&mut end)?;
-        with_bytes(data, |bytes| {
-            if bytes.len() % record_size != 0 {
+        with_bytes(data, |raw| {
+            if raw.len() % record_size != 0 {
                 return Err(PyValueError::new_err(format!(
                     "data is {} bytes, not a whole number of {record_size}-byte records",
-                    bytes.len()
+                    raw.len()
                 )));
             }
-            let count = bytes.len() / record_size;
+            let count = raw.len() / record_size;
             let type_ids = TypeIds::new(type_id, count)?;
-            for (index, record) in bytes.chunks_exact(record_size).enumerate() {
+            for index in 0..count {
                 let tid = type_ids.get(index);
-                match producer.send(tid, record) {
+                // Slices are taken with the GIL held, never kept across a wait.
+                let start = index * record_size;
+                let first_try = producer.send(tid, raw.get(py, start, record_size));
+                match first_try {
                     Ok(()) => {}
                     Err(Error::Full { .. }) => {
                         wait_for_room(py, producer, record_size, deadline).map_err(|e| {
                             annotate(py, e, format!("after {index} of {count} records were sent"))
                         })?;
-                        producer.send(tid, record).map_err(to_py)?;
+                        producer
+                            .send(tid, raw.get(py, start, record_size))
+                            .map_err(to_py)?;
                     }
                     Err(other) => {
                         return Err(annotate(
@@ -489,7 +496,8 @@ impl TypeIds {
         }
         let each: Vec<u32> = match arg.extract::<Vec<u32>>() {
             Ok(list) => list,
-            Err(_) => with_bytes(arg, |bytes| {
+            Err(_) => with_bytes(arg, |raw| {
+                let bytes = raw.all(arg.py());
                 if bytes.len() % 4 != 0 {
                     return Err(PyValueError::new_err(
                         "type_id must be an int, a sequence of ints, or a buffer of uint32",

@@ -259,12 +259,63 @@ pub fn dlpack_capsule<'py>(
     }
 }
 
+/// The bytes of an object exporting a buffer, reachable only while the export is held.
+///
+/// Deliberately not a `&[u8]` for the whole call: a caller that releases the GIL (to wait for
+/// room) must not hold a reference into memory another Python thread may then write (a
+/// `bytearray`, a numpy array). Take short slices with [`RawBytes::get`] with the GIL held, and
+/// drop them before releasing it.
+#[derive(Debug)]
+pub struct RawBytes {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl RawBytes {
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes `start..start + n` (clamped to the length). `_py` proves the GIL is held, so no
+    /// Python code writes them while the slice is in use.
+    pub fn get(&self, _py: Python<'_>, start: usize, n: usize) -> &[u8] {
+        let start = start.min(self.len);
+        let n = n.min(self.len - start);
+        if n == 0 {
+            return &[];
+        }
+        // SAFETY: the export (held by `with_bytes` for as long as this value is reachable)
+        // keeps len bytes at ptr alive and unmoved; start + n <= len; the GIL is held and the
+        // callers drop the slice before releasing it.
+        unsafe { std::slice::from_raw_parts(self.ptr.add(start), n) }
+    }
+
+    /// All the bytes (see [`RawBytes::get`]).
+    pub fn all(&self, py: Python<'_>) -> &[u8] {
+        self.get(py, 0, self.len)
+    }
+}
+
 /// Calls `f` with the bytes of any object exporting a C-contiguous buffer (`bytes`,
 /// `bytearray`, `memoryview`, a numpy array of any dtype...), holding the export only for
 /// the call.
-pub fn with_bytes<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> PyResult<R>) -> PyResult<R> {
+pub fn with_bytes<R>(
+    obj: &Bound<'_, PyAny>,
+    f: impl FnOnce(&RawBytes) -> PyResult<R>,
+) -> PyResult<R> {
     if let Ok(bytes) = obj.cast::<pyo3::types::PyBytes>() {
-        return f(bytes.as_bytes());
+        let raw = bytes.as_bytes();
+        // `bytes` are immutable and `obj` holds them alive for the call.
+        return f(&RawBytes {
+            ptr: raw.as_ptr(),
+            len: raw.len(),
+        });
     }
     let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::zeroed();
     // SAFETY: view is writable storage for one Py_buffer; PyBUF_SIMPLE asks for contiguous
@@ -293,14 +344,17 @@ pub fn with_bytes<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> PyResult<R
     // SAFETY: GetBuffer succeeded, so the view is initialised.
     let (buf, len) = unsafe {
         let v = view.0.assume_init_ref();
-        (v.buf.cast::<u8>(), v.len)
+        (v.buf.cast::<u8>().cast_const(), v.len)
     };
-    let bytes = if len <= 0 || buf.is_null() {
-        &[][..]
-    } else {
-        // SAFETY: a PyBUF_SIMPLE view is len contiguous bytes at buf, valid until released
-        // (after f returns, when `view` drops).
-        unsafe { std::slice::from_raw_parts(buf, len as usize) }
+    let raw = RawBytes {
+        ptr: buf,
+        len: if buf.is_null() {
+            0
+        } else {
+            usize::try_from(len).unwrap_or(0)
+        },
     };
-    f(bytes)
+    let result = f(&raw);
+    drop(view);
+    result
 }
