@@ -22,43 +22,43 @@ use pyo3::prelude::*;
 use tachyon_ring::Error;
 
 create_exception!(
-    _tachyon_rs,
+    tachyon_rs,
     TachyonError,
     PyException,
     "Base class of every tachyon_rs error."
 );
 create_exception!(
-    _tachyon_rs,
+    tachyon_rs,
     PeerDeadError,
     TachyonError,
     "The ring cannot be used any more: the peer died or broke the protocol."
 );
 create_exception!(
-    _tachyon_rs,
+    tachyon_rs,
     PeerGoneError,
     PeerDeadError,
     "The peer process exited; every message it had published was delivered first."
 );
 create_exception!(
-    _tachyon_rs,
+    tachyon_rs,
     CorruptError,
     PeerDeadError,
     "The ring's shared state broke the format (or an RPC reply answered another call)."
 );
 create_exception!(
-    _tachyon_rs,
+    tachyon_rs,
     FullError,
     TachyonError,
     "The ring has no room for the message now (pass timeout= to wait for room)."
 );
 create_exception!(
-    _tachyon_rs,
+    tachyon_rs,
     MessageTooLargeError,
     TachyonError,
     "The message can never fit this ring, whatever the consumer does."
 );
 create_exception!(
-    _tachyon_rs,
+    tachyon_rs,
     WaitTimeoutError,
     TachyonError,
     "A waiting call reached the timeout= it was given."

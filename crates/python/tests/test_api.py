@@ -71,6 +71,7 @@ def test_exception_hierarchy():
         assert issubclass(sub, ours.TachyonError) and not issubclass(sub, ours.PeerDeadError)
     for sub in (ours.PeerGoneError, ours.CorruptError):
         assert issubclass(sub, ours.PeerDeadError)
+    assert ours.TachyonError.__module__ == "tachyon_rs"
 
 
 def test_stubs_and_marker_are_installed():
