@@ -10,7 +10,22 @@
 //! - [`staging`]: the private buffers guards export through the buffer protocol and DLPack;
 //! - [`bus`]: `TachyonBus` and its guards; [`rpc`]: `TachyonRpcBus` and its guards.
 //!
-//! Differences from upstream's extension are listed in the README's Python section.
+//! # Differences from tachyon-ipc 0.5.1's Python API
+//! Additions are keyword arguments and new names only: `timeout=` on every call that waits or
+//! may find the ring full, `Bus.send_batch`, `TachyonBus.send` / `recv` /
+//! `acquire_tx_flushing`, and the exception subclasses of [`errors`]. Beyond those:
+//! - one abi3 wheel for Python 3.11 and later (the buffer protocol joined the stable ABI in
+//!   3.11);
+//! - guards lend a private buffer, never the ring ([`staging`]): one copy per message;
+//! - a bus takes the producer or consumer role at its first send or receive, and keeps it;
+//! - `set_polling_mode` and `set_numa_node` check their arguments but change nothing, and
+//!   `spin_threshold` is accepted and unused (the ring crate has no setting for them after a bus
+//!   is built);
+//! - out-of-range integers raise `OverflowError` / `ValueError` instead of being truncated, and
+//!   messages name the cause in the ring crate's words;
+//! - a second thread calling into a bus that is blocked in another thread gets `RuntimeError`.
+//!
+//! The README's Python section says the same for users.
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
