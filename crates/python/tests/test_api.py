@@ -254,3 +254,19 @@ def test_numa_and_polling_mode(sock):
         for bad in (-1, 64):
             with pytest.raises(ValueError):
                 tx.set_numa_node(bad)
+
+
+def test_rpc_reply_to_another_call_is_peer_dead(sock):
+    """As upstream: a reply whose correlation id is not the one waited for marks the reply ring
+    fatal and raises PeerDeadError (here its subclass CorruptError), for that and later waits."""
+    callee, caller = rpc_pair(ours, sock)
+    with callee, caller:
+        first, second = caller.call(b"a", 1), caller.call(b"b", 1)
+        callee.reply(second, b"B", 2)
+        with pytest.raises(ours.PeerDeadError) as info:
+            caller.wait(first, timeout=5)
+        assert isinstance(info.value, ours.CorruptError)
+        assert f"{second}" in str(info.value) and f"{first}" in str(info.value)
+        callee.reply(first, b"A", 2)
+        with pytest.raises(ours.PeerDeadError):
+            caller.wait(first, timeout=5)
