@@ -67,3 +67,11 @@ pytest *args: wheel
     .venv/bin/python -m pip install --disable-pip-version-check --force-reinstall --no-deps --quiet target/wheels/tachyon_rs-*.whl
     cargo build --release -p tachyon-consumer
     .venv/bin/python -m pytest crates/python/tests {{args}}
+
+# Writes target/python-bench/{results.json,table.md}; docs/performance.md explains the rows.
+#
+# The Python package against the real tachyon-ipc, side by side, alternating; one table.
+bench-python pairs="5": wheel
+    .venv/bin/python -m pip install --disable-pip-version-check --force-reinstall --no-deps --quiet target/wheels/tachyon_rs-*.whl
+    cargo build --release -p tachyon-consumer -p tachyon-ring --example producer
+    .venv/bin/python python/bench_python.py --pairs {{pairs}}
