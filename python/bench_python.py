@@ -13,7 +13,9 @@ ratios (ours / theirs), with the medians of the raw rates beside it.
    ``burst``: 400,000 ticks in one call into a 64 MiB ring (room for all: the producer's own
    rate, as the seed measures it); ``sustained``: 5,000,000 ticks through the default 1 MiB
    ring, which the consumer paces; ``rust``: the crate's Rust producer example through the
-   same ring into the same consumer, the consumer's ceiling on this machine.
+   same ring into the same consumer, the consumer's ceiling on this machine; ``idle``: the
+   producer alone, 200,000 ticks in one call into a 32 MiB ring whose consumer (in the same
+   process) is not reading, so no other process competes for the CPU or the cache lines.
 3. ``echo``: a Python RPC echo round trip, python/rpc_caller.py against python/rpc_callee.py,
    both ends on the same package, 32-byte payloads; calls/s.
 
@@ -107,6 +109,31 @@ def batch_run(sock, count, chunk, capacity=1 << 20):
     return producer["msgs_per_s"], consumer["msgs_per_s"]
 
 
+IDLE_CODE = r"""
+import json, sys, threading, time
+import numpy as np
+import tachyon_rs as tachyon
+sock = sys.argv[1]
+box = {}
+listener = threading.Thread(target=lambda: box.setdefault("rx", tachyon.Bus.listen(sock, 1 << 25)))
+listener.start()
+tx = tachyon.Bus.connect(sock, timeout=10)
+listener.join()
+ticks = np.zeros(200_000, dtype=[("symbol", "S8"), ("price", "<f8"), ("qty", "<u4"), ("ts", "<u8"), ("pad", "V4")])
+types = (1 + np.arange(200_000) % 2).astype(np.uint32)
+start = time.perf_counter()
+sent = tx.send_batch(ticks, 32, types, timeout=10)
+elapsed = time.perf_counter() - start
+print(json.dumps({"sent": sent, "msgs_per_s": sent / elapsed}))
+"""
+
+
+def idle_run(sock):
+    (result,) = run([[PYTHON, "-c", IDLE_CODE, sock]])
+    assert result["sent"] == 200_000, result
+    return result["msgs_per_s"]
+
+
 def rust_run(sock, count):
     consumer, producer = run([[CONSUMER, "--socket", sock, "--json"],
                               [RUST_PRODUCER, "--socket", sock, "--count", count, "--size", 32]])
@@ -145,7 +172,7 @@ def main():
     ours_producer = swapped("producer.py", ours_dir)
     ours_caller, ours_callee = swapped("rpc_caller.py", ours_dir), swapped("rpc_callee.py", ours_dir)
 
-    rates = {"producer": ([], []), "echo": ([], []), "burst": [], "sustained": [], "rust": []}
+    rates = {"producer": ([], []), "echo": ([], []), "burst": [], "sustained": [], "rust": [], "idle": []}
     for i in range(args.pairs):
         order = [("ours", 0), ("theirs", 1)] if i % 2 == 0 else [("theirs", 1), ("ours", 0)]
         for who, k in order:
@@ -157,10 +184,12 @@ def main():
         rates["burst"].append(batch_run(sock, 400_000, 400_000, capacity=1 << 26))
         rates["sustained"].append(batch_run(sock, args.batch_count, 65536))
         rates["rust"].append(rust_run(sock, args.batch_count))
+        rates["idle"].append(idle_run(sock))
         print(f"bench: pair {i + 1}/{args.pairs}: producer ours {rates['producer'][0][-1]:,.0f} "
               f"theirs {rates['producer'][1][-1]:,.0f} msg/s; echo ours {rates['echo'][0][-1]:,.0f} "
               f"theirs {rates['echo'][1][-1]:,.0f} calls/s; batch burst {rates['burst'][-1][0]:,.0f} "
-              f"sustained {rates['sustained'][-1][0]:,.0f} ticks/s (Rust producer {rates['rust'][-1][0]:,.0f})",
+              f"sustained {rates['sustained'][-1][0]:,.0f} ticks/s (Rust producer {rates['rust'][-1][0]:,.0f}), "
+              f"idle {rates['idle'][-1]:,.0f}",
               file=sys.stderr)
 
     med = statistics.median
@@ -175,6 +204,7 @@ def main():
         "batch": {"burst_ticks_per_s": med(r[0] for r in rates["burst"]),
                   "sustained_ticks_per_s": med(r[0] for r in rates["sustained"]),
                   "rust_producer_msgs_per_s": med(r[0] for r in rates["rust"]),
+                  "idle_ticks_per_s": med(rates["idle"]),
                   "sustained_vs_rust": median_ratio([r[0] for r in rates["sustained"]], [r[0] for r in rates["rust"]]),
                   "count": args.batch_count,
                   "burst_vs_seed_1_06M": med(r[0] for r in rates["burst"]) / 1.06e6},
@@ -194,6 +224,8 @@ def main():
         f"({s['echo']['theirs_calls_per_s']:,.0f}/s) | {s['echo']['ratio']:.2f}x calls/s |",
         f"| send_batch burst (400 k ticks, 64 MiB ring) | {s['batch']['burst_ticks_per_s']:,.0f} ticks/s | "
         f"(no batch send) | {s['batch']['burst_vs_seed_1_06M']:.1f}x the seed's 1.06 M |",
+        f"| send_batch alone (200 k ticks, consumer idle) | {s['batch']['idle_ticks_per_s']:,.0f} ticks/s | "
+        f"(no batch send) | {s['batch']['idle_ticks_per_s'] / 1.06e6:.1f}x the seed's 1.06 M |",
         f"| send_batch sustained (1 MiB ring, consumer-paced) | {s['batch']['sustained_ticks_per_s']:,.0f} ticks/s | "
         f"Rust producer example: {s['batch']['rust_producer_msgs_per_s']:,.0f} msg/s | "
         f"{s['batch']['sustained_vs_rust']:.2f}x the Rust producer |",
