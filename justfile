@@ -15,7 +15,7 @@ build:
     cargo build --release -p tachyon-ring --examples -p tachyon-consumer --bins
 
 # Every test: lints, rustdoc, unit, property, doc, cross-process and cross-language tests.
-test: lint
+test: lint pytest
     cargo test --workspace
     cargo test -p tachyon-ring --features tracing --lib trace
 
@@ -55,3 +55,26 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy -p tachyon-ring --features tracing --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+# Linked by the venv's zig (installing it needs no C compiler); built in its own target dir.
+#
+# The Python package tachyon_rs (crates/python) as an abi3 manylinux2014 wheel in target/wheels/.
+wheel:
+    rm -f target/wheels/tachyon_rs-*.whl
+    PATH="{{justfile_directory()}}/.venv/bin:$PATH" CARGO_TARGET_DIR=target/python \
+        .venv/bin/maturin build --release --quiet -m crates/python/Cargo.toml --out target/wheels \
+        --zig --compatibility manylinux2014
+
+# Build and install the tachyon_rs wheel into .venv, then run its pytest suite (args go to pytest).
+pytest *args: wheel
+    .venv/bin/python -m pip install --disable-pip-version-check --force-reinstall --no-deps --quiet target/wheels/tachyon_rs-*.whl
+    cargo build --release -p tachyon-consumer
+    .venv/bin/python -m pytest crates/python/tests {{args}}
+
+# Writes target/python-bench/{results.json,table.md}; docs/performance.md explains the rows.
+#
+# The Python package against the real tachyon-ipc, side by side, alternating; one table.
+bench-python pairs="5": wheel
+    .venv/bin/python -m pip install --disable-pip-version-check --force-reinstall --no-deps --quiet target/wheels/tachyon_rs-*.whl
+    cargo build --release -p tachyon-consumer -p tachyon-ring --example producer
+    .venv/bin/python python/bench_python.py --pairs {{pairs}}
