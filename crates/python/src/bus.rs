@@ -17,7 +17,7 @@ use tachyon_ring::{Bus, Consumer, Error, Producer};
 
 use crate::errors::{TachyonError, to_py};
 use crate::staging::{Staging, dlpack_capsule, fill_view, with_bytes};
-use crate::wait::{Deadline, deadline, wait_in_slices};
+use crate::wait::{Deadline, cancellable, deadline, wait_in_slices};
 
 /// The end of the ring this object holds.
 enum End {
@@ -192,8 +192,8 @@ impl TachyonBus {
     fn listen(&self, py: Python<'_>, socket_path: &str, capacity: usize) -> PyResult<()> {
         let path = socket_path.to_owned();
         self.set_open(|| {
-            wait_in_slices(py, None, "waiting for a peer to connect", |_| {
-                Bus::listen(&path, capacity).map(Some)
+            cancellable(py, move |token| {
+                Bus::options().cancel_token(token).listen(&path, capacity)
             })
         })
     }

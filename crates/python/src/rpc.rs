@@ -14,7 +14,7 @@ use tachyon_ring::{Callee, Caller, Error, RpcBus};
 use crate::bus::lock;
 use crate::errors::{TachyonError, to_py};
 use crate::staging::{Staging, fill_view};
-use crate::wait::{deadline, wait_in_slices};
+use crate::wait::{cancellable, deadline, wait_in_slices};
 
 enum End {
     Unset,
@@ -110,8 +110,10 @@ impl TachyonRpcBus {
     ) -> PyResult<()> {
         let path = socket_path.to_owned();
         self.set(|| {
-            let callee = wait_in_slices(py, None, "waiting for a caller to connect", |_| {
-                RpcBus::listen(&path, cap_fwd, cap_rev).map(Some)
+            let callee = cancellable(py, move |token| {
+                tachyon_ring::Bus::options()
+                    .cancel_token(token)
+                    .rpc_listen(&path, cap_fwd, cap_rev)
             })?;
             Ok(End::Callee(Box::new(callee)))
         })
@@ -262,11 +264,13 @@ impl TachyonRpcBus {
             wait_in_slices(py, deadline, "waiting for a request", |slice| match callee
                 .serve_timeout(slice)
             {
-                Ok(request) => Ok(Some((
-                    request.id(),
-                    request.msg_type(),
-                    request.data().to_vec(),
-                ))),
+                Ok(request) => {
+                    let taken = (request.id(), request.msg_type(), request.data().to_vec());
+                    // Answered later through `reply`: released without the error reply a
+                    // dropped request sends.
+                    request.defer();
+                    Ok(Some(taken))
+                }
                 Err(Error::Timeout(_)) => Ok(None),
                 Err(other) => Err(other),
             })?;

@@ -8,9 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use pyo3::exceptions::PyValueError;
+use std::sync::mpsc::{RecvTimeoutError, channel};
+
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use tachyon_ring::Error;
+use tachyon_ring::{CancelToken, Error};
 
 use crate::errors::{WaitTimeoutError, to_py};
 
@@ -69,5 +71,51 @@ where
             Err(error) => return Err(to_py(error)),
         }
         py.check_signals()?;
+    }
+}
+
+/// Runs `call`, one blocking call of the crate that cannot be cut into slices (a `listen`
+/// waits for its connector on one bound socket), on a thread of its own with a
+/// [`CancelToken`], while this thread, the GIL released between looks, runs Python's signal
+/// handlers every [`SLICE`]. A handler that raises (Ctrl-C's `KeyboardInterrupt`) cancels the
+/// token, which ends the call at once, and its exception is what the caller gets.
+pub fn cancellable<T, F>(py: Python<'_>, call: F) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(CancelToken) -> Result<T, Error> + Send + 'static,
+{
+    let token = CancelToken::new();
+    let (done, mut outcome) = channel();
+    let worker = {
+        let token = token.clone();
+        std::thread::Builder::new()
+            .name("tachyon-rs-wait".into())
+            .spawn(move || {
+                let _ = done.send(call(token));
+            })
+            .map_err(|e| PyOSError::new_err(format!("cannot start the waiting thread: {e}")))?
+    };
+    loop {
+        // The receiver is not Sync: it moves into the GIL-free closure and back.
+        let (receiver, received) = py.detach(move || {
+            let received = outcome.recv_timeout(SLICE);
+            (outcome, received)
+        });
+        outcome = receiver;
+        match received {
+            Ok(result) => {
+                let _ = worker.join();
+                return result.map_err(to_py);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(PyRuntimeError::new_err("the waiting thread panicked"));
+            }
+        }
+        if let Err(interrupt) = py.check_signals() {
+            token.cancel();
+            let _ = py.detach(|| worker.join());
+            return Err(interrupt);
+        }
     }
 }
