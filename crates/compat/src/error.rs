@@ -132,5 +132,10 @@ mod tests {
         assert_eq!(os_error("memfd_create"), TachyonError::OpenFailed);
         assert_eq!(os_error("connect"), TachyonError::NetworkError);
         assert_eq!(os_error("getrandom"), TachyonError::SystemError);
+        // Our own wording (upstream's text is not copied).
+        assert_eq!(
+            TachyonError::Unknown(99).to_string(),
+            "unknown error code 99"
+        );
     }
 }
