@@ -11,6 +11,13 @@ quantity, timestamp ns); tick i is a bid (type_id 1) when i is even, an ask
 Pattern (``--pattern``): message i has type_id ``1 + i % 1000`` and payload
 byte j equal to ``(i*31 + j) % 256``; sizes from ``--size`` or ``--sizes``.
 
+Sparse traffic (``--gap-us MIN..MAX``): before each tick, wait a gap drawn
+uniformly from MIN..MAX microseconds (``random.Random(--seed)``), busy-waiting
+on ``time.perf_counter_ns`` (``time.sleep`` overshoots by ~50-100 us, more than
+the gaps themselves). The busy-wait costs the producer a whole core. The tick's
+timestamp is taken after the gap, so latency excludes it; every tick is
+published (flushed) and wakes a sleeping consumer at once.
+
 The last stdout line is JSON: sent, bytes, full_retries, elapsed_s, msgs_per_s.
 Exit code 3 when the ring is full and ``--retry-full`` is not given.
 """
@@ -74,6 +81,25 @@ def parse_sizes(args):
     if not 0 <= lo <= hi:
         raise SystemExit(f"producer: bad size range {lo}..{hi}")
     return lo, hi
+
+
+def gap_source(args):
+    """Return wait(), which busy-waits one random gap, or None without --gap-us."""
+    if not args.gap_us:
+        return None
+    lo, _, hi = args.gap_us.partition("..")
+    lo, hi = int(lo), int(hi or lo)
+    if not 0 <= lo <= hi:
+        raise SystemExit(f"producer: bad gap range {lo}..{hi} us")
+    draw = random.Random(args.seed).randint
+    clock = time.perf_counter_ns
+
+    def wait():
+        until = clock() + draw(lo, hi) * 1000
+        while clock() < until:
+            pass
+
+    return wait
 
 
 def tx_factory(bus, raw):
@@ -140,8 +166,13 @@ def run(bus, args):
     else:
         pack_into = TICK.pack_into
         now = (lambda: 0) if args.no_timestamp else time.time_ns
+        wait_gap = gap_source(args)
+        # send_zero_copy flushes each tick; acquire_tx does not, so flush sparse ticks here.
+        flush_each = wait_gap is not None and args.raw_tx
         sent_bytes = count * TICK_SIZE
         for i in range(count):
+            if wait_gap is not None:
+                wait_gap()
             while True:
                 try:
                     with open_tx(TICK_SIZE, t := 1 + (i & 1)) as tx:
@@ -155,7 +186,7 @@ def run(bus, args):
                     raise
                 except full_error:
                     on_full(i)
-            if (i + 1) % FLUSH_EVERY == 0:
+            if flush_each or (i + 1) % FLUSH_EVERY == 0:
                 flush()
             if i + 1 == pause_after:
                 flush()
@@ -199,8 +230,13 @@ def main():
     p.add_argument("--sizes", metavar="MIN..MAX", help="uniform random sizes, seeded by --seed")
     p.add_argument("--sweep", metavar="FROM..TO",
                    help="sizes FROM, FROM+-1, ..., TO in turn (descending when FROM > TO)")
+    p.add_argument("--gap-us", metavar="MIN..MAX",
+                   help="ticks only: busy-wait a random gap of MIN..MAX us (seeded by --seed) "
+                        "before each tick (sparse traffic; costs the producer a core)")
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args()
+    if args.gap_us and args.pattern:
+        p.error("--gap-us applies to ticks, not --pattern")
 
     with open_bus(args) as bus:
         start = time.perf_counter()

@@ -10,6 +10,7 @@
 //! shared mapping ([`work::floor`]) and a plain `memcpy` of the same bytes
 //! ([`work::memcpy_rate`]).
 
+pub mod lost_wake;
 pub mod plot;
 pub mod report;
 pub mod ring;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tachyon_compare::ring::Impl;
 use tachyon_compare::suite::{self, Bench, Config};
 use tachyon_compare::work::{self, EndToEndPaths};
-use tachyon_compare::{Result, plot};
+use tachyon_compare::{Result, lost_wake, plot};
 
 /// Side-by-side benchmarks of tachyon-ring (ours) and tachyon-ipc 0.5.1 (theirs).
 #[derive(Parser, Debug)]
@@ -130,6 +130,14 @@ enum Role {
         #[arg(long)]
         pong: PathBuf,
     },
+    /// Listen and consume one message at a time, printing each one's delay from the publish
+    /// stamp in its payload (the lost wake-up trial's consumer).
+    LostWakeRx {
+        #[arg(long, value_enum)]
+        r#impl: Impl,
+        #[arg(long)]
+        socket: PathBuf,
+    },
     /// Map the floor's page and echo ping values; print {"echoed"}.
     Floor {
         #[arg(long)]
@@ -190,6 +198,7 @@ fn child(role: Role) -> Result<()> {
         } => work::child_stream_rx(r#impl, &socket, size, warm),
         Role::Echo { r#impl, ping, pong } => work::child_echo(r#impl, &ping, &pong),
         Role::Floor { shm } => work::child_floor(&shm),
+        Role::LostWakeRx { r#impl, socket } => lost_wake::child(r#impl, &socket),
     }
 }
 
@@ -237,6 +246,8 @@ fn run(args: RunArgs) -> Result<()> {
             Bench::Stream,
             Bench::RoundTrip,
             Bench::EndToEnd,
+            Bench::Sparse,
+            Bench::LostWake,
         ]
     } else {
         args.only.clone()

@@ -19,6 +19,10 @@ pub enum Kind {
         /// The floor's value, ns.
         floor_ns: Option<f64>,
     },
+    /// CPU time per second of wall time (1.0 = one core busy throughout).
+    Cores,
+    /// A fraction, shown as a percentage.
+    Share,
 }
 
 /// A row's target on the median ratio ours / theirs.
@@ -126,6 +130,8 @@ impl Row {
                 }
                 _ => latency_text(value),
             },
+            Kind::Cores => format!("{value:.2} cores"),
+            Kind::Share => format!("{:.1} %", value * 100.0),
         };
         match label {
             Some(label) => format!("{label} {text}"),

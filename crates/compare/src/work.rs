@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -283,6 +284,50 @@ impl ChildGuard {
         }
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Reads its stdout in a thread, one parsed JSON value per line, so that a wait for the
+    /// next line can time out. [`finish_json`](Self::finish_json) then finds no stdout: end
+    /// with [`wait_success`](Self::wait_success).
+    pub fn stdout_lines(&mut self) -> Result<Lines> {
+        let stdout = self
+            .child
+            .as_mut()
+            .and_then(|child| child.stdout.take())
+            .ok_or("child stdout not piped")?;
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let value = line
+                    .map_err(Into::into)
+                    .and_then(|line| serde_json::from_str(&line).map_err(Into::into));
+                if sender.send(value).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(receiver)
+    }
+
+    /// Waits for it to exit and checks its status.
+    pub fn wait_success(mut self) -> Result<()> {
+        let child = self.child.take().ok_or("child already finished")?;
+        let output = child.wait_with_output()?;
+        if !output.status.success() {
+            return Err(format!(
+                "{} failed ({}): {}",
+                self.what,
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )
+            .into());
+        }
+        Ok(())
+    }
+
     /// Waits for it to exit, checks its status, and returns the last JSON line it printed.
     pub fn finish_json(mut self) -> Result<Value> {
         let mut child = self.child.take().ok_or("child already finished")?;
@@ -312,6 +357,9 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+/// A child's stdout lines, parsed as JSON (see [`ChildGuard::stdout_lines`]).
+pub type Lines = mpsc::Receiver<Result<Value>>;
 
 fn last_json_line(stdout: ChildStdout) -> Result<Option<Value>> {
     let mut last = None;
@@ -646,10 +694,29 @@ pub struct EndToEnd {
     pub full_retries: u64,
     /// One-way latency (the tick's `time.time_ns()` stamp to the consumer's clock), ns.
     pub latency: Latency,
+    /// The consumer's CPU time per second of wall time, first tick to sentinel (cores).
+    pub consumer_cpu_per_s: f64,
+    /// The consumer's futex sleeps per tick received (0 when it never slept).
+    pub sleeps_per_tick: f64,
 }
 
-/// The seed's Python producer sends `count` ticks into the consumer `imp` names.
-pub fn end_to_end(imp: Impl, count: u64, paths: &EndToEndPaths) -> Result<EndToEnd> {
+/// Gaps between the producer's ticks, µs, drawn uniformly (`producer.py --gap-us MIN..MAX`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GapUs {
+    /// Shortest gap.
+    pub min: u32,
+    /// Longest gap.
+    pub max: u32,
+}
+
+/// The seed's Python producer sends `count` ticks into the consumer `imp` names; back to back,
+/// or with a random `gap` before each tick (the sparse regime).
+pub fn end_to_end(
+    imp: Impl,
+    count: u64,
+    paths: &EndToEndPaths,
+    gap: Option<GapUs>,
+) -> Result<EndToEnd> {
     let socket = socket_path("e2e");
     let consumer_bin = match imp {
         Impl::Ours => &paths.ours_consumer,
@@ -679,6 +746,12 @@ pub fn end_to_end(imp: Impl, count: u64, paths: &EndToEndPaths) -> Result<EndToE
         .arg(count.to_string())
         // A consumer descheduled for ~20 ms lets the 1 MiB ring fill: wait, do not abort.
         .arg("--retry-full");
+    if let Some(gap) = gap {
+        // The same seed in every trial: ours and theirs see the same gaps.
+        command
+            .arg("--gap-us")
+            .arg(format!("{}..{}", gap.min, gap.max));
+    }
     let producer = ChildGuard::spawn(
         command,
         &format!("python/producer.py into {}", consumer_bin.display()),
@@ -705,6 +778,8 @@ pub fn end_to_end(imp: Impl, count: u64, paths: &EndToEndPaths) -> Result<EndToE
             p999: ns("p999"),
             max: ns("max"),
         },
+        consumer_cpu_per_s: summary["cpu_per_s"].as_f64().unwrap_or(f64::NAN),
+        sleeps_per_tick: summary["sleeps"].as_f64().unwrap_or(f64::NAN) / received.max(1) as f64,
     })
 }
 

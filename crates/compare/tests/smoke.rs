@@ -1,5 +1,6 @@
 //! The harness runs end to end on our side (no upstream, no Python): tiny message counts, one
-//! pair, every cross-process path (stream child, echo child, floor child). It checks that the
+//! pair, every cross-process path (stream child, echo child, floor child, the lost wake-up's
+//! raw producer and consumer child). It checks that the
 //! suite completes and writes its outputs, never how fast anything was.
 
 use std::process::Command;
@@ -17,7 +18,11 @@ fn the_suite_runs_on_our_side_and_writes_table_json_and_plot() {
             "--scale-down",
             "1000",
         ])
-        .args(["--only", "in-process,stream,round-trip", "--out-dir"])
+        .args([
+            "--only",
+            "in-process,stream,round-trip,lost-wake",
+            "--out-dir",
+        ])
         .arg(&out)
         .output()
         .expect("tachyon-compare runs");
@@ -33,6 +38,7 @@ fn the_suite_runs_on_our_side_and_writes_table_json_and_plot() {
         "stream 64 KiB vs plain memcpy",
         "floor: atomic ping-pong RT p50",
         "round trip 32 B p99",
+        "lost wake-up: delivery delay p50",
     ] {
         assert!(
             stdout.contains(&format!("| {metric} |")),

@@ -20,6 +20,9 @@ pub struct Summary {
     pub wakeups: u64,
     pub elapsed_s: f64,
     pub msgs_per_s: f64,
+    /// This process's CPU time (user + system) so far, and per second of the stream.
+    pub cpu_s: f64,
+    pub cpu_per_s: f64,
     pub latency_ns: LatencySummary,
 }
 
@@ -48,6 +51,10 @@ pub struct Stats {
     pub sleeps: (u64, u64),
     first_at: Option<Instant>,
     last_at: Option<Instant>,
+    /// The process's CPU time at the first message and at the end: what the stream cost us,
+    /// startup and the wait for the producer left out.
+    cpu_at_first: Option<Duration>,
+    cpu_at_last: Option<Duration>,
     latency_ns: Histogram<u64>,
 }
 
@@ -63,6 +70,8 @@ impl Stats {
             sleeps: (0, 0),
             first_at: None,
             last_at: None,
+            cpu_at_first: None,
+            cpu_at_last: None,
             // 1 ns to 10 min, 3 significant digits.
             latency_ns: Histogram::new_with_bounds(1, 600_000_000_000, 3)
                 .expect("valid histogram bounds"),
@@ -70,11 +79,12 @@ impl Stats {
     }
 
     /// Counts one message of `type_id` carrying `quantity` when it decoded as a tick;
-    /// `latency_ns` when it carried a timestamp. The clock is read for the first message
+    /// `latency_ns` when it carried a timestamp. The clocks are read for the first message
     /// only; the stream's end is stamped by [`finish`](Stats::finish).
     pub fn record(&mut self, type_id: u32, quantity: Option<u32>, latency_ns: Option<u64>) {
         if self.first_at.is_none() {
             self.first_at = Some(Instant::now());
+            self.cpu_at_first = Some(process_cpu_time());
         }
         self.received += 1;
         match (type_id, quantity) {
@@ -98,6 +108,29 @@ impl Stats {
     pub fn finish(&mut self, now: Instant) {
         if self.first_at.is_some() {
             self.last_at = Some(now);
+            self.cpu_at_last = Some(process_cpu_time());
+        }
+    }
+
+    /// CPU time (all threads, user + system) from the first message to the end (or to now).
+    pub fn cpu_time(&self) -> Duration {
+        match self.cpu_at_first {
+            Some(first) => self
+                .cpu_at_last
+                .unwrap_or_else(process_cpu_time)
+                .saturating_sub(first),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// Cores' worth of CPU the stream cost: CPU time per second of wall time (1.0 = one core
+    /// busy throughout, as a consumer that never sleeps is).
+    pub fn cpu_per_second(&self) -> f64 {
+        let secs = self.elapsed().as_secs_f64();
+        if secs > 0.0 {
+            self.cpu_time().as_secs_f64() / secs
+        } else {
+            0.0
         }
     }
 
@@ -156,6 +189,8 @@ impl Stats {
             wakeups: self.sleeps.1,
             elapsed_s: self.elapsed().as_secs_f64(),
             msgs_per_s: self.rate(),
+            cpu_s: self.cpu_time().as_secs_f64(),
+            cpu_per_s: self.cpu_per_second(),
             latency_ns: LatencySummary {
                 samples: self.latency_ns.len(),
                 p50: self.percentile(0.50),
@@ -180,6 +215,14 @@ impl Stats {
         table += &row("volume", self.volume.to_string());
         table += &row("elapsed", format!("{:.3} s", self.elapsed().as_secs_f64()));
         table += &row("rate", format!("{:.0} msg/s", self.rate()));
+        table += &row(
+            "cpu",
+            format!(
+                "{:.3} s ({:.2} cores)",
+                self.cpu_time().as_secs_f64(),
+                self.cpu_per_second()
+            ),
+        );
         if self.latency_ns.is_empty() {
             table += "  one-way latency: no timestamped ticks\n";
         } else {
@@ -202,6 +245,19 @@ impl Stats {
         }
         table
     }
+}
+
+/// This process's CPU time so far, all threads, user and system (`CLOCK_PROCESS_CPUTIME_ID`).
+pub fn process_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which lives across the call.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 /// Receive time minus the tick's timestamp, both `CLOCK_REALTIME`; `None` for an unstamped

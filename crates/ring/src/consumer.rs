@@ -229,6 +229,7 @@ impl Consumer {
     }
 
     /// The next message, if one has been published; never waits.
+    #[inline]
     pub fn try_recv(&mut self) -> Result<Option<Message<'_>>> {
         Ok(self.next_slot()?.map(|slot| Message::new(self, slot)))
     }
@@ -238,12 +239,14 @@ impl Consumer {
     ///
     /// Returns [`Error::PeerGone`] once the producer's process has exited and every message it
     /// published has been delivered (cross-process buses only).
+    #[inline]
     pub fn recv(&mut self) -> Result<Message<'_>> {
         let slot = self.wait_for_slot(None)?;
         Ok(Message::new(self, slot))
     }
 
     /// Like [`recv`](Consumer::recv), but gives up with [`Error::Timeout`] after `timeout`.
+    #[inline]
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>> {
         let slot = self.wait_for_slot(Some(timeout))?;
         Ok(Message::new(self, slot))
@@ -321,26 +324,39 @@ impl Consumer {
 
     /// Publishes the read cursor now, returning the space of every released message to the
     /// producer.
+    #[inline]
     pub fn flush(&mut self) {
         if self.tail != self.published_tail {
             self.publish_tail();
         }
     }
 
-    /// The next slot, waiting for it: spin, then sleep. The clock is read, and the peer
-    /// checked, only after the ring was found empty, and then only every 1024 spins, after
-    /// a nap that timed out, or every 50 ms.
+    /// The next slot, waiting for it: spin, then sleep. The first look is inlined into the
+    /// caller (a message that is already there costs no call and no clock read); the wait is
+    /// not.
+    #[inline]
     fn wait_for_slot(&mut self, timeout: Option<Duration>) -> Result<Slot> {
-        if let Some(slot) = self.next_slot()? {
-            return Ok(slot);
+        match self.next_slot()? {
+            Some(slot) => Ok(slot),
+            None => self.wait_for_slot_slow(timeout),
         }
+    }
+
+    /// The wait of [`wait_for_slot`](Self::wait_for_slot), once the ring was found empty. The
+    /// spin polls the published head alone (one load, one compare, a pause), so a message is
+    /// seen within a pause of landing; the clock is read, and the cancel token and the peer
+    /// checked, only every 1024 spins, after a nap that timed out, or every 50 ms.
+    #[inline(never)]
+    fn wait_for_slot_slow(&mut self, timeout: Option<Duration>) -> Result<Slot> {
         let deadline = timeout.and_then(wait::deadline_after);
         let mut next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
         let mut naps = Naps::new();
         let mut spins: u32 = 0;
         loop {
-            if let Some(slot) = self.next_slot()? {
-                return Ok(slot);
+            if self.head_moved() {
+                if let Some(slot) = self.next_slot()? {
+                    return Ok(slot);
+                }
             }
             let may_sleep = !self.pure_spin && spins >= self.spin_threshold;
             if may_sleep || spins % SPINS_PER_CLOCK_READ == SPINS_PER_CLOCK_READ - 1 {
@@ -369,6 +385,12 @@ impl Consumer {
             }
             self.end_sleep();
         }
+    }
+
+    /// Whether the producer has published past our read cursor (the spin's only question).
+    #[inline]
+    fn head_moved(&self) -> bool {
+        self.region.load_head() != self.tail
     }
 
     /// The futex protocol's consumer side, step 1: announce sleep, full fence, look at the
@@ -451,9 +473,10 @@ impl Consumer {
 
     /// Locates and validates the next message, following a skip marker if there is one.
     /// When the ring is empty it publishes our tail, so the producer gets all space back.
+    #[inline]
     fn next_slot(&mut self) -> Result<Option<Slot>> {
-        if let Some(why) = &self.poisoned {
-            return Err(Error::Corrupt(why.clone()));
+        if self.poisoned.is_some() {
+            return Err(self.poisoned_error());
         }
         loop {
             if self.tail == self.cached_head {
@@ -471,21 +494,12 @@ impl Consumer {
             let header =
                 unsafe { std::ptr::read_volatile(self.ring.add(ring_pos) as *const SlotHeader) };
             if header.size == SKIP_MARKER {
-                let to_end = (self.capacity - ring_pos) as u64;
-                if ring_pos == 0 {
-                    // No producer skips a whole ring; following it could loop forever.
-                    return Err(self.corrupt("skip marker at ring offset 0".into()));
-                }
-                if to_end > self.cached_head - self.tail {
-                    return Err(self.corrupt(format!(
-                        "skip marker at ring offset {ring_pos} runs {to_end} bytes past the \
-                         published head"
-                    )));
-                }
-                self.tail += to_end;
+                self.follow_skip(ring_pos)?;
                 continue;
             }
-            self.check_slot_header(&header, ring_pos)?;
+            if !self.slot_fits(&header, ring_pos) {
+                return Err(self.slot_error(&header, ring_pos));
+            }
             let slot = Slot { header, ring_pos };
             if self.rpc && (1..self.discard_ids_below).contains(&header.correlation_id) {
                 self.release(&slot);
@@ -495,36 +509,62 @@ impl Consumer {
         }
     }
 
+    /// A poisoned ring's error, again (cold: only after corruption).
+    #[cold]
+    fn poisoned_error(&self) -> Error {
+        Error::Corrupt(self.poisoned.clone().unwrap_or_default())
+    }
+
+    /// Passes a skip marker at `ring_pos`: the tail moves to the ring's start.
+    #[inline(never)]
+    fn follow_skip(&mut self, ring_pos: usize) -> Result<()> {
+        let to_end = (self.capacity - ring_pos) as u64;
+        if ring_pos == 0 {
+            // No producer skips a whole ring; following it could loop forever.
+            return Err(self.corrupt("skip marker at ring offset 0".into()));
+        }
+        if to_end > self.cached_head - self.tail {
+            return Err(self.corrupt(format!(
+                "skip marker at ring offset {ring_pos} runs {to_end} bytes past the published \
+                 head"
+            )));
+        }
+        self.tail += to_end;
+        Ok(())
+    }
+
     /// The format's corruption rules, plus ours: the slot lies wholly inside both the ring and
     /// the published region. After this, every slice we form is in bounds.
-    fn check_slot_header(&mut self, header: &SlotHeader, ring_pos: usize) -> Result<()> {
-        let reserved = header.reserved_size as usize;
-        let problem = if reserved < SLOT_HEADER_LEN {
-            Some("reserved_size below the 64-byte header")
-        } else if reserved > self.capacity {
-            Some("reserved_size larger than the ring")
-        } else if reserved % SLOT_HEADER_LEN != 0 {
-            Some("reserved_size not a multiple of 64")
-        } else if header.size as usize > reserved - SLOT_HEADER_LEN {
-            Some("size larger than the slot's payload area")
-        } else if ring_pos + reserved > self.capacity {
-            Some("slot runs past the ring's end")
-        } else if reserved as u64 > self.cached_head - self.tail {
-            Some("slot runs past the published head")
-        } else {
-            None
-        };
-        match problem {
-            None => Ok(()),
-            Some(problem) => Err(self.corrupt(format!(
-                "{problem}: slot at ring offset {ring_pos} has size {}, reserved_size {reserved}, \
-                 ring capacity {}",
-                header.size, self.capacity
-            ))),
-        }
+    #[inline]
+    fn slot_fits(&self, header: &SlotHeader, ring_pos: usize) -> bool {
+        slot_problem(
+            header,
+            ring_pos,
+            self.capacity,
+            self.cached_head - self.tail,
+        )
+        .is_none()
+    }
+
+    /// Marks the ring fatal for a slot [`slot_fits`](Self::slot_fits) refused, saying why.
+    #[cold]
+    fn slot_error(&mut self, header: &SlotHeader, ring_pos: usize) -> Error {
+        let problem = slot_problem(
+            header,
+            ring_pos,
+            self.capacity,
+            self.cached_head - self.tail,
+        )
+        .unwrap_or("slot refused");
+        self.corrupt(format!(
+            "{problem}: slot at ring offset {ring_pos} has size {}, reserved_size {}, ring \
+             capacity {}",
+            header.size, header.reserved_size, self.capacity
+        ))
     }
 
     /// Reloads the producer's head; a head the format forbids marks the ring fatal.
+    #[inline]
     fn refresh_head(&mut self) -> Result<()> {
         let head = self.region.load_head();
         if head < self.cached_head
@@ -532,17 +572,23 @@ impl Consumer {
             || head > MAX_CURSOR
             || head % SLOT_HEADER_LEN as u64 != 0
         {
-            return Err(self.corrupt(format!(
-                "producer published head {head}, outside [{}, {} + {}] (last seen head, tail + \
-                 capacity), beyond 2^62 or not 64-byte aligned",
-                self.cached_head, self.tail, self.capacity
-            )));
+            return Err(self.head_error(head));
         }
         self.cached_head = head;
         Ok(())
     }
 
+    #[cold]
+    fn head_error(&mut self, head: u64) -> Error {
+        self.corrupt(format!(
+            "producer published head {head}, outside [{}, {} + {}] (last seen head, tail + \
+             capacity), beyond 2^62 or not 64-byte aligned",
+            self.cached_head, self.tail, self.capacity
+        ))
+    }
+
     /// Marks the ring dead, here and in shared memory (state 4), and says why.
+    #[cold]
     fn corrupt(&mut self, detail: String) -> Error {
         crate::trace::lifecycle!(error, end = "consumer", detail = %detail, "ring corrupt");
         self.poisoned = Some(detail.clone());
@@ -550,6 +596,7 @@ impl Consumer {
         Error::Corrupt(detail)
     }
 
+    #[inline]
     fn release(&mut self, slot: &Slot) {
         self.tail += u64::from(slot.header.reserved_size);
         self.received += 1;
@@ -560,6 +607,7 @@ impl Consumer {
         }
     }
 
+    #[inline(never)]
     fn publish_tail(&mut self) {
         self.region
             .header()
@@ -567,6 +615,33 @@ impl Consumer {
             .store(self.tail, Ordering::Release);
         self.published_tail = self.tail;
         self.unpublished = 0;
+    }
+}
+
+/// What is wrong with a slot header at `ring_pos` of a ring of `capacity` bytes, `published`
+/// bytes of which lie between our tail and the head; `None` when it is sound.
+#[inline]
+fn slot_problem(
+    header: &SlotHeader,
+    ring_pos: usize,
+    capacity: usize,
+    published: u64,
+) -> Option<&'static str> {
+    let reserved = header.reserved_size as usize;
+    if reserved < SLOT_HEADER_LEN {
+        Some("reserved_size below the 64-byte header")
+    } else if reserved > capacity {
+        Some("reserved_size larger than the ring")
+    } else if reserved % SLOT_HEADER_LEN != 0 {
+        Some("reserved_size not a multiple of 64")
+    } else if header.size as usize > reserved - SLOT_HEADER_LEN {
+        Some("size larger than the slot's payload area")
+    } else if ring_pos + reserved > capacity {
+        Some("slot runs past the ring's end")
+    } else if reserved as u64 > published {
+        Some("slot runs past the published head")
+    } else {
+        None
     }
 }
 
@@ -656,6 +731,7 @@ impl<C: DerefMut<Target = Consumer>> Message<'_, C> {
     }
 
     /// The message's type id: route id in bits 31..16, message type in 15..0.
+    #[inline]
     pub fn type_id(&self) -> u32 {
         self.slot.header.type_id
     }
@@ -671,6 +747,7 @@ impl<C: DerefMut<Target = Consumer>> Message<'_, C> {
     }
 
     /// Payload bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.slot.header.size as usize
     }
@@ -681,13 +758,15 @@ impl<C: DerefMut<Target = Consumer>> Message<'_, C> {
     }
 
     /// Start of the payload in shared memory.
+    #[inline]
     fn payload_ptr(&self) -> *const u8 {
-        // SAFETY: `check_slot_header` proved ring_pos + 64 + size <= ring_pos + reserved_size
+        // SAFETY: `slot_fits` proved ring_pos + 64 + size <= ring_pos + reserved_size
         // <= capacity, using the same local copy of the header that `len` reads.
         unsafe { self.consumer.ring.add(self.slot.ring_pos + SLOT_HEADER_LEN) }
     }
 
     /// The payload, in place in shared memory (see the type's notes on trust).
+    #[inline]
     pub fn data(&self) -> &[u8] {
         // SAFETY: the `len` bytes at `payload_ptr` lie inside the ring (see `payload_ptr`);
         // the producer published them (acquire on head) and, following the protocol, will not
@@ -721,6 +800,7 @@ impl<C: DerefMut<Target = Consumer>> Message<'_, C> {
 }
 
 impl<C: DerefMut<Target = Consumer>> Drop for Message<'_, C> {
+    #[inline]
     fn drop(&mut self) {
         self.consumer.release(&self.slot);
     }
