@@ -130,13 +130,16 @@ impl RpcBus {
             let mut callee = lock(callee);
             callee.set_request_wait(spin_threshold, self.pure_spin.load(Ordering::Relaxed));
             match callee.serve_timeout(WAIT_SLICE) {
-                // Released here; `reply` answers it by id, as upstream's callers do.
+                // Released here (deferred: no error reply); `reply` answers it by id, as
+                // upstream's callers do.
                 Ok(request) => {
-                    return Ok(RpcRxGuard::new(
+                    let guard = RpcRxGuard::new(
                         request.message().type_id(),
                         request.id(),
                         request.message().to_vec(),
-                    ));
+                    );
+                    request.defer();
+                    return Ok(guard);
                 }
                 Err(tachyon_ring::Error::Timeout(_)) => {}
                 Err(other) => return Err(other.into()),
