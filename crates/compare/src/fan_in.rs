@@ -132,6 +132,10 @@ pub struct FanInResult {
     pub msgs_per_s: f64,
     /// One-way latency, all rings together.
     pub latency: Latency,
+    /// Data messages per CPU second of the consuming process (its threads, from accepting the
+    /// producers to the last sentinel): how much work the consuming side spends per message,
+    /// whatever share of the two cores the scheduler gave it.
+    pub msgs_per_cpu_s: f64,
 }
 
 /// How the producers send.
@@ -156,10 +160,12 @@ pub fn trial(side: Impl, load: Load) -> Result<FanInResult> {
         Impl::Theirs => (0..n).map(|_| work::socket_path("fanin")).collect(),
     };
     let producers = spawn_producers(&paths, load.per_producer, load.gap, false)?;
+    let cpu_before = crate::idle::usage().0;
     let tally = match side {
         Impl::Ours => consume_selecting(&paths[0], n)?,
         Impl::Theirs => crate::with_ring!(side, R => consume_per_thread::<R>(&paths))?,
     };
+    let consumer_cpu_s = crate::idle::usage().0 - cpu_before;
     let sent = producers.finish_json()?["sent"].as_u64().unwrap_or(0);
     let expected = n as u64 * load.per_producer;
     if tally.messages != expected || sent != expected {
@@ -172,6 +178,7 @@ pub fn trial(side: Impl, load: Load) -> Result<FanInResult> {
     Ok(FanInResult {
         msgs_per_s: tally.rate(),
         latency: Latency::of(&tally.latency),
+        msgs_per_cpu_s: tally.messages as f64 / consumer_cpu_s.max(1e-6),
     })
 }
 

@@ -87,8 +87,8 @@ pub fn measure(waiter: Waiter, rings: usize, window: Duration) -> Result<IdleCpu
     })
 }
 
-/// The process's CPU seconds and context switches so far.
-fn usage() -> (f64, u64) {
+/// The process's CPU seconds (every thread, user and system) and context switches so far.
+pub fn usage() -> (f64, u64) {
     // SAFETY: getrusage fills the struct we pass, which lives across the call.
     let usage = unsafe {
         let mut usage = std::mem::zeroed::<libc::rusage>();

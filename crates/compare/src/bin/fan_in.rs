@@ -59,7 +59,7 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4, 8])]
     producers: Vec<usize>,
     /// Messages of a throughput trial, all producers together.
-    #[arg(long, default_value_t = 2_000_000)]
+    #[arg(long, default_value_t = 1_000_000)]
     messages: u64,
     /// Messages per producer of a latency trial.
     #[arg(long, default_value_t = 2_000)]
@@ -134,6 +134,7 @@ fn main() -> ExitCode {
                     "msgs_per_s": result.msgs_per_s,
                     "p50_ns": result.latency.p50,
                     "p99_ns": result.latency.p99,
+                    "msgs_per_consumer_cpu_s": result.msgs_per_cpu_s,
                 })
             );
         }),
@@ -253,6 +254,11 @@ fn fan_in_rows(args: &RunArgs, theirs: bool) -> Result<Vec<Row>> {
             Kind::Rate { size: 32 },
             None,
         );
+        let mut efficiency = Row::new(
+            format!("fan-in {n} → 1, msgs per consumer CPU-second"),
+            Kind::Rate { size: 32 },
+            None,
+        );
         let mut p50 = Row::new(
             format!("fan-in {n} → 1, one-way p50 (paced)"),
             Kind::Latency { floor_ns: None },
@@ -272,11 +278,22 @@ fn fan_in_rows(args: &RunArgs, theirs: bool) -> Result<Vec<Row>> {
             for side in sides {
                 let fast: FanInResult = fan_in::trial(side, flat_out)?;
                 let slow: FanInResult = fan_in::trial(side, paced)?;
-                let (rates, p50s, p99s) = match side {
-                    Impl::Ours => (&mut rate.ours, &mut p50.ours, &mut p99.ours),
-                    Impl::Theirs => (&mut rate.theirs, &mut p50.theirs, &mut p99.theirs),
+                let (rates, per_cpu, p50s, p99s) = match side {
+                    Impl::Ours => (
+                        &mut rate.ours,
+                        &mut efficiency.ours,
+                        &mut p50.ours,
+                        &mut p99.ours,
+                    ),
+                    Impl::Theirs => (
+                        &mut rate.theirs,
+                        &mut efficiency.theirs,
+                        &mut p50.theirs,
+                        &mut p99.theirs,
+                    ),
                 };
                 rates.push(fast.msgs_per_s);
+                per_cpu.push(fast.msgs_per_cpu_s);
                 p50s.push(slow.latency.p50);
                 p99s.push(slow.latency.p99);
                 shown.push(format!(
@@ -293,7 +310,7 @@ fn fan_in_rows(args: &RunArgs, theirs: bool) -> Result<Vec<Row>> {
                 shown.join("  ")
             );
         }
-        rows.extend([rate, p50, p99]);
+        rows.extend([rate, efficiency, p50, p99]);
     }
     Ok(rows)
 }
