@@ -199,8 +199,9 @@ fn run(args: &RunArgs) -> Result<()> {
         document["fan_in"] = rows.iter().map(Row::to_json).collect();
     }
     if !args.no_idle {
-        let idle = idle_rows(args, theirs)?;
+        let (idle, measured) = idle_rows(args, theirs)?;
         println!("{idle}");
+        document["idle"] = measured.into();
         out += "\n";
         out += &idle;
     }
@@ -317,7 +318,7 @@ fn fan_in_rows(args: &RunArgs, theirs: bool) -> Result<Vec<Row>> {
 
 /// One measurement per waiter, ours and theirs alternating; a table of its own (an absolute
 /// target, not a ratio).
-fn idle_rows(args: &RunArgs, theirs: bool) -> Result<String> {
+fn idle_rows(args: &RunArgs, theirs: bool) -> Result<(String, Vec<serde_json::Value>)> {
     let window = Duration::from_secs_f64(args.idle_secs.max(0.1));
     eprintln!(
         "idle CPU: {IDLE_RINGS} connected rings, one message each then nothing, {:.0} s per \
@@ -329,6 +330,7 @@ fn idle_rows(args: &RunArgs, theirs: bool) -> Result<String> {
         waiters.push(Waiter::Threads);
     }
     waiters.push(Waiter::Async);
+    let mut measured = Vec::new();
     let mut table = String::from(
         "| consumer process over 8 idle rings | CPU (% of one core) | context switches/s | target | met? |\n\
          |---|---|---|---|---|\n",
@@ -354,11 +356,16 @@ fn idle_rows(args: &RunArgs, theirs: bool) -> Result<String> {
                 },
             ),
         };
+        measured.push(json!({
+            "waiter": waiter.name(),
+            "cores": cores,
+            "switches_per_s": switches_per_s,
+        }));
         table += &format!(
             "| {} | {:.3} % | {switches_per_s:.0} | {target} | {met} |\n",
             waiter.label(),
             cores * 100.0
         );
     }
-    Ok(table)
+    Ok((table, measured))
 }
