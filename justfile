@@ -41,13 +41,15 @@ demo count="1000000": build
 
 # The comparator builds with zig's clang into its own target dir
 # (crates/compare/build-upstream.sh); results.json, table.md and streaming.png go to
-# target/compare/; docs/performance.md explains every row.
+# target/compare/; docs/performance.md explains every row. tachyon-compare-fan-in adds many
+# producers into one consumer and the idle CPU (issue 13): target/compare/fan_in.{md,json}.
 #
 # Benchmarks against tachyon-ipc 0.5.1's C++ core, side by side, alternating; one table.
 bench pairs="9":
     cargo build --release -p tachyon-consumer
     crates/compare/build-upstream.sh build --release -p tachyon-compare --features compare-upstream
     target/compare/release/tachyon-compare run --pairs {{pairs}} --out-dir target/compare
+    target/compare/release/tachyon-compare-fan-in run --pairs {{pairs}} --out-dir target/compare
 
 # Formatting, clippy with warnings as errors, rustdoc with warnings as errors.
 lint:

@@ -10,6 +10,8 @@
 //! shared mapping ([`work::floor`]) and a plain `memcpy` of the same bytes
 //! ([`work::memcpy_rate`]).
 
+pub mod fan_in;
+pub mod idle;
 pub mod lost_wake;
 pub mod plot;
 pub mod report;
