@@ -50,6 +50,7 @@ bench pairs="9":
     crates/compare/build-upstream.sh build --release -p tachyon-compare --features compare-upstream
     target/compare/release/tachyon-compare run --pairs {{pairs}} --out-dir target/compare
     target/compare/release/tachyon-compare-fan-in run --pairs {{pairs}} --out-dir target/compare
+    {{just_executable()}} --justfile {{justfile()}} --working-directory {{justfile_directory()}} bench-python
 
 # Formatting, clippy with warnings as errors, rustdoc with warnings as errors.
 lint:
