@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use tachyon_itest::{
     Proc, against_listener, command, python_script, role, run_pair, rust_bin, serial, socket_path,
-    wait_for_socket,
+    wait_for_socket, world_executable,
 };
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -263,20 +263,6 @@ fn the_socket_is_0600_from_the_moment_it_appears() {
             "the socket's arrival was not seen: {seen:?}"
         );
     }
-}
-
-/// A copy of a release binary that other uids can run, wherever the checkout lives (a clone
-/// under a 0700 home directory would make `target/` unreachable for them).
-fn world_executable(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("tachyon-uid-bins-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let copy = dir.join(name);
-    if !copy.exists() {
-        std::fs::copy(rust_bin(name), &copy).unwrap();
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    copy
 }
 
 #[test]

@@ -57,7 +57,12 @@ mod tests {
 
     fn recorded(run: impl FnOnce()) -> Vec<String> {
         let recorder = Recorder::default();
-        tracing::subscriber::with_default(recorder.clone(), run);
+        tracing::subscriber::with_default(recorder.clone(), || {
+            // A callsite first reached on another test thread, with no subscriber, may have
+            // cached "never interested": make it ask again under this one.
+            tracing::callsite::rebuild_interest_cache();
+            run()
+        });
         recorder.0.lock().unwrap().clone()
     }
 
