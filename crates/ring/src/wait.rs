@@ -566,3 +566,177 @@ mod tests {
         assert_eq!(last, MAX_NAP);
     }
 }
+
+#[cfg(test)]
+mod mutant_kills {
+    //! Claims of this module that a mutation test (`cargo mutants`, `docs/reliability.md`)
+    //! showed no other test would notice breaking. Every wait is bounded; a broken wait fails
+    //! the test instead of hanging it.
+    use super::*;
+    use std::sync::Arc;
+
+    fn nanos(at: &libc::timespec) -> u128 {
+        at.tv_sec as u128 * 1_000_000_000 + at.tv_nsec as u128
+    }
+
+    fn monotonic_now() -> libc::timespec {
+        monotonic_after(Duration::ZERO)
+    }
+
+    /// Waits for `sleeper` to end, at most 30 s (a broken wait fails here, not hangs).
+    fn join_within_30s<T>(sleeper: std::thread::JoinHandle<T>) -> T {
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while !sleeper.is_finished() {
+            assert!(Instant::now() < give_up, "the sleep did not end");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        sleeper.join().unwrap()
+    }
+
+    #[test]
+    fn futex_deadlines_are_normalised_and_exactly_the_timeout_ahead() {
+        // 999_999_999 ns carries into the seconds unless the clock reads an exact second.
+        for timeout in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(999_999_999),
+            Duration::new(1, 999_999_999),
+            Duration::from_millis(20),
+            Duration::new(7, 500_000_000),
+        ] {
+            let before = monotonic_now();
+            let at = monotonic_after(timeout);
+            let after = monotonic_now();
+            assert!(
+                (0..1_000_000_000).contains(&at.tv_nsec),
+                "tv_nsec {} for {timeout:?}",
+                at.tv_nsec
+            );
+            let (at, timeout) = (nanos(&at), timeout.as_nanos());
+            assert!(
+                nanos(&before) + timeout <= at && at <= nanos(&after) + timeout,
+                "{timeout} ns ahead"
+            );
+        }
+        // Saturates rather than overflowing: about 136 years ahead.
+        let far = monotonic_after(Duration::MAX);
+        assert!(far.tv_sec >= u32::MAX as libc::time_t);
+    }
+
+    #[test]
+    fn a_wake_with_nobody_asleep_wakes_nobody() {
+        let word = AtomicU32::new(0);
+        assert!(!futex_wake(&word));
+        futex_wake_all(&word);
+        assert_eq!(futex_wait(&word, 0, Duration::ZERO), FutexWait::TimedOut);
+    }
+
+    #[test]
+    fn a_pause_lasts_its_duration_with_or_without_a_token() {
+        let token = CancelToken::new();
+        for cancel in [None, Some(&token)] {
+            let started = Instant::now();
+            pause(Duration::from_millis(20), cancel, "pausing").unwrap();
+            assert!(started.elapsed() >= Duration::from_millis(20), "{cancel:?}");
+        }
+    }
+
+    #[test]
+    fn naps_never_run_past_the_deadline_and_double_each_time() {
+        let mut naps = Naps::new();
+        assert_eq!(naps.next(None), FIRST_NAP);
+        assert_eq!(
+            naps.next(deadline_after(Duration::from_secs(3600))),
+            FIRST_NAP * 2
+        );
+        assert_eq!(
+            naps.next(Some(Instant::now())),
+            Duration::ZERO,
+            "deadline passed"
+        );
+        assert_eq!(naps.next(None), FIRST_NAP * 8);
+    }
+
+    #[test]
+    fn a_wake_on_the_last_of_127_words_ends_the_sleep() {
+        // 127 ring words and no token: one futex_waitv holds them all, so no 10 ms slicing.
+        let words: Arc<Vec<AtomicU32>> = Arc::new((0..127).map(|_| AtomicU32::new(0)).collect());
+        let sleeper = {
+            let words = Arc::clone(&words);
+            std::thread::spawn(move || {
+                let pairs: Vec<_> = words.iter().map(|word| (word, 0)).collect();
+                sleep_on(&pairs, Duration::from_secs(3600), None, "test")
+            })
+        };
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while !futex_wake(&words[126]) && !sleeper.is_finished() {
+            assert!(Instant::now() < give_up, "the sleeper never went to sleep");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(join_within_30s(sleeper).unwrap(), Woke::Woken(126));
+    }
+
+    #[test]
+    fn a_sleep_on_more_words_than_one_waitv_takes_returns_to_look_at_the_rest() {
+        // Words 128.. are not in the system call: the sleep is cut short so the caller looks
+        // at them, however long a timeout it asked for.
+        let words: Vec<AtomicU32> = (0..200).map(|_| AtomicU32::new(0)).collect();
+        let sleeper = std::thread::spawn(move || {
+            let pairs: Vec<_> = words.iter().map(|word| (word, 0)).collect();
+            sleep_on(&pairs, Duration::from_secs(3600), None, "test")
+        });
+        assert_eq!(join_within_30s(sleeper).unwrap(), Woke::TimedOut);
+    }
+
+    #[test]
+    fn readable_says_true_for_data_and_for_a_hang_up() {
+        use std::io::Write;
+        use std::os::fd::AsFd;
+        let token = CancelToken::new();
+        for cancel in [None, Some(&token)] {
+            let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+            b.write_all(b"x").unwrap();
+            let deadline = deadline_after(Duration::from_secs(30));
+            assert!(readable(a.as_fd(), deadline, cancel, "r").unwrap());
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            drop(b);
+            assert!(readable(a.as_fd(), None, cancel, "r").unwrap());
+        }
+        // A deadline already passed: false without polling.
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(!readable(a.as_fd(), Some(Instant::now()), None, "r").unwrap());
+    }
+
+    #[test]
+    fn every_step_of_a_wait_for_space_sees_a_cancel() {
+        let token = CancelToken::new();
+        token.cancel();
+        let mut wait = SpaceWait::new();
+        // The first steps spin or yield, the later ones sleep: each looks at the token.
+        for step in 0..40 {
+            assert!(
+                matches!(
+                    wait.step(None, Some(&token)),
+                    Err(Error::Cancelled("waiting for space in the ring"))
+                ),
+                "step {step}"
+            );
+        }
+        let mut wait = SpaceWait::new();
+        for _ in 0..40 {
+            wait.step(Some(Instant::now()), None).unwrap();
+        }
+    }
+
+    #[test]
+    fn remaining_time_is_long_without_a_deadline_and_none_after_it() {
+        assert!(remaining(None) >= Duration::from_secs(3600 * 24 * 365));
+        assert_eq!(remaining(Some(Instant::now())), Duration::ZERO);
+        assert!(remaining(deadline_after(Duration::from_secs(3600))) > Duration::from_secs(3000));
+        assert!(
+            deadline_after(Duration::MAX).is_none(),
+            "overflow: no deadline"
+        );
+        assert!(waitv_supported());
+    }
+}
