@@ -729,6 +729,62 @@ mod mutant_kills {
     }
 
     #[test]
+    fn the_fallback_without_futex_waitv_times_out_sees_changes_wakes_and_cancels() {
+        // Kernels before 5.16 take this path; this one has futex_waitv, so it is driven
+        // directly.
+        let word = Arc::new(AtomicU32::new(1));
+        assert_eq!(
+            single_word_sleep(&[], Duration::from_secs(30), None),
+            Woke::Changed
+        );
+        let started = Instant::now();
+        assert_eq!(
+            single_word_sleep(&[(&word, 1)], Duration::from_millis(20), None),
+            Woke::TimedOut
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(20),
+            "the timeout really waited"
+        );
+        assert_eq!(
+            single_word_sleep(&[(&word, 7)], Duration::from_secs(30), None),
+            Woke::Changed
+        );
+        // Woken on the first word.
+        let sleeper = {
+            let word = Arc::clone(&word);
+            std::thread::spawn(move || {
+                single_word_sleep(&[(&word, 1)], Duration::from_secs(3600), None)
+            })
+        };
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while !futex_wake(&word) && !sleeper.is_finished() {
+            assert!(Instant::now() < give_up, "the sleeper never went to sleep");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(join_within_30s(sleeper), Woke::Woken(0));
+        // A cancel is seen at the next 10 ms slice, reported as the token's index.
+        let token = CancelToken::new();
+        let sleeper = {
+            let (word, token) = (Arc::clone(&word), token.clone());
+            std::thread::spawn(move || {
+                single_word_sleep(&[(&word, 1)], Duration::from_secs(3600), Some(&token))
+            })
+        };
+        token.cancel();
+        assert_eq!(join_within_30s(sleeper), Woke::Woken(1));
+        // A second word is looked at every 10 ms: the sleep is sliced, and a long one still
+        // ends at its timeout, not before.
+        let other = AtomicU32::new(0);
+        let started = Instant::now();
+        assert_eq!(
+            single_word_sleep(&[(&word, 1), (&other, 0)], Duration::from_millis(30), None),
+            Woke::TimedOut
+        );
+        assert!(started.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
     fn remaining_time_is_long_without_a_deadline_and_none_after_it() {
         assert!(remaining(None) >= Duration::from_secs(3600 * 24 * 365));
         assert_eq!(remaining(Some(Instant::now())), Duration::ZERO);
