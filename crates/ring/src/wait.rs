@@ -501,12 +501,19 @@ mod tests {
         let sleeper = {
             let (token, word) = (token.clone(), Arc::clone(&word));
             std::thread::spawn(move || {
-                sleep_on(
-                    &[(&word, 1)],
-                    Duration::from_secs(60),
-                    Some(&token),
-                    "napping",
-                )
+                loop {
+                    let woke = sleep_on(
+                        &[(&word, 1)],
+                        Duration::from_secs(60),
+                        Some(&token),
+                        "napping",
+                    );
+                    // The probe below wakes the token's word (index 1) to learn that we sleep;
+                    // that wake is not yet a cancel, so sleep again, as every caller does.
+                    if !matches!(woke, Ok(Woke::Woken(1))) {
+                        return woke;
+                    }
+                }
             })
         };
         // Cancel only once the sleeper is asleep: the cancel word has a waiter.
