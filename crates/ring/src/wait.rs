@@ -295,6 +295,14 @@ fn single_word_sleep(
                 if cancel.is_some_and(CancelToken::is_cancelled) {
                     return Woke::Woken(words.len());
                 }
+                // A word beyond the first that no longer holds its value was changed (and
+                // perhaps woken) while we slept on the first: the caller must look now.
+                if words[1..]
+                    .iter()
+                    .any(|&(word, expected)| word.load(Ordering::Acquire) != expected)
+                {
+                    return Woke::Changed;
+                }
             }
         }
     }
@@ -688,11 +696,18 @@ mod mutant_kills {
         // One futex_waitv takes 127 ring words (and the token's): from the 128th on, some are
         // not in the system call, so the sleep is cut short for the caller to look at them,
         // however long a timeout it asked for.
-        for count in [128, 200] {
+        let token = CancelToken::new();
+        for (count, cancel) in [
+            (128, None),
+            (200, None),
+            (128, Some(&token)),
+            (200, Some(&token)),
+        ] {
+            let cancel = cancel.cloned();
             let words: Vec<AtomicU32> = (0..count).map(|_| AtomicU32::new(0)).collect();
             let sleeper = std::thread::spawn(move || {
                 let pairs: Vec<_> = words.iter().map(|word| (word, 0)).collect();
-                sleep_on(&pairs, Duration::from_secs(3600), None, "test")
+                sleep_on(&pairs, Duration::from_secs(3600), cancel.as_ref(), "test")
             });
             assert_eq!(
                 join_within_30s(sleeper).unwrap(),
@@ -787,15 +802,24 @@ mod mutant_kills {
         };
         token.cancel();
         assert_eq!(join_within_30s(sleeper), Woke::Woken(1));
-        // A second word is looked at every 10 ms: the sleep is sliced, and a long one still
-        // ends at its timeout, not before.
-        let other = AtomicU32::new(0);
+        // A second word is looked at every 10 ms: a change to it ends a long sleep on the
+        // first, and without one the sleep still lasts its timeout.
+        let other = Arc::new(AtomicU32::new(0));
         let started = Instant::now();
         assert_eq!(
             single_word_sleep(&[(&word, 1), (&other, 0)], Duration::from_millis(30), None),
             Woke::TimedOut
         );
         assert!(started.elapsed() >= Duration::from_millis(30));
+        let sleeper = {
+            let (word, other) = (Arc::clone(&word), Arc::clone(&other));
+            std::thread::spawn(move || {
+                single_word_sleep(&[(&word, 1), (&other, 0)], Duration::from_secs(3600), None)
+            })
+        };
+        other.store(1, Ordering::Release);
+        futex_wake(&other);
+        assert_eq!(join_within_30s(sleeper), Woke::Changed);
     }
 
     #[test]
