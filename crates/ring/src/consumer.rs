@@ -1080,3 +1080,137 @@ mod tests {
         assert_eq!(word(), sleeping::AWAKE);
     }
 }
+
+#[cfg(test)]
+mod mutant_kills {
+    //! Claims of this module that a mutation test (`cargo mutants`, `docs/reliability.md`)
+    //! showed no other test would notice breaking. Every wait is bounded.
+    use super::*;
+    use crate::peer::mutant_kills::exited_peer;
+    use crate::producer::Producer;
+
+    fn pair_with(
+        peer: Option<PeerWatch>,
+        spin_threshold: u32,
+        pure_spin: bool,
+    ) -> (Producer, Consumer) {
+        let region = Arc::new(Region::heap(1 << 12).unwrap());
+        let producer = Producer::new(Arc::clone(&region), None);
+        let consumer = Consumer::new(region, spin_threshold, pure_spin, peer.map(Arc::new));
+        (producer, consumer)
+    }
+
+    #[test]
+    fn a_dead_producers_messages_are_delivered_before_it_is_reported_gone() {
+        let (mut producer, mut consumer) = pair_with(Some(exited_peer()), 0, false);
+        for i in 0..3u8 {
+            producer.send(1, &[i]).unwrap();
+        }
+        producer.flush();
+        // Published and not yet delivered: the peer's death is not reported yet.
+        assert!(consumer.check_peer().is_ok());
+        for i in 0..3u8 {
+            let message = consumer.recv_timeout(Duration::from_secs(30)).unwrap();
+            assert_eq!(message.data(), [i]);
+        }
+        match consumer.recv_timeout(Duration::from_secs(30)) {
+            Err(Error::PeerGone { messages, .. }) => assert_eq!(messages, 3),
+            other => panic!("expected PeerGone, got {:?}", other.map(|m| m.len())),
+        }
+    }
+
+    #[test]
+    fn a_live_or_absent_producer_is_waited_for_until_the_timeout() {
+        let (_producer, mut consumer) = pair_with(None, 0, false);
+        assert!(consumer.check_peer().is_ok());
+        assert!(matches!(
+            consumer.recv_timeout(Duration::from_millis(120)),
+            Err(Error::Timeout(_))
+        ));
+    }
+
+    #[test]
+    fn a_message_published_while_the_consumer_sleeps_is_received() {
+        let (mut producer, mut consumer) = pair_with(None, 0, false);
+        let receiver = std::thread::spawn(move || {
+            let message = consumer
+                .recv_timeout(Duration::from_secs(30))
+                .map(|m| m.to_vec());
+            (message, consumer.sleep_stats())
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        producer.send(4, b"late").unwrap();
+        producer.flush();
+        let (message, (sleeps, _)) = receiver.join().unwrap();
+        assert_eq!(message.unwrap(), b"late");
+        assert!(sleeps > 0, "a consumer with no spin budget sleeps");
+    }
+
+    #[test]
+    fn a_pure_spin_consumer_never_sleeps_and_still_times_out() {
+        let (_producer, mut consumer) = pair_with(None, 0, true);
+        assert_eq!(
+            consumer.sleeping_word().load(Ordering::Relaxed),
+            sleeping::PURE_SPIN,
+            "the producer is told not to wake us"
+        );
+        assert!(matches!(
+            consumer.recv_timeout(Duration::from_millis(20)),
+            Err(Error::Timeout(_))
+        ));
+        assert_eq!(consumer.sleep_stats(), (0, 0));
+        drop(consumer);
+    }
+
+    #[test]
+    fn a_nap_that_times_out_on_an_empty_ring_is_no_missed_wake() {
+        let (_producer, mut consumer) = pair_with(None, 0, false);
+        assert!(consumer.announce_sleep());
+        assert_eq!(
+            consumer.sleep(Duration::from_millis(1)).unwrap(),
+            Woke::TimedOut
+        );
+        consumer.end_sleep();
+        assert_eq!(consumer.missed_wakes(), 0);
+        assert_eq!(consumer.sleep_stats(), (1, 0));
+        assert_eq!(
+            consumer.sleeping_word().load(Ordering::Relaxed),
+            sleeping::AWAKE
+        );
+    }
+
+    #[test]
+    fn dropping_the_consumer_returns_its_space_and_withdraws_its_features() {
+        let region = Arc::new(Region::heap(1 << 12).unwrap());
+        let mut producer = Producer::new(Arc::clone(&region), None);
+        let mut consumer = Consumer::new(Arc::clone(&region), 0, true, None);
+        assert_eq!(
+            region.header().consumer_heartbeat.load(Ordering::Acquire),
+            CONSUMER_FEATURES
+        );
+        for _ in 0..5 {
+            producer.send(1, &[]).unwrap();
+        }
+        producer.flush();
+        for _ in 0..2 {
+            drop(consumer.try_recv().unwrap().unwrap());
+        }
+        assert_eq!(
+            region.header().tail.load(Ordering::Acquire),
+            0,
+            "not yet published"
+        );
+        drop(consumer);
+        let header = region.header();
+        assert_eq!(
+            header.tail.load(Ordering::Acquire),
+            128,
+            "published on drop"
+        );
+        assert_eq!(header.consumer_heartbeat.load(Ordering::Acquire), 0);
+        assert_eq!(
+            header.consumer_sleeping.load(Ordering::Acquire),
+            sleeping::AWAKE
+        );
+    }
+}

@@ -448,3 +448,208 @@ mod tests {
         assert!(AllowedPeers::Anyone.admits(own + 1));
     }
 }
+
+#[cfg(test)]
+mod mutant_kills {
+    //! Claims of this module that a mutation test (`cargo mutants`, `docs/reliability.md`)
+    //! showed no other test would notice breaking. Every wait is bounded.
+    use super::*;
+
+    /// A fresh private directory for one test's socket paths.
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tr-mk-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_socket_file_is_0600_for_our_uid_and_0666_when_others_may_connect_and_gone_on_drop() {
+        let dir = scratch("mode");
+        for (allowed, mode) in [
+            (AllowedPeers::SameUser, 0o600),
+            (AllowedPeers::Uids(vec![65533]), 0o666),
+            (AllowedPeers::Anyone, 0o666),
+        ] {
+            let path = dir.join("s.sock");
+            let listener = HandshakeListener::bind(&path, allowed.clone()).unwrap();
+            assert_eq!(listener.path(), path);
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            assert!(meta.file_type().is_socket());
+            assert_eq!(meta.permissions().mode() & 0o777, mode, "{allowed:?}");
+            drop(listener);
+            assert!(!path.exists(), "the socket file is removed on drop");
+        }
+        // Nothing is left of the staging directories either.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_socket_path_of_107_bytes_binds_and_one_of_108_does_not() {
+        let dir = scratch("len");
+        let prefix = dir.as_os_str().len() + 1;
+        for (len, binds) in [(107, true), (108, false)] {
+            let path = dir.join("p".repeat(len - prefix));
+            assert_eq!(path.as_os_str().len(), len);
+            let outcome = SocketFile::bind_private(&path, 0o600);
+            assert_eq!(outcome.is_ok(), binds, "{len} bytes");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_a_stale_socket_is_replaced_and_the_refusal_names_what_is_there() {
+        let dir = scratch("stale");
+        let file = dir.join("file");
+        std::fs::write(&file, b"keep").unwrap();
+        let sub = dir.join("dir");
+        std::fs::create_dir(&sub).unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        for (path, kind) in [
+            (&file, "regular file"),
+            (&sub, "directory"),
+            (&link, "symbolic link"),
+            (&fifo, "special file"),
+        ] {
+            let err = remove_stale_socket(path).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("holds a {kind}, not a socket")),
+                "{err}"
+            );
+            assert!(
+                std::fs::symlink_metadata(path).is_ok(),
+                "{kind} left in place"
+            );
+        }
+        assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+        let stale = dir.join("stale.sock");
+        drop(UnixListener::bind(&stale).unwrap());
+        assert!(stale.exists());
+        remove_stale_socket(&stale).unwrap();
+        assert!(!stale.exists());
+        remove_stale_socket(&stale).unwrap(); // nothing there: fine
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_listener_nobody_connects_to_times_out_with_its_timeout() {
+        let dir = scratch("accept");
+        let listener =
+            HandshakeListener::bind(&dir.join("s.sock"), AllowedPeers::SameUser).unwrap();
+        let timeout = Duration::from_millis(20);
+        let outcome = listener.hand_over(
+            &Handshake::new(4096, None),
+            &[],
+            WaitLimits::new(Some(timeout), None),
+        );
+        assert!(
+            matches!(outcome, Err(Error::Timeout(t)) if t == timeout),
+            "{:?}",
+            outcome.err()
+        );
+        drop(listener);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_connector_gives_up_with_nobody_listening_once_its_timeout_passes() {
+        let dir = scratch("connect");
+        let path = dir.join("nobody.sock");
+        let outcome = connect_and_receive(
+            &path,
+            WaitLimits::new(Some(Duration::from_millis(30)), None),
+            false,
+        );
+        assert!(
+            matches!(&outcome, Err(Error::NobodyListening { path: p, .. }) if *p == path),
+            "{:?}",
+            outcome.err()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_handshake_is_received_whole_with_its_fds_and_checked() {
+        let dir = scratch("whole");
+        let path = dir.join("s.sock");
+        let listener = HandshakeListener::bind(&path, AllowedPeers::SameUser).unwrap();
+        let sent = Handshake::new(4096, None);
+        let connector = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                connect_and_receive(
+                    &path,
+                    WaitLimits::new(Some(Duration::from_secs(30)), None),
+                    false,
+                )
+            })
+        };
+        let (spare, _other) = UnixStream::pair().unwrap();
+        let peer = listener
+            .hand_over(
+                &sent,
+                &[spare.as_fd()],
+                WaitLimits::new(Some(Duration::from_secs(30)), None),
+            )
+            .unwrap();
+        assert_eq!(peer.credentials.pid, std::process::id() as i32);
+        let (received, fds, peer) = connector.join().unwrap().unwrap();
+        assert_eq!(bytemuck::bytes_of(&received), bytemuck::bytes_of(&sent));
+        assert_eq!(fds.len(), 1);
+        assert_eq!(peer.credentials.pid, std::process::id() as i32);
+        // The same listener, an RPC connector: the flags say SPSC, so it is refused.
+        let connector = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                connect_and_receive(
+                    &path,
+                    WaitLimits::new(Some(Duration::from_secs(30)), None),
+                    true,
+                )
+            })
+        };
+        listener
+            .hand_over(
+                &sent,
+                &[spare.as_fd()],
+                WaitLimits::new(Some(Duration::from_secs(30)), None),
+            )
+            .unwrap();
+        let err = connector.join().unwrap().err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("an RPC connector met an SPSC listener"),
+            "{err}"
+        );
+        drop(listener);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn validate_checks_alignment_and_both_directions_of_the_rpc_flag() {
+        let mut hs = Handshake::new(1024, None);
+        hs.msg_alignment = 32;
+        assert!(
+            validate(&hs, false)
+                .unwrap_err()
+                .to_string()
+                .contains("msg_alignment")
+        );
+        let spsc = Handshake::new(1024, None);
+        let err = validate(&spsc, true).unwrap_err().to_string();
+        assert!(
+            err.contains("an RPC connector met an SPSC listener"),
+            "{err}"
+        );
+        let rpc = Handshake::new(1024, Some(1024));
+        let err = validate(&rpc, false).unwrap_err().to_string();
+        assert!(
+            err.contains("an SPSC connector met an RPC listener"),
+            "{err}"
+        );
+    }
+}

@@ -238,3 +238,47 @@ mod tests {
         assert!(PeerWatch::fallback(0).is_unknown());
     }
 }
+
+#[cfg(test)]
+pub(crate) mod mutant_kills {
+    //! Peer watches for the ends' peer-death tests, and the claims of this module that a
+    //! mutation test showed no other test would notice breaking.
+    use super::*;
+
+    /// A watch on a child process that has already exited.
+    pub(crate) fn exited_peer() -> PeerWatch {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pidfd = pidfd_open(child.id() as i32).unwrap();
+        child.wait().unwrap();
+        PeerWatch {
+            credentials: PeerCredentials {
+                pid: child.id() as i32,
+                uid: 0,
+                gid: 0,
+            },
+            pidfd,
+        }
+    }
+
+    #[test]
+    fn the_gone_error_names_the_pid_and_the_count() {
+        let peer = exited_peer();
+        let pid = peer.credentials.pid;
+        assert!(peer.has_exited());
+        assert!(matches!(
+            peer.gone_error(12_345),
+            Error::PeerGone { pid: p, messages: 12_345 } if p == pid
+        ));
+    }
+
+    #[test]
+    fn a_socketpair_peer_has_our_gid_and_a_pidfd_of_a_live_process() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let watch = PeerWatch::from_socket(&a).unwrap();
+        assert_eq!(watch.credentials.gid, nix::unistd::getegid().as_raw());
+        assert!(!watch.has_exited());
+        let ours = pidfd_open(std::process::id() as i32).unwrap();
+        assert!(ours.as_raw_fd() >= 0);
+        assert!(pidfd_open(-1).is_err(), "no process has pid -1");
+    }
+}

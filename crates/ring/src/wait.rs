@@ -295,6 +295,14 @@ fn single_word_sleep(
                 if cancel.is_some_and(CancelToken::is_cancelled) {
                     return Woke::Woken(words.len());
                 }
+                // A word beyond the first that no longer holds its value was changed (and
+                // perhaps woken) while we slept on the first: the caller must look now.
+                if words[1..]
+                    .iter()
+                    .any(|&(word, expected)| word.load(Ordering::Acquire) != expected)
+                {
+                    return Woke::Changed;
+                }
             }
         }
     }
@@ -501,12 +509,19 @@ mod tests {
         let sleeper = {
             let (token, word) = (token.clone(), Arc::clone(&word));
             std::thread::spawn(move || {
-                sleep_on(
-                    &[(&word, 1)],
-                    Duration::from_secs(60),
-                    Some(&token),
-                    "napping",
-                )
+                loop {
+                    let woke = sleep_on(
+                        &[(&word, 1)],
+                        Duration::from_secs(60),
+                        Some(&token),
+                        "napping",
+                    );
+                    // The probe below wakes the token's word (index 1) to learn that we sleep;
+                    // that wake is not yet a cancel, so sleep again, as every caller does.
+                    if !matches!(woke, Ok(Woke::Woken(1))) {
+                        return woke;
+                    }
+                }
             })
         };
         // Cancel only once the sleeper is asleep: the cancel word has a waiter.
@@ -564,5 +579,264 @@ mod tests {
             last = nap;
         }
         assert_eq!(last, MAX_NAP);
+    }
+}
+
+#[cfg(test)]
+mod mutant_kills {
+    //! Claims of this module that a mutation test (`cargo mutants`, `docs/reliability.md`)
+    //! showed no other test would notice breaking. Every wait is bounded; a broken wait fails
+    //! the test instead of hanging it.
+    use super::*;
+    use std::sync::Arc;
+
+    fn nanos(at: &libc::timespec) -> u128 {
+        at.tv_sec as u128 * 1_000_000_000 + at.tv_nsec as u128
+    }
+
+    fn monotonic_now() -> libc::timespec {
+        monotonic_after(Duration::ZERO)
+    }
+
+    /// Waits for `sleeper` to end, at most 30 s (a broken wait fails here, not hangs).
+    fn join_within_30s<T>(sleeper: std::thread::JoinHandle<T>) -> T {
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while !sleeper.is_finished() {
+            assert!(Instant::now() < give_up, "the sleep did not end");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        sleeper.join().unwrap()
+    }
+
+    #[test]
+    fn futex_deadlines_are_normalised_and_exactly_the_timeout_ahead() {
+        // 999_999_999 ns carries into the seconds unless the clock reads an exact second.
+        for timeout in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(999_999_999),
+            Duration::new(1, 999_999_999),
+            Duration::from_millis(20),
+            Duration::new(7, 500_000_000),
+        ] {
+            let before = monotonic_now();
+            let at = monotonic_after(timeout);
+            let after = monotonic_now();
+            assert!(
+                (0..1_000_000_000).contains(&at.tv_nsec),
+                "tv_nsec {} for {timeout:?}",
+                at.tv_nsec
+            );
+            let (at, timeout) = (nanos(&at), timeout.as_nanos());
+            assert!(
+                nanos(&before) + timeout <= at && at <= nanos(&after) + timeout,
+                "{timeout} ns ahead"
+            );
+        }
+        // Saturates rather than overflowing: about 136 years ahead.
+        let far = monotonic_after(Duration::MAX);
+        assert!(far.tv_sec >= u32::MAX as libc::time_t);
+    }
+
+    #[test]
+    fn a_wake_with_nobody_asleep_wakes_nobody() {
+        let word = AtomicU32::new(0);
+        assert!(!futex_wake(&word));
+        futex_wake_all(&word);
+        assert_eq!(futex_wait(&word, 0, Duration::ZERO), FutexWait::TimedOut);
+    }
+
+    #[test]
+    fn a_pause_lasts_its_duration_with_or_without_a_token() {
+        let token = CancelToken::new();
+        for cancel in [None, Some(&token)] {
+            let started = Instant::now();
+            pause(Duration::from_millis(20), cancel, "pausing").unwrap();
+            assert!(started.elapsed() >= Duration::from_millis(20), "{cancel:?}");
+        }
+    }
+
+    #[test]
+    fn naps_never_run_past_the_deadline_and_double_each_time() {
+        let mut naps = Naps::new();
+        assert_eq!(naps.next(None), FIRST_NAP);
+        assert_eq!(
+            naps.next(deadline_after(Duration::from_secs(3600))),
+            FIRST_NAP * 2
+        );
+        assert_eq!(
+            naps.next(Some(Instant::now())),
+            Duration::ZERO,
+            "deadline passed"
+        );
+        assert_eq!(naps.next(None), FIRST_NAP * 8);
+    }
+
+    #[test]
+    fn a_wake_on_the_last_of_127_words_ends_the_sleep() {
+        // 127 ring words and no token: one futex_waitv holds them all, so no 10 ms slicing.
+        let words: Arc<Vec<AtomicU32>> = Arc::new((0..127).map(|_| AtomicU32::new(0)).collect());
+        let sleeper = {
+            let words = Arc::clone(&words);
+            std::thread::spawn(move || {
+                let pairs: Vec<_> = words.iter().map(|word| (word, 0)).collect();
+                sleep_on(&pairs, Duration::from_secs(3600), None, "test")
+            })
+        };
+        // All 127 fit in one system call, so nothing cuts the hour short.
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            !sleeper.is_finished(),
+            "a sleep over 127 words was cut short"
+        );
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while !futex_wake(&words[126]) && !sleeper.is_finished() {
+            assert!(Instant::now() < give_up, "the sleeper never went to sleep");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(join_within_30s(sleeper).unwrap(), Woke::Woken(126));
+    }
+
+    #[test]
+    fn a_sleep_on_more_words_than_one_waitv_takes_returns_to_look_at_the_rest() {
+        // One futex_waitv takes 127 ring words (and the token's): from the 128th on, some are
+        // not in the system call, so the sleep is cut short for the caller to look at them,
+        // however long a timeout it asked for.
+        let token = CancelToken::new();
+        for (count, cancel) in [
+            (128, None),
+            (200, None),
+            (128, Some(&token)),
+            (200, Some(&token)),
+        ] {
+            let cancel = cancel.cloned();
+            let words: Vec<AtomicU32> = (0..count).map(|_| AtomicU32::new(0)).collect();
+            let sleeper = std::thread::spawn(move || {
+                let pairs: Vec<_> = words.iter().map(|word| (word, 0)).collect();
+                sleep_on(&pairs, Duration::from_secs(3600), cancel.as_ref(), "test")
+            });
+            assert_eq!(
+                join_within_30s(sleeper).unwrap(),
+                Woke::TimedOut,
+                "{count} words"
+            );
+        }
+    }
+
+    #[test]
+    fn readable_says_true_for_data_and_for_a_hang_up() {
+        use std::io::Write;
+        use std::os::fd::AsFd;
+        let token = CancelToken::new();
+        for cancel in [None, Some(&token)] {
+            let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+            b.write_all(b"x").unwrap();
+            let deadline = deadline_after(Duration::from_secs(30));
+            assert!(readable(a.as_fd(), deadline, cancel, "r").unwrap());
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            drop(b);
+            assert!(readable(a.as_fd(), None, cancel, "r").unwrap());
+        }
+        // A deadline already passed: false without polling.
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(!readable(a.as_fd(), Some(Instant::now()), None, "r").unwrap());
+    }
+
+    #[test]
+    fn every_step_of_a_wait_for_space_sees_a_cancel() {
+        let token = CancelToken::new();
+        token.cancel();
+        let mut wait = SpaceWait::new();
+        // The first steps spin or yield, the later ones sleep: each looks at the token.
+        for step in 0..40 {
+            assert!(
+                matches!(
+                    wait.step(None, Some(&token)),
+                    Err(Error::Cancelled("waiting for space in the ring"))
+                ),
+                "step {step}"
+            );
+        }
+        let mut wait = SpaceWait::new();
+        for _ in 0..40 {
+            wait.step(Some(Instant::now()), None).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_fallback_without_futex_waitv_times_out_sees_changes_wakes_and_cancels() {
+        // Kernels before 5.16 take this path; this one has futex_waitv, so it is driven
+        // directly.
+        let word = Arc::new(AtomicU32::new(1));
+        assert_eq!(
+            single_word_sleep(&[], Duration::from_secs(30), None),
+            Woke::Changed
+        );
+        let started = Instant::now();
+        assert_eq!(
+            single_word_sleep(&[(&word, 1)], Duration::from_millis(20), None),
+            Woke::TimedOut
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(20),
+            "the timeout really waited"
+        );
+        assert_eq!(
+            single_word_sleep(&[(&word, 7)], Duration::from_secs(30), None),
+            Woke::Changed
+        );
+        // Woken on the first word.
+        let sleeper = {
+            let word = Arc::clone(&word);
+            std::thread::spawn(move || {
+                single_word_sleep(&[(&word, 1)], Duration::from_secs(3600), None)
+            })
+        };
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while !futex_wake(&word) && !sleeper.is_finished() {
+            assert!(Instant::now() < give_up, "the sleeper never went to sleep");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(join_within_30s(sleeper), Woke::Woken(0));
+        // A cancel is seen at the next 10 ms slice, reported as the token's index.
+        let token = CancelToken::new();
+        let sleeper = {
+            let (word, token) = (Arc::clone(&word), token.clone());
+            std::thread::spawn(move || {
+                single_word_sleep(&[(&word, 1)], Duration::from_secs(3600), Some(&token))
+            })
+        };
+        token.cancel();
+        assert_eq!(join_within_30s(sleeper), Woke::Woken(1));
+        // A second word is looked at every 10 ms: a change to it ends a long sleep on the
+        // first, and without one the sleep still lasts its timeout.
+        let other = Arc::new(AtomicU32::new(0));
+        let started = Instant::now();
+        assert_eq!(
+            single_word_sleep(&[(&word, 1), (&other, 0)], Duration::from_millis(30), None),
+            Woke::TimedOut
+        );
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        let sleeper = {
+            let (word, other) = (Arc::clone(&word), Arc::clone(&other));
+            std::thread::spawn(move || {
+                single_word_sleep(&[(&word, 1), (&other, 0)], Duration::from_secs(3600), None)
+            })
+        };
+        other.store(1, Ordering::Release);
+        futex_wake(&other);
+        assert_eq!(join_within_30s(sleeper), Woke::Changed);
+    }
+
+    #[test]
+    fn remaining_time_is_long_without_a_deadline_and_none_after_it() {
+        assert!(remaining(None) >= Duration::from_secs(3600 * 24 * 365));
+        assert_eq!(remaining(Some(Instant::now())), Duration::ZERO);
+        assert!(remaining(deadline_after(Duration::from_secs(3600))) > Duration::from_secs(3000));
+        assert!(
+            deadline_after(Duration::MAX).is_none(),
+            "overflow: no deadline"
+        );
+        assert!(waitv_supported());
     }
 }
