@@ -262,11 +262,12 @@ impl TachyonRpcBus {
             wait_in_slices(py, deadline, "waiting for a request", |slice| match callee
                 .serve_timeout(slice)
             {
-                Ok(request) => Ok(Some((
-                    request.id(),
-                    request.msg_type(),
-                    request.data().to_vec(),
-                ))),
+                Ok(request) => {
+                    let (msg_type, data) = (request.msg_type(), request.data().to_vec());
+                    // Answered later through `reply`: defer, or dropping the request here would
+                    // send the ring's error reply ahead of the real one.
+                    Ok(Some((request.defer(), msg_type, data)))
+                }
                 Err(Error::Timeout(_)) => Ok(None),
                 Err(other) => Err(other),
             })?;
