@@ -6,17 +6,18 @@
 //! consumer, and they are never in one process across processes).
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
-use pyo3::exceptions::{PyBufferError, PyIndexError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use tachyon_ring::{Bus, Consumer, Error, Producer};
 
 use crate::errors::{TachyonError, to_py};
-use crate::staging::{Staging, dlpack_capsule, fill_view, with_bytes};
+use crate::guard::{Lent, RX_CLOSED, RX_DANGLING};
+use crate::staging::with_bytes;
 use crate::wait::{Deadline, cancellable, deadline, wait_in_slices};
 
 /// The end of the ring this object holds.
@@ -373,10 +374,8 @@ impl TachyonBus {
         let mut end = self.state()?;
         let (type_id, data) = take_message(py, consumer(&mut end)?, timeout)?;
         Ok(RxGuard {
-            data: Staging::from_vec(data),
+            lent: Lent::readonly(data),
             type_id,
-            exports: AtomicIsize::new(0),
-            done: AtomicBool::new(false),
         })
     }
 
@@ -431,10 +430,8 @@ impl TachyonBus {
             wait_for_message(py, consumer, deadline)?;
         }
         Ok(RxBatchGuard {
-            data: Staging::from_vec(data),
+            lent: Lent::readonly(data),
             items,
-            exports: AtomicIsize::new(0),
-            done: AtomicBool::new(false),
         })
     }
 
@@ -534,11 +531,9 @@ impl TypeIds {
 #[derive(Debug)]
 pub struct TxGuard {
     bus: Py<TachyonBus>,
-    staging: Staging,
+    lent: Lent,
     actual_size: AtomicUsize,
     type_id: AtomicU32,
-    exports: AtomicIsize,
-    done: AtomicBool,
     flush_on_exit: bool,
 }
 
@@ -556,27 +551,19 @@ impl TxGuard {
         }
         Ok(TxGuard {
             bus: bus.clone().unbind(),
-            staging: Staging::zeroed(size),
+            lent: Lent::writable(size),
             actual_size: AtomicUsize::new(0),
             type_id: AtomicU32::new(type_id),
-            exports: AtomicIsize::new(0),
-            done: AtomicBool::new(false),
             flush_on_exit,
         })
     }
 
     fn commit(&self, py: Python<'_>) -> PyResult<()> {
-        let len = self.actual_size.load(Relaxed);
-        if len > self.staging.len() {
-            return Err(PyValueError::new_err(format!(
-                "actual_size {len} exceeds the {} bytes acquired",
-                self.staging.len()
-            )));
-        }
+        let payload = self.lent.payload(py, self.actual_size.load(Relaxed))?;
         let mut end = self.bus.get().state()?;
         let producer = producer(&mut end)?;
         producer
-            .send(self.type_id.load(Relaxed), self.staging.bytes(py, len))
+            .send(self.type_id.load(Relaxed), payload)
             .map_err(to_py)?;
         if self.flush_on_exit {
             producer.flush();
@@ -624,16 +611,9 @@ impl TxGuard {
         traceback: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
         let _ = (exc_value, traceback);
-        if self.done.swap(true, Relaxed) {
-            return Ok(false);
-        }
-        if self.exports.load(Relaxed) > 0 {
-            return Err(PyBufferError::new_err(
-                "Dangling memoryview detected: release the buffer before exiting the context \
-                 (the message was not sent).",
-            ));
-        }
-        if exc_type.is_none_or(|t| t.is_none()) {
+        let dangling = "Dangling memoryview detected: release the buffer before exiting the \
+                        context (the message was not sent).";
+        if self.lent.exit(dangling)? && exc_type.is_none_or(|t| t.is_none()) {
             self.commit(py)?;
         }
         Ok(false)
@@ -646,22 +626,23 @@ impl TxGuard {
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        let this = slf.get();
-        if this.done.load(Relaxed) {
-            return Err(PyBufferError::new_err("TxGuard already committed."));
+        // SAFETY: view comes from Python; the view holds `slf`, the guard owning the bytes, and
+        // `None` lends them all.
+        unsafe {
+            slf.get().lent.export(
+                slf.as_any(),
+                view,
+                flags,
+                None,
+                "TxGuard already committed.",
+            )
         }
-        let (ptr, len) = (this.staging.ptr_at(0), this.staging.len());
-        // SAFETY: view comes from Python; the staging buffer lives as long as the guard, which
-        // the view references.
-        unsafe { fill_view(slf.as_any(), view, ptr, len, false, flags)? };
-        this.exports.fetch_add(1, Relaxed);
-        Ok(())
     }
 
     /// # Safety
     /// Called by Python's buffer protocol.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
-        self.exports.fetch_sub(1, Relaxed);
+        self.lent.release();
     }
 }
 
@@ -669,10 +650,8 @@ impl TxGuard {
 #[pyclass(frozen, module = "tachyon_rs._tachyon_rs")]
 #[derive(Debug)]
 pub struct RxGuard {
-    data: Staging,
+    lent: Lent,
     type_id: u32,
-    exports: AtomicIsize,
-    done: AtomicBool,
 }
 
 #[pymethods]
@@ -680,7 +659,7 @@ impl RxGuard {
     /// Payload bytes.
     #[getter]
     fn actual_size(&self) -> usize {
-        self.data.len()
+        self.lent.len()
     }
 
     /// The message's 32-bit type id.
@@ -695,14 +674,7 @@ impl RxGuard {
 
     #[pyo3(signature = (*_args))]
     fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        if self.done.swap(true, Relaxed) {
-            return Ok(false);
-        }
-        if self.exports.load(Relaxed) > 0 {
-            return Err(PyBufferError::new_err(
-                "Dangling memoryview detected: release the buffer before exiting the context.",
-            ));
-        }
+        self.lent.exit(RX_DANGLING)?;
         Ok(false)
     }
 
@@ -713,42 +685,31 @@ impl RxGuard {
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        let this = slf.get();
-        if this.done.load(Relaxed) {
-            return Err(PyBufferError::new_err(
-                "Cannot access memory: transaction already committed.",
-            ));
-        }
-        // SAFETY: view comes from Python; the copy lives as long as the guard the view holds.
+        // SAFETY: view comes from Python; the view holds `slf`, the guard owning the bytes, and
+        // `None` lends them all.
         unsafe {
-            fill_view(
-                slf.as_any(),
-                view,
-                this.data.ptr_at(0),
-                this.data.len(),
-                true,
-                flags,
-            )?
-        };
-        this.exports.fetch_add(1, Relaxed);
-        Ok(())
+            slf.get()
+                .lent
+                .export(slf.as_any(), view, flags, None, RX_CLOSED)
+        }
     }
 
     /// # Safety
     /// Called by Python's buffer protocol.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
-        self.exports.fetch_sub(1, Relaxed);
+        self.lent.release();
     }
 }
+
+/// `RxBatchGuard`'s and `RxMsgView`'s words for an access after the block.
+const BATCH_CLOSED: &str = "Cannot access memory: batch already committed.";
 
 /// Up to `max_msgs` received messages, indexable (`batch[i]` is an RxMsgView).
 #[pyclass(frozen, sequence, module = "tachyon_rs._tachyon_rs")]
 #[derive(Debug)]
 pub struct RxBatchGuard {
-    data: Staging,
+    lent: Lent,
     items: Vec<(usize, usize, u32)>,
-    exports: AtomicIsize,
-    done: AtomicBool,
 }
 
 #[pymethods]
@@ -759,14 +720,8 @@ impl RxBatchGuard {
 
     #[pyo3(signature = (*_args))]
     fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        if self.done.swap(true, Relaxed) {
-            return Ok(false);
-        }
-        if self.exports.load(Relaxed) > 0 {
-            return Err(PyBufferError::new_err(
-                "Dangling memoryview detected in batch: release before exiting context.",
-            ));
-        }
+        self.lent
+            .exit("Dangling memoryview detected in batch: release before exiting context.")?;
         Ok(false)
     }
 
@@ -781,7 +736,7 @@ impl RxBatchGuard {
         if !(0..len).contains(&i) {
             return Err(PyIndexError::new_err("Batch index out of range."));
         }
-        if this.done.load(Relaxed) {
+        if this.lent.is_done() {
             return Err(PyRuntimeError::new_err(
                 "Cannot access messages: batch already committed.",
             ));
@@ -804,7 +759,7 @@ pub struct RxMsgView {
 
 fn release_batch_export(owner: &Bound<'_, PyAny>) {
     if let Ok(batch) = owner.cast::<RxBatchGuard>() {
-        batch.get().exports.fetch_sub(1, Relaxed);
+        batch.get().lent.release();
     }
 }
 
@@ -834,20 +789,12 @@ impl RxMsgView {
         let _ = (stream, max_version, dl_device, copy);
         let batch = self.batch.bind(py);
         let this = batch.get();
-        if this.done.load(Relaxed) {
-            return Err(PyRuntimeError::new_err(
-                "Cannot access memory: batch already committed.",
-            ));
+        if this.lent.is_done() {
+            return Err(PyRuntimeError::new_err(BATCH_CLOSED));
         }
         let (start, len, _) = this.items[self.index];
-        let capsule = dlpack_capsule(
-            batch.as_any(),
-            this.data.ptr_at(start),
-            len,
-            release_batch_export,
-        )?;
-        this.exports.fetch_add(1, Relaxed);
-        Ok(capsule)
+        this.lent
+            .dlpack(batch.as_any(), start, len, release_batch_export)
     }
 
     fn __dlpack_device__(&self) -> (i32, i32) {
@@ -861,36 +808,22 @@ impl RxMsgView {
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        let py = slf.py();
         let this = slf.get();
-        let batch = this.batch.bind(py).get();
-        if batch.done.load(Relaxed) {
-            return Err(PyBufferError::new_err(
-                "Cannot access memory: batch already committed.",
-            ));
-        }
+        let batch = this.batch.bind(slf.py()).get();
         let (start, len, _) = batch.items[this.index];
         // SAFETY: view comes from Python; the bytes live in the batch, which this view object
-        // (held by the buffer view) keeps alive.
+        // (held by the buffer view) keeps alive; the range is the one `drain_batch` recorded
+        // as it appended the message, so it lies inside the batch's buffer.
         unsafe {
-            fill_view(
-                slf.as_any(),
-                view,
-                batch.data.ptr_at(start),
-                len,
-                true,
-                flags,
-            )?
-        };
-        batch.exports.fetch_add(1, Relaxed);
-        Ok(())
+            batch
+                .lent
+                .export(slf.as_any(), view, flags, Some((start, len)), BATCH_CLOSED)
+        }
     }
 
     /// # Safety
     /// Called by Python's buffer protocol.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
-        Python::attach(|py| {
-            self.batch.bind(py).get().exports.fetch_sub(1, Relaxed);
-        });
+        Python::attach(|py| self.batch.bind(py).get().lent.release());
     }
 }

@@ -8,6 +8,7 @@
 //! - [`errors`]: the exception hierarchy, one class per kind of [`tachyon_ring::Error`];
 //! - [`wait`]: the one place a call waits (GIL released, in slices, signals checked);
 //! - [`staging`]: the private buffers guards export through the buffer protocol and DLPack;
+//! - `guard`: what every guard shares (its buffer, live exports, the end of its block);
 //! - [`bus`]: `TachyonBus` and its guards; [`rpc`]: `TachyonRpcBus` and its guards.
 //!
 //! # Differences from tachyon-ipc 0.5.1's Python API
@@ -32,6 +33,7 @@
 
 pub mod bus;
 pub mod errors;
+mod guard;
 pub mod rpc;
 pub mod staging;
 pub mod wait;

@@ -2,10 +2,10 @@
 //! callee (serve / reply), the connector the caller (call / wait), as upstream's convention.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 
-use pyo3::exceptions::{PyBufferError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -13,7 +13,7 @@ use tachyon_ring::{Callee, Caller, Error, RpcBus};
 
 use crate::bus::lock;
 use crate::errors::{TachyonError, to_py};
-use crate::staging::{Staging, fill_view};
+use crate::guard::{Lent, RX_CLOSED, RX_DANGLING};
 use crate::wait::{cancellable, deadline, wait_in_slices};
 
 enum End {
@@ -265,11 +265,10 @@ impl TachyonRpcBus {
                 .serve_timeout(slice)
             {
                 Ok(request) => {
-                    let taken = (request.id(), request.msg_type(), request.data().to_vec());
-                    // Answered later through `reply`: released without the error reply a
-                    // dropped request sends.
-                    request.defer();
-                    Ok(Some(taken))
+                    let (msg_type, data) = (request.msg_type(), request.data().to_vec());
+                    // Answered later through `reply`: defer, or dropping the request here would
+                    // send the ring's error reply ahead of the real one.
+                    Ok(Some((request.defer(), msg_type, data)))
                 }
                 Err(Error::Timeout(_)) => Ok(None),
                 Err(other) => Err(other),
@@ -294,42 +293,31 @@ impl TachyonRpcBus {
 #[derive(Debug)]
 pub struct RpcTxGuard {
     bus: Py<TachyonRpcBus>,
-    staging: Staging,
+    lent: Lent,
     actual_size: AtomicUsize,
     msg_type: AtomicU64,
     reply_to: u64,
     out_cid: AtomicU64,
-    exports: AtomicIsize,
-    done: AtomicBool,
 }
 
 impl RpcTxGuard {
     fn new(bus: &Bound<'_, TachyonRpcBus>, size: usize, reply_to: u64) -> RpcTxGuard {
         RpcTxGuard {
             bus: bus.clone().unbind(),
-            staging: Staging::zeroed(size),
+            lent: Lent::writable(size),
             actual_size: AtomicUsize::new(0),
             msg_type: AtomicU64::new(0),
             reply_to,
             out_cid: AtomicU64::new(0),
-            exports: AtomicIsize::new(0),
-            done: AtomicBool::new(false),
         }
     }
 
     fn commit(&self, py: Python<'_>) -> PyResult<()> {
-        let len = self.actual_size.load(Relaxed);
-        if len > self.staging.len() {
-            return Err(PyValueError::new_err(format!(
-                "actual_size {len} exceeds the {} bytes acquired",
-                self.staging.len()
-            )));
-        }
+        let payload = self.lent.payload(py, self.actual_size.load(Relaxed))?;
         let msg_type = self.msg_type.load(Relaxed);
         let msg_type = u16::try_from(msg_type).map_err(|_| {
             PyValueError::new_err(format!("msg_type must be in [0, 65535], got {msg_type}"))
         })?;
-        let payload = self.staging.bytes(py, len);
         let mut end = self.bus.get().state()?;
         if self.reply_to == 0 {
             let id = caller(&mut end)?.call(msg_type, payload).map_err(to_py)?;
@@ -388,16 +376,9 @@ impl RpcTxGuard {
         traceback: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
         let _ = (exc_value, traceback);
-        if self.done.swap(true, Relaxed) {
-            return Ok(false);
-        }
-        if self.exports.load(Relaxed) > 0 {
-            return Err(PyBufferError::new_err(
-                "Dangling memoryview detected: release the buffer before exiting the context \
-                 (nothing was sent).",
-            ));
-        }
-        if exc_type.is_none_or(|t| t.is_none()) {
+        let dangling = "Dangling memoryview detected: release the buffer before exiting the \
+                        context (nothing was sent).";
+        if self.lent.exit(dangling)? && exc_type.is_none_or(|t| t.is_none()) {
             self.commit(py)?;
         }
         Ok(false)
@@ -410,29 +391,23 @@ impl RpcTxGuard {
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        let this = slf.get();
-        if this.done.load(Relaxed) {
-            return Err(PyBufferError::new_err("RpcTxGuard already committed."));
-        }
-        // SAFETY: view comes from Python; the staging buffer lives as long as the guard.
+        // SAFETY: view comes from Python; the view holds `slf`, the guard owning the bytes, and
+        // `None` lends them all.
         unsafe {
-            fill_view(
+            slf.get().lent.export(
                 slf.as_any(),
                 view,
-                this.staging.ptr_at(0),
-                this.staging.len(),
-                false,
                 flags,
-            )?
-        };
-        this.exports.fetch_add(1, Relaxed);
-        Ok(())
+                None,
+                "RpcTxGuard already committed.",
+            )
+        }
     }
 
     /// # Safety
     /// Called by Python's buffer protocol.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
-        self.exports.fetch_sub(1, Relaxed);
+        self.lent.release();
     }
 }
 
@@ -440,21 +415,17 @@ impl RpcTxGuard {
 #[pyclass(frozen, module = "tachyon_rs._tachyon_rs")]
 #[derive(Debug)]
 pub struct RpcRxGuard {
-    data: Staging,
+    lent: Lent,
     msg_type: u16,
     correlation_id: u64,
-    exports: AtomicIsize,
-    done: AtomicBool,
 }
 
 impl RpcRxGuard {
     fn new(data: Vec<u8>, msg_type: u16, correlation_id: u64) -> RpcRxGuard {
         RpcRxGuard {
-            data: Staging::from_vec(data),
+            lent: Lent::readonly(data),
             msg_type,
             correlation_id,
-            exports: AtomicIsize::new(0),
-            done: AtomicBool::new(false),
         }
     }
 }
@@ -464,7 +435,7 @@ impl RpcRxGuard {
     /// Payload bytes.
     #[getter]
     fn actual_size(&self) -> usize {
-        self.data.len()
+        self.lent.len()
     }
 
     /// The message type (RPC slots carry route 0, so this is the msg_type).
@@ -485,14 +456,7 @@ impl RpcRxGuard {
 
     #[pyo3(signature = (*_args))]
     fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        if self.done.swap(true, Relaxed) {
-            return Ok(false);
-        }
-        if self.exports.load(Relaxed) > 0 {
-            return Err(PyBufferError::new_err(
-                "Dangling memoryview detected: release the buffer before exiting the context.",
-            ));
-        }
+        self.lent.exit(RX_DANGLING)?;
         Ok(false)
     }
 
@@ -503,30 +467,18 @@ impl RpcRxGuard {
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        let this = slf.get();
-        if this.done.load(Relaxed) {
-            return Err(PyBufferError::new_err(
-                "Cannot access memory: transaction already committed.",
-            ));
-        }
-        // SAFETY: view comes from Python; the copy lives as long as the guard the view holds.
+        // SAFETY: view comes from Python; the view holds `slf`, the guard owning the bytes, and
+        // `None` lends them all.
         unsafe {
-            fill_view(
-                slf.as_any(),
-                view,
-                this.data.ptr_at(0),
-                this.data.len(),
-                true,
-                flags,
-            )?
-        };
-        this.exports.fetch_add(1, Relaxed);
-        Ok(())
+            slf.get()
+                .lent
+                .export(slf.as_any(), view, flags, None, RX_CLOSED)
+        }
     }
 
     /// # Safety
     /// Called by Python's buffer protocol.
     unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
-        self.exports.fetch_sub(1, Relaxed);
+        self.lent.release();
     }
 }

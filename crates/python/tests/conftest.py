@@ -45,40 +45,36 @@ def real():
 
 def pair(module, path, capacity=1 << 16):
     """(listener, connector) of ``module``'s Bus in this process: listen in a thread."""
-    box = {}
-
-    def listen():
-        try:
-            box["bus"] = module.Bus.listen(path, capacity)
-        except BaseException as e:  # surfaced below
-            box["error"] = e
-
-    thread = threading.Thread(target=listen)
-    thread.start()
-    connector = connect_retrying(lambda: module.Bus.connect(path))
-    thread.join(10)
-    if "error" in box:
-        raise box["error"]
-    return box["bus"], connector
+    return _listen_and_connect(
+        lambda: module.Bus.listen(path, capacity), lambda: module.Bus.connect(path)
+    )
 
 
 def rpc_pair(module, path, cap_fwd=1 << 16, cap_rev=1 << 16):
     """(callee, caller) of ``module``'s RpcBus in this process."""
+    return _listen_and_connect(
+        lambda: module.RpcBus.rpc_listen(path, cap_fwd, cap_rev),
+        lambda: module.RpcBus.rpc_connect(path),
+    )
+
+
+def _listen_and_connect(listen, connect):
+    """(listen(), connect()): listen blocks until the peer connects, so it runs in a thread."""
     box = {}
 
-    def listen():
+    def run_listen():
         try:
-            box["bus"] = module.RpcBus.rpc_listen(path, cap_fwd, cap_rev)
-        except BaseException as e:
+            box["bus"] = listen()
+        except BaseException as e:  # surfaced below
             box["error"] = e
 
-    thread = threading.Thread(target=listen)
+    thread = threading.Thread(target=run_listen)
     thread.start()
-    caller = connect_retrying(lambda: module.RpcBus.rpc_connect(path))
+    connector = connect_retrying(connect)
     thread.join(10)
     if "error" in box:
         raise box["error"]
-    return box["bus"], caller
+    return box["bus"], connector
 
 
 def connect_retrying(connect, timeout=10.0):

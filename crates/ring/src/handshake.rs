@@ -454,6 +454,10 @@ mod mutant_kills {
     //! Claims of this module that a mutation test (`cargo mutants`, `docs/reliability.md`)
     //! showed no other test would notice breaking. Every wait is bounded.
     use super::*;
+    use crate::socket_file::remove_stale_socket;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::os::unix::net::UnixListener;
+    use std::path::PathBuf;
 
     /// A fresh private directory for one test's socket paths.
     fn scratch(tag: &str) -> PathBuf {
@@ -595,7 +599,8 @@ mod mutant_kills {
                 &[spare.as_fd()],
                 WaitLimits::new(Some(Duration::from_secs(30)), None),
             )
-            .unwrap();
+            .unwrap()
+            .0;
         assert_eq!(peer.credentials.pid, std::process::id() as i32);
         let (received, fds, peer) = connector.join().unwrap().unwrap();
         assert_eq!(bytemuck::bytes_of(&received), bytemuck::bytes_of(&sent));

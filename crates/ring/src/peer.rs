@@ -256,7 +256,7 @@ pub(crate) mod mutant_kills {
                 uid: 0,
                 gid: 0,
             },
-            pidfd,
+            liveness: Liveness::Pidfd(pidfd),
         }
     }
 

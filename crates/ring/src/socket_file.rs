@@ -96,7 +96,7 @@ impl Drop for SocketFile {
 
 /// Removes a leftover socket at `path`. Refuses a socket some process still listens on
 /// (`Error::AddressInUse`), and anything that is not a socket.
-fn remove_stale_socket(path: &Path) -> Result<()> {
+pub(crate) fn remove_stale_socket(path: &Path) -> Result<()> {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::os_at("stat", path, e)),

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import types
-from typing import Iterator, Optional, Type
+from typing import Iterator, Optional
 
 from . import _tachyon_rs
+from ._end import _NativeEnd
 from .message import Message
 
 
-class Bus:
+class Bus(_NativeEnd):
     """One end of a tachyon ring. Build it with :meth:`listen` or :meth:`connect`.
 
     The first send (or ``acquire_tx``) makes this end the producer, the first receive the
@@ -22,33 +22,20 @@ class Bus:
         """Not for direct use: call ``Bus.listen`` or ``Bus.connect``."""
         self._bus = _tachyon_rs.TachyonBus()
 
+    def _native(self) -> _tachyon_rs.TachyonBus:
+        return self._bus
+
     @classmethod
     def listen(cls, socket_path: str, capacity: int) -> Bus:
         """Create a ``capacity``-byte ring (a power of two), listen at ``socket_path`` and
         block until the peer connects (Ctrl-C raises KeyboardInterrupt)."""
-        bus = cls()
-        bus._bus.listen(socket_path, capacity)
-        return bus
+        return cls._listening(socket_path, capacity)
 
     @classmethod
     def connect(cls, socket_path: str, *, timeout: Optional[float] = None) -> Bus:
         """Attach to the ring of the listener at ``socket_path``. ConnectionError at once when
         nobody listens, unless ``timeout`` (seconds) asks to retry that long."""
-        bus = cls()
-        bus._bus.connect(socket_path, timeout=timeout)
-        return bus
-
-    def __enter__(self) -> Bus:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc_val: Optional[BaseException],
-        exc_tb: Optional[types.TracebackType],
-    ) -> None:
-        """Publish what was sent, unmap the ring and close its descriptors."""
-        self._bus.destroy()
+        return cls._connected(socket_path, timeout)
 
     def set_numa_node(self, node_id: int) -> None:
         """Check ``node_id`` (0..63, an online node); ValueError / OSError as upstream.

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import types
-from typing import Optional, Type
+from typing import Optional
 
 from . import _tachyon_rs
+from ._end import _NativeEnd
 
 
-class RpcBus:
+class RpcBus(_NativeEnd):
     """The listener serves (``serve`` / ``reply``), the connector calls (``call`` / ``wait``)."""
 
     __slots__ = ("_rpc",)
@@ -17,32 +17,20 @@ class RpcBus:
         """Not for direct use: call ``RpcBus.rpc_listen`` or ``RpcBus.rpc_connect``."""
         self._rpc = _tachyon_rs.TachyonRpcBus()
 
+    def _native(self) -> _tachyon_rs.TachyonRpcBus:
+        return self._rpc
+
     @classmethod
     def rpc_listen(cls, socket_path: str, cap_fwd: int, cap_rev: int) -> RpcBus:
         """Create the request (``cap_fwd``) and reply (``cap_rev``) rings and block until a
         caller connects (Ctrl-C raises KeyboardInterrupt)."""
-        bus = cls()
-        bus._rpc.listen(socket_path, cap_fwd, cap_rev)
-        return bus
+        return cls._listening(socket_path, cap_fwd, cap_rev)
 
     @classmethod
     def rpc_connect(cls, socket_path: str, *, timeout: Optional[float] = None) -> RpcBus:
         """Attach to the callee at ``socket_path`` (ConnectionError when nobody listens,
         unless ``timeout`` seconds of retrying are asked for)."""
-        bus = cls()
-        bus._rpc.connect(socket_path, timeout=timeout)
-        return bus
-
-    def __enter__(self) -> RpcBus:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc_val: Optional[BaseException],
-        exc_tb: Optional[types.TracebackType],
-    ) -> None:
-        self._rpc.destroy()
+        return cls._connected(socket_path, timeout)
 
     def set_polling_mode(self, pure_spin: int) -> None:
         """Upstream's pure-spin hint; accepted, see the README's differences."""

@@ -1,0 +1,143 @@
+//! [`Lent`]: what every guard shares (`TxGuard`, `RxGuard`, `RxBatchGuard`, `RpcTxGuard`,
+//! `RpcRxGuard`): the private buffer it lends, the count of live buffer exports, and whether its
+//! `with` block has ended.
+//!
+//! The rules live here once: no export after the block ends, and leaving the block with a
+//! memoryview still alive is refused (the view would outlive the message it shows). Each guard
+//! keeps its own error messages, as the Python API has them.
+
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
+
+use pyo3::exceptions::{PyBufferError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use crate::staging::{Staging, dlpack_capsule, fill_view};
+
+/// `RxGuard`'s and `RpcRxGuard`'s words for a memoryview alive at the end of the block.
+pub(crate) const RX_DANGLING: &str =
+    "Dangling memoryview detected: release the buffer before exiting the context.";
+/// `RxGuard`'s and `RpcRxGuard`'s words for a buffer asked for after the block.
+pub(crate) const RX_CLOSED: &str = "Cannot access memory: transaction already committed.";
+
+/// A guard's buffer and its lending state.
+#[derive(Debug)]
+pub(crate) struct Lent {
+    data: Staging,
+    readonly: bool,
+    exports: AtomicIsize,
+    done: AtomicBool,
+}
+
+impl Lent {
+    /// A buffer Python fills (a TX guard): `size` zeroed bytes, exported writable.
+    pub(crate) fn writable(size: usize) -> Lent {
+        Lent::new(Staging::zeroed(size), false)
+    }
+
+    /// A received copy (an RX guard), exported read-only.
+    pub(crate) fn readonly(data: Vec<u8>) -> Lent {
+        Lent::new(Staging::from_vec(data), true)
+    }
+
+    fn new(data: Staging, readonly: bool) -> Lent {
+        Lent {
+            data,
+            readonly,
+            exports: AtomicIsize::new(0),
+            done: AtomicBool::new(false),
+        }
+    }
+
+    /// Its length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True once the `with` block has been left.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.load(Relaxed)
+    }
+
+    /// `__exit__`'s common part: marks the guard done. `Ok(true)` only for the first exit with
+    /// no export alive (a TX guard then sends); a second exit is `Ok(false)`; a live export
+    /// raises BufferError with `dangling` (the guard stays done: nothing more is lent or sent).
+    pub(crate) fn exit(&self, dangling: &'static str) -> PyResult<bool> {
+        if self.done.swap(true, Relaxed) {
+            return Ok(false);
+        }
+        if self.exports.load(Relaxed) > 0 {
+            return Err(PyBufferError::new_err(dangling));
+        }
+        Ok(true)
+    }
+
+    /// The first `len` bytes, to send at commit; ValueError when `len` exceeds the size
+    /// acquired (`actual_size` is set from Python, unchecked until now).
+    pub(crate) fn payload<'a>(&'a self, py: Python<'a>, len: usize) -> PyResult<&'a [u8]> {
+        if len > self.data.len() {
+            return Err(PyValueError::new_err(format!(
+                "actual_size {len} exceeds the {} bytes acquired",
+                self.data.len()
+            )));
+        }
+        Ok(self.data.bytes(py, len))
+    }
+
+    /// `__getbuffer__`: exports all the bytes when `range` is None, else bytes
+    /// `start..start + len`; BufferError with `closed` once the block has ended.
+    ///
+    /// # Safety
+    /// `view` must be the pointer Python passed to `__getbuffer__`; `owner` must keep this
+    /// `Lent` alive (it is the guard holding it, or an object holding that guard); `range` must
+    /// lie inside the buffer.
+    pub(crate) unsafe fn export(
+        &self,
+        owner: &Bound<'_, PyAny>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+        range: Option<(usize, usize)>,
+        closed: &'static str,
+    ) -> PyResult<()> {
+        if self.is_done() {
+            return Err(PyBufferError::new_err(closed));
+        }
+        let (start, len) = range.unwrap_or((0, self.data.len()));
+        debug_assert!(start + len <= self.data.len());
+        // SAFETY: view is Python's and start + len <= the length (the caller's contract; `None`
+        // is the whole buffer); the bytes are this Lent's own allocation and live as long as
+        // `owner`, which the view holds a reference to.
+        unsafe {
+            fill_view(
+                owner,
+                view,
+                self.data.ptr_at(start),
+                len,
+                self.readonly,
+                flags,
+            )?
+        };
+        self.exports.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    /// `__releasebuffer__`, and a DLPack consumer letting its tensor go.
+    pub(crate) fn release(&self) {
+        self.exports.fetch_sub(1, Relaxed);
+    }
+
+    /// A DLPack capsule over bytes `start..start + len`, counted as an export until
+    /// `on_release(owner)` runs. `owner` must hold this `Lent`; the caller checks `is_done`.
+    pub(crate) fn dlpack<'py>(
+        &self,
+        owner: &Bound<'py, PyAny>,
+        start: usize,
+        len: usize,
+        on_release: fn(&Bound<'_, PyAny>),
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let capsule = dlpack_capsule(owner, self.data.ptr_at(start), len, on_release)?;
+        self.exports.fetch_add(1, Relaxed);
+        Ok(capsule)
+    }
+}
