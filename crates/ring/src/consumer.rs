@@ -1185,7 +1185,7 @@ mod mutant_kills {
         let mut producer = Producer::new(Arc::clone(&region), None);
         let mut consumer = Consumer::new(Arc::clone(&region), 0, true, None);
         assert_eq!(
-            region.header().consumer_heartbeat.load(Ordering::Acquire),
+            region.header().consumer_features.load(Ordering::Acquire),
             CONSUMER_FEATURES
         );
         for _ in 0..5 {
@@ -1207,7 +1207,7 @@ mod mutant_kills {
             128,
             "published on drop"
         );
-        assert_eq!(header.consumer_heartbeat.load(Ordering::Acquire), 0);
+        assert_eq!(header.consumer_features.load(Ordering::Acquire), 0);
         assert_eq!(
             header.consumer_sleeping.load(Ordering::Acquire),
             sleeping::AWAKE

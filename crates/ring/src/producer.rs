@@ -909,7 +909,7 @@ mod mutant_kills {
         // A consumer that says it follows bare skips gets the skip alone, then the slot.
         region
             .header()
-            .consumer_heartbeat
+            .consumer_features
             .store(layout::CONSUMER_FEATURES, Ordering::Release);
         assert!(matches!(
             producer.send(2, &vec![0; largest]),
