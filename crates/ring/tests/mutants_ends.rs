@@ -27,14 +27,14 @@ fn take(consumer: &mut Consumer, n: usize) {
 fn commits_are_published_every_32_and_not_before() {
     let (mut producer, mut consumer) = pair();
     for sent in 1..=31 {
-        producer.send(1, &[]).unwrap();
+        producer.send_unflushed(1, &[]).unwrap();
         assert_eq!(producer.unpublished(), sent);
     }
     assert!(
         consumer.try_recv().unwrap().is_none(),
         "31 commits are not published yet"
     );
-    producer.send(1, &[]).unwrap();
+    producer.send_unflushed(1, &[]).unwrap();
     assert_eq!(
         producer.unpublished(),
         0,
