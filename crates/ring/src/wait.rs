@@ -829,6 +829,31 @@ mod mutant_kills {
     }
 
     #[test]
+    fn a_cancel_wakes_a_sleeper_that_nothing_else_would_wake() {
+        // An hour-long sleep, already blocked when the cancel comes: only the cancel's own
+        // FUTEX_WAKE on the token's word can end it.
+        let token = CancelToken::new();
+        let word = Arc::new(AtomicU32::new(1));
+        let sleeper = {
+            let (token, word) = (token.clone(), Arc::clone(&word));
+            std::thread::spawn(move || {
+                sleep_on(
+                    &[(&word, 1)],
+                    Duration::from_secs(3600),
+                    Some(&token),
+                    "napping",
+                )
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        token.cancel();
+        assert!(matches!(
+            join_within_30s(sleeper),
+            Err(Error::Cancelled("napping"))
+        ));
+    }
+
+    #[test]
     fn remaining_time_is_long_without_a_deadline_and_none_after_it() {
         assert!(remaining(None) >= Duration::from_secs(3600 * 24 * 365));
         assert_eq!(remaining(Some(Instant::now())), Duration::ZERO);
