@@ -342,10 +342,9 @@ impl Consumer {
         }
     }
 
-    /// The wait of [`wait_for_slot`](Self::wait_for_slot), once the ring was found empty. The
-    /// spin polls the published head alone (one load, one compare, a pause), so a message is
-    /// seen within a pause of landing; the clock is read, and the cancel token and the peer
-    /// checked, only every 1024 spins, after a nap that timed out, or every 50 ms.
+    /// The wait of [`wait_for_slot`](Self::wait_for_slot), once the ring was found empty: spin
+    /// (a whole look at the ring per poll), then sleep; the clock is read, and the cancel token
+    /// and the peer checked, only every 1024 spins, after a nap that timed out, or every 50 ms.
     #[inline(never)]
     fn wait_for_slot_slow(&mut self, timeout: Option<Duration>) -> Result<Slot> {
         let deadline = timeout.and_then(wait::deadline_after);
@@ -353,10 +352,12 @@ impl Consumer {
         let mut naps = Naps::new();
         let mut spins: u32 = 0;
         loop {
-            if self.head_moved() {
-                if let Some(slot) = self.next_slot()? {
-                    return Ok(slot);
-                }
+            // Each poll is a whole look (not only a load of the head): the spin threshold
+            // counts polls, and polls this long keep the spin window as long as upstream's,
+            // which sparse traffic needs (a head-only poll halved it: sparse p50 1.15x
+            // upstream's instead of 0.12x, docs/performance.md).
+            if let Some(slot) = self.next_slot()? {
+                return Ok(slot);
             }
             let may_sleep = !self.pure_spin && spins >= self.spin_threshold;
             if may_sleep || spins % SPINS_PER_CLOCK_READ == SPINS_PER_CLOCK_READ - 1 {
@@ -385,12 +386,6 @@ impl Consumer {
             }
             self.end_sleep();
         }
-    }
-
-    /// Whether the producer has published past our read cursor (the spin's only question).
-    #[inline]
-    fn head_moved(&self) -> bool {
-        self.region.load_head() != self.tail
     }
 
     /// The futex protocol's consumer side, step 1: announce sleep, full fence, look at the
