@@ -15,15 +15,19 @@ pub(crate) use lifecycle;
 
 #[cfg(all(test, feature = "tracing"))]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::{Arc, Mutex, OnceLock};
+    use std::thread::ThreadId;
 
     use tracing::field::{Field, Visit};
     use tracing::span::{Attributes, Id, Record};
     use tracing::{Event, Metadata, Subscriber};
 
-    /// Records each event as "LEVEL message field=value …".
-    #[derive(Clone, Default)]
-    struct Recorder(Arc<Mutex<Vec<String>>>);
+    /// Records each event as "LEVEL message field=value …", with the thread that emitted it.
+    /// Installed once as the global subscriber: a thread-scoped one races tracing's per-callsite
+    /// interest cache with the other tests' threads (an event could be dropped as "never
+    /// interesting"), which made this test fail now and then.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(ThreadId, String)>>);
 
     struct Line<'a>(&'a mut String);
 
@@ -37,7 +41,7 @@ mod tests {
         }
     }
 
-    impl Subscriber for Recorder {
+    impl Subscriber for &'static Recorder {
         fn enabled(&self, _: &Metadata<'_>) -> bool {
             true
         }
@@ -49,21 +53,33 @@ mod tests {
         fn event(&self, event: &Event<'_>) {
             let mut line = event.metadata().level().to_string();
             event.record(&mut Line(&mut line));
-            self.0.lock().unwrap().push(line);
+            let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            lines.push((std::thread::current().id(), line));
         }
         fn enter(&self, _: &Id) {}
         fn exit(&self, _: &Id) {}
     }
 
+    fn recorder() -> &'static Recorder {
+        static RECORDER: OnceLock<&'static Recorder> = OnceLock::new();
+        RECORDER.get_or_init(|| {
+            let recorder: &'static Recorder = Box::leak(Box::default());
+            // Only this module installs one; a failure would mean another test did, and the
+            // assertions below would then fail loudly.
+            let _ = tracing::subscriber::set_global_default(recorder);
+            recorder
+        })
+    }
+
+    /// The events this thread emitted while `run` ran.
     fn recorded(run: impl FnOnce()) -> Vec<String> {
-        let recorder = Recorder::default();
-        tracing::subscriber::with_default(recorder.clone(), || {
-            // A callsite first reached on another test thread, with no subscriber, may have
-            // cached "never interested": make it ask again under this one.
-            tracing::callsite::rebuild_interest_cache();
-            run()
-        });
-        recorder.0.lock().unwrap().clone()
+        let recorder = recorder();
+        let me = std::thread::current().id();
+        run();
+        let mut lines = recorder.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (mine, others): (Vec<_>, Vec<_>) = lines.drain(..).partition(|(id, _)| *id == me);
+        lines.extend(others);
+        mine.into_iter().map(|(_, line)| line).collect()
     }
 
     #[test]
