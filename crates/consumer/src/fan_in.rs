@@ -10,8 +10,8 @@ use tachyon_ring::{Bus, Error, Selected, Selector, SelectorHandle};
 
 use crate::cli::Args;
 use crate::signals::StopSignal;
-use crate::stats::{Stats, Summary, one_way_latency_ns};
-use crate::tick::{ASK, BID, MarketTick, SENTINEL};
+use crate::stats::{Stats, Summary, reading};
+use crate::tick::{MarketTick, SENTINEL};
 
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -188,11 +188,8 @@ fn receive(
                         fan_in.total.finish(now);
                     }
                 } else {
-                    let tick = MarketTick::decode(message.data()).filter(|t| t.price().is_finite());
-                    let latency = tick
-                        .filter(|_| matches!(message.type_id(), BID | ASK))
-                        .and_then(|tick| one_way_latency_ns(tick.timestamp_ns()));
-                    let quantity = tick.map(|tick| tick.quantity());
+                    let tick = message.read_pod::<MarketTick>().ok();
+                    let (quantity, latency) = reading(message.type_id(), tick);
                     producer.stats.record(message.type_id(), quantity, latency);
                     fan_in.total.record(message.type_id(), quantity, latency);
                 }

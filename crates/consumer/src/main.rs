@@ -16,8 +16,8 @@ use tachyon_ring::{Bus, Consumer, Error};
 
 use crate::cli::Args;
 use crate::signals::StopSignal;
-use crate::stats::{Stats, one_way_latency_ns};
-use crate::tick::{ASK, BID, MarketTick, SENTINEL};
+use crate::stats::Stats;
+use crate::tick::{MarketTick, SENTINEL};
 
 /// How often the receive loop looks up to print progress (signals end it at once).
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -153,15 +153,7 @@ fn receive(consumer: &mut Consumer, stats: &mut Stats) -> tachyon_ring::Result<(
                     return Ok(());
                 }
                 // Copied out (the tick is packed): a payload that is not one tick is `Err`.
-                let tick = message
-                    .read_pod::<MarketTick>()
-                    .ok()
-                    .filter(|tick| tick.price().is_finite());
-                let is_quote = matches!(message.type_id(), BID | ASK);
-                let latency = tick
-                    .filter(|_| is_quote)
-                    .and_then(|tick| one_way_latency_ns(tick.timestamp_ns()));
-                stats.record(message.type_id(), tick.map(|tick| tick.quantity()), latency);
+                stats.record_tick(message.type_id(), message.read_pod::<MarketTick>().ok());
                 if stats.received % 4096 != 0 {
                     continue;
                 }

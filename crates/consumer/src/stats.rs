@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::tick::{ASK, BID};
+use crate::tick::{ASK, BID, MarketTick};
 
 /// The `--json` summary (the last stdout line), as tests and the benchmark read it.
 #[derive(Debug, Serialize)]
@@ -102,6 +102,12 @@ impl Stats {
         if let Some(ns) = latency_ns {
             self.latency_ns.saturating_record(ns.max(1));
         }
+    }
+
+    /// Counts one message and its tick; see [`reading`].
+    pub fn record_tick(&mut self, type_id: u32, tick: Option<MarketTick>) {
+        let (quantity, latency) = reading(type_id, tick);
+        self.record(type_id, quantity, latency);
     }
 
     /// The stream's end: the sentinel's arrival, or the moment the run stopped.
@@ -258,6 +264,18 @@ pub fn process_cpu_time() -> Duration {
         return Duration::ZERO;
     }
     Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// What one received message of `type_id` carrying `tick` (`None`: not one 32-byte tick)
+/// counts for: the quantity of a tick with a finite price and, for a stamped bid or ask, its
+/// one-way latency. One clock read, so a message recorded twice (fan-in: per producer and in
+/// total) counts the same latency twice.
+pub fn reading(type_id: u32, tick: Option<MarketTick>) -> (Option<u32>, Option<u64>) {
+    let tick = tick.filter(|tick| tick.price().is_finite());
+    let latency = tick
+        .filter(|_| matches!(type_id, BID | ASK))
+        .and_then(|tick| one_way_latency_ns(tick.timestamp_ns()));
+    (tick.map(|tick| tick.quantity()), latency)
 }
 
 /// Receive time minus the tick's timestamp, both `CLOCK_REALTIME`; `None` for an unstamped

@@ -26,8 +26,8 @@ use tachyon_compare::Result;
 use tachyon_ipc::Bus;
 
 use crate::cli::Args;
-use crate::stats::{Stats, one_way_latency_ns};
-use crate::tick::{ASK, BID, MarketTick, SENTINEL};
+use crate::stats::Stats;
+use crate::tick::{MarketTick, SENTINEL};
 
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -85,12 +85,7 @@ fn run(args: &Args, stats: &mut Stats) -> Result<()> {
             message.commit()?;
             return Ok(());
         }
-        let tick = MarketTick::decode(message.data()).filter(|tick| tick.price().is_finite());
-        let is_quote = matches!(message.type_id, BID | ASK);
-        let latency = tick
-            .filter(|_| is_quote)
-            .and_then(|tick| one_way_latency_ns(tick.timestamp_ns()));
-        stats.record(message.type_id, tick.map(|tick| tick.quantity()), latency);
+        stats.record_tick(message.type_id, MarketTick::decode(message.data()));
         message.commit()?;
         if stats.received % 4096 == 0 {
             // Look up now and then, as tachyon-consumer does: progress.
