@@ -136,12 +136,16 @@ fn open(args: &Args, stop: &StopSignal) -> tachyon_ring::Result<Consumer> {
 /// Receives until the sentinel (`Ok`) or a signal (`Err(Cancelled)`).
 fn run(args: &Args, stop: &StopSignal, stats: &mut Stats) -> tachyon_ring::Result<()> {
     let mut consumer = open(args, stop)?;
-    let outcome = receive(&mut consumer, stats);
+    let outcome = receive(&mut consumer, stop, stats);
     stats.sleeps = consumer.sleep_stats();
     outcome
 }
 
-fn receive(consumer: &mut Consumer, stats: &mut Stats) -> tachyon_ring::Result<()> {
+fn receive(
+    consumer: &mut Consumer,
+    stop: &StopSignal,
+    stats: &mut Stats,
+) -> tachyon_ring::Result<()> {
     let mut next_progress = Instant::now() + PROGRESS_EVERY;
     loop {
         // One message, taken the moment it lands (spin, then futex); the timeout only makes the
@@ -156,6 +160,12 @@ fn receive(consumer: &mut Consumer, stats: &mut Stats) -> tachyon_ring::Result<(
                 stats.record_tick(message.type_id(), message.read_pod::<MarketTick>().ok());
                 if stats.received % 4096 != 0 {
                     continue;
+                }
+                // A ring that never runs empty never reaches the wait that watches the token:
+                // look at it here too, every 4096 messages.
+                if stop.token().is_cancelled() {
+                    stats.finish(Instant::now());
+                    return Err(Error::Cancelled("receiving a stream that never ran dry"));
                 }
             }
             Err(Error::Timeout(_)) => {}
