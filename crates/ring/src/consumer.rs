@@ -24,6 +24,12 @@ pub(crate) const PEER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 const RECEIVING: &str = "waiting for a message";
 /// Spins between looks at the clock while waiting.
 const SPINS_PER_CLOCK_READ: u32 = 1024;
+/// What one unit of the spin threshold is worth in time. Upstream's threshold counts polls of
+/// its own loop; ours spins for a span of time instead, so the window does not depend on how
+/// cheap our poll is: 37 ns is what a whole look at the ring took per poll on the reference
+/// machine, which made the default 10,000 a 370 µs window (upstream's measured 470 µs the same
+/// way, docs/performance.md).
+pub(crate) const SPIN_POLL_NANOS: u64 = 37;
 
 /// Reads messages from the ring. One per ring; `Send`, not `Sync`.
 ///
@@ -64,7 +70,7 @@ pub struct Consumer {
     /// producer that published without waking us (lost wake-ups; upstream's producer has the
     /// window, ours does not).
     missed_wakes: u64,
-    /// Spins on an empty ring before sleeping on the futex.
+    /// How long to spin on an empty ring before sleeping, in units of [`SPIN_POLL_NANOS`].
     spin_threshold: u32,
     /// Never sleep (the futex word holds `PURE_SPIN`).
     pure_spin: bool,
@@ -95,6 +101,13 @@ impl fmt::Debug for Consumer {
             .field("pure_spin", &self.pure_spin)
             .finish()
     }
+}
+
+/// What bounds one wait for a message: its timeout, and when to look at the peer next.
+struct WaitBounds {
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+    next_peer_check: Instant,
 }
 
 /// A validated slot, located but not yet handed out (a plain value, so wait loops can find
@@ -184,8 +197,9 @@ impl Consumer {
         }
     }
 
-    /// Changes how many times the consumer polls an empty ring before sleeping (upstream
-    /// takes it on every blocking receive; here it is a setting of the consumer).
+    /// Changes how long the consumer spins on an empty ring before sleeping, in the units of
+    /// [`BusOptions::spin_threshold`](crate::BusOptions::spin_threshold) (upstream takes it on
+    /// every blocking receive; here it is a setting of the consumer).
     pub fn set_spin_threshold(&mut self, spins: u32) {
         self.spin_threshold = spins;
     }
@@ -342,50 +356,99 @@ impl Consumer {
         }
     }
 
-    /// The wait of [`wait_for_slot`](Self::wait_for_slot), once the ring was found empty: spin
-    /// (a whole look at the ring per poll), then sleep; the clock is read, and the cancel token
-    /// and the peer checked, only every 1024 spins, after a nap that timed out, or every 50 ms.
+    /// The wait of [`wait_for_slot`](Self::wait_for_slot), once the ring was found empty: spin,
+    /// then sleep. The spin polls the published head alone (a load, a compare, a pause), so a
+    /// message is seen within a pause of landing, and it lasts a span of *time*
+    /// ([`spin_window`](Self::spin_window)), not a count of polls, so a cheaper poll does not
+    /// shorten it: ticks a few hundred microseconds apart still find the consumer spinning. The
+    /// clock is read, and the cancel token and the peer checked, every 1024 polls (fewer for a
+    /// small threshold), after a nap that timed out, and every 50 ms.
     #[inline(never)]
     fn wait_for_slot_slow(&mut self, timeout: Option<Duration>) -> Result<Slot> {
-        let deadline = timeout.and_then(wait::deadline_after);
-        let mut next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
+        let started = Instant::now();
+        let mut bounds = WaitBounds {
+            timeout,
+            deadline: timeout.and_then(|timeout| started.checked_add(timeout)),
+            next_peer_check: started + PEER_CHECK_INTERVAL,
+        };
+        if let Some(slot) = self.spin(started, &mut bounds)? {
+            return Ok(slot);
+        }
         let mut naps = Naps::new();
-        let mut spins: u32 = 0;
         loop {
-            // Each poll is a whole look (not only a load of the head): the spin threshold
-            // counts polls, and polls this long keep the spin window as long as upstream's,
-            // which sparse traffic needs (a head-only poll halved it: sparse p50 1.15x
-            // upstream's instead of 0.12x, docs/performance.md).
             if let Some(slot) = self.next_slot()? {
                 return Ok(slot);
             }
-            let may_sleep = !self.pure_spin && spins >= self.spin_threshold;
-            if may_sleep || spins % SPINS_PER_CLOCK_READ == SPINS_PER_CLOCK_READ - 1 {
-                wait::check(self.cancel.as_ref(), RECEIVING)?;
-                let now = Instant::now();
-                if deadline.is_some_and(|at| now >= at) {
-                    return Err(Error::Timeout(timeout.unwrap_or_default()));
-                }
-                if now >= next_peer_check {
-                    next_peer_check = now + PEER_CHECK_INTERVAL;
-                    self.check_peer()?;
-                }
-            }
-            if !may_sleep {
-                spins = spins.wrapping_add(1);
-                std::hint::spin_loop();
-                continue;
-            }
+            self.look_up(Instant::now(), &mut bounds)?;
             if self.announce_sleep() {
-                let nap = naps.next(deadline);
+                let nap = naps.next(bounds.deadline);
                 if self.sleep(nap)? == Woke::TimedOut {
                     // A good moment to look at the peer: nothing woke us for a whole nap.
                     self.check_peer()?;
-                    next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
+                    bounds.next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
                 }
             }
             self.end_sleep();
         }
+    }
+
+    /// The spin of [`wait_for_slot_slow`](Self::wait_for_slot_slow), begun at `started`:
+    /// `Some(slot)` once one lands, `None` when the spin window is over (never in pure-spin
+    /// mode).
+    #[inline]
+    fn spin(&mut self, started: Instant, bounds: &mut WaitBounds) -> Result<Option<Slot>> {
+        let spin_until = if self.pure_spin {
+            None
+        } else if self.spin_threshold == 0 {
+            return Ok(None);
+        } else {
+            Some(started + self.spin_window())
+        };
+        let polls_per_look = self.spin_threshold.clamp(1, SPINS_PER_CLOCK_READ);
+        let mut polls_left = polls_per_look;
+        loop {
+            if self.head_moved() {
+                if let Some(slot) = self.next_slot()? {
+                    return Ok(Some(slot));
+                }
+            }
+            polls_left -= 1;
+            if polls_left == 0 {
+                polls_left = polls_per_look;
+                let now = Instant::now();
+                self.look_up(now, bounds)?;
+                if spin_until.is_some_and(|until| now >= until) {
+                    return Ok(None);
+                }
+            }
+            std::hint::spin_loop();
+        }
+    }
+
+    /// A waiting consumer's look up from the ring: a cancel, the deadline, and (every 50 ms)
+    /// the peer.
+    fn look_up(&mut self, now: Instant, bounds: &mut WaitBounds) -> Result<()> {
+        wait::check(self.cancel.as_ref(), RECEIVING)?;
+        if bounds.deadline.is_some_and(|at| now >= at) {
+            return Err(Error::Timeout(bounds.timeout.unwrap_or_default()));
+        }
+        if now >= bounds.next_peer_check {
+            bounds.next_peer_check = now + PEER_CHECK_INTERVAL;
+            self.check_peer()?;
+        }
+        Ok(())
+    }
+
+    /// How long a consumer spins on an empty ring before it sleeps:
+    /// [`SPIN_POLL_NANOS`] per unit of the spin threshold.
+    fn spin_window(&self) -> Duration {
+        Duration::from_nanos(u64::from(self.spin_threshold) * SPIN_POLL_NANOS)
+    }
+
+    /// Whether the producer has published past our read cursor (the spin's only question).
+    #[inline]
+    fn head_moved(&self) -> bool {
+        self.region.load_head() != self.tail
     }
 
     /// The futex protocol's consumer side, step 1: announce sleep, full fence, look at the
@@ -482,6 +545,7 @@ impl Consumer {
                 }
             }
             let ring_pos = (self.tail & self.mask) as usize;
+            self.prefetch_payload(ring_pos);
             // SAFETY: ring_pos is 64-aligned (the tail was checked aligned at start and every
             // advance is a multiple of 64) and below the capacity, a multiple of 64, so the 24
             // bytes read lie inside the ring. Read once, volatile: every check below looks at
@@ -502,6 +566,28 @@ impl Consumer {
             }
             return Ok(Some(slot));
         }
+    }
+
+    /// Starts loading the payload's first cache line (the line after the 64-byte slot header)
+    /// while the header is read, as upstream's consumer does: the two lines come from the
+    /// producer's core, and one transfer overlaps the other instead of following it. Only
+    /// lines inside the published region are touched (a line the producer may still be
+    /// writing would be pulled away from it).
+    #[inline(always)]
+    fn prefetch_payload(&self, ring_pos: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if self.cached_head - self.tail > SLOT_HEADER_LEN as u64
+            && ring_pos + SLOT_HEADER_LEN < self.capacity
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            // SAFETY: a prefetch is a hint that never faults, and the address is inside the
+            // ring (checked above).
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(self.ring.add(ring_pos + SLOT_HEADER_LEN).cast());
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = ring_pos;
     }
 
     /// A poisoned ring's error, again (cold: only after corruption).
@@ -1139,6 +1225,43 @@ mod mutant_kills {
         let (message, (sleeps, _)) = receiver.join().unwrap();
         assert_eq!(message.unwrap(), b"late");
         assert!(sleeps > 0, "a consumer with no spin budget sleeps");
+    }
+
+    #[test]
+    fn the_spin_threshold_set_later_decides_whether_a_wait_sleeps() {
+        // Set high: 10^9 units of 37 ns is a 37 s spin, so a 20 ms wait never sleeps.
+        let (_producer, mut consumer) = pair_with(None, 0, false);
+        consumer.set_spin_threshold(1_000_000_000);
+        assert!(matches!(
+            consumer.recv_timeout(Duration::from_millis(20)),
+            Err(Error::Timeout(_))
+        ));
+        assert_eq!(
+            consumer.sleep_stats().0,
+            0,
+            "a 37 s spin window never sleeps in 20 ms"
+        );
+        // Set back to 0: the next wait sleeps at once.
+        consumer.set_spin_threshold(0);
+        assert!(matches!(
+            consumer.recv_timeout(Duration::from_millis(20)),
+            Err(Error::Timeout(_))
+        ));
+        assert!(
+            consumer.sleep_stats().0 > 0,
+            "no spin window: the wait sleeps"
+        );
+    }
+
+    #[test]
+    fn a_small_spin_threshold_ends_the_spin_after_its_window() {
+        // 1,000 units: a 37 µs window, looked at every 1,000 polls; a 200 ms wait sleeps.
+        let (_producer, mut consumer) = pair_with(None, 1_000, false);
+        assert!(matches!(
+            consumer.recv_timeout(Duration::from_millis(200)),
+            Err(Error::Timeout(_))
+        ));
+        assert!(consumer.sleep_stats().0 > 0);
     }
 
     #[test]
