@@ -15,7 +15,7 @@ build:
     cargo build --release -p tachyon-ring --examples -p tachyon-consumer --bins
 
 # Every test: lints, rustdoc, unit, property, doc, cross-process and cross-language tests.
-test: lint pytest
+test: lint pytest pytest-older
     cargo test --workspace
     cargo test -p tachyon-ring --features tracing --lib trace
 
@@ -61,23 +61,31 @@ lint:
 
 # Linked by the venv's zig (installing it needs no C compiler); built in its own target dir.
 #
-# The Python package tachyon_rs (crates/python) as an abi3 manylinux2014 wheel in target/wheels/.
+# The Python package tachyon_rs (crates/python) as manylinux2014 wheels in target/wheels/: one
+# abi3 wheel for CPython 3.11+, and one each for 3.9 and 3.10 where those interpreters exist.
 wheel:
-    rm -f target/wheels/tachyon_rs-*.whl
+    rm -f target/wheels/tachyon_rs-*-abi3-*.whl
     PATH="{{justfile_directory()}}/.venv/bin:$PATH" CARGO_TARGET_DIR=target/python \
         .venv/bin/maturin build --release --quiet -m crates/python/Cargo.toml --out target/wheels \
         --zig --compatibility manylinux2014
+    python/older_pythons.sh build
 
 # Build and install the tachyon_rs wheel into .venv, then run its pytest suite (args go to pytest).
 pytest *args: wheel
-    .venv/bin/python -m pip install --disable-pip-version-check --force-reinstall --no-deps --quiet target/wheels/tachyon_rs-*.whl
+    .venv/bin/python -m pip install --disable-pip-version-check --force-reinstall --no-deps --quiet target/wheels/tachyon_rs-*-abi3-*.whl
     cargo build --release -p tachyon-consumer
     .venv/bin/python -m pytest crates/python/tests {{args}}
+
+# The tachyon_rs suite on CPython 3.9 and 3.10 (their own wheels and venvs; everything but the
+# tests that need the real tachyon-ipc, which is built for 3.11 only).
+pytest-older: wheel
+    cargo build --release -p tachyon-consumer
+    python/older_pythons.sh test
 
 # Writes target/python-bench/{results.json,table.md}; docs/performance.md explains the rows.
 #
 # The Python package against the real tachyon-ipc, side by side, alternating; one table.
 bench-python pairs="5": wheel
-    .venv/bin/python -m pip install --disable-pip-version-check --force-reinstall --no-deps --quiet target/wheels/tachyon_rs-*.whl
+    .venv/bin/python -m pip install --disable-pip-version-check --force-reinstall --no-deps --quiet target/wheels/tachyon_rs-*-abi3-*.whl
     cargo build --release -p tachyon-consumer -p tachyon-ring --example producer
     .venv/bin/python python/bench_python.py --pairs {{pairs}}

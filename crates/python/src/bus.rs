@@ -492,20 +492,23 @@ impl TypeIds {
         if let Ok(one) = arg.extract::<u32>() {
             return Ok(TypeIds::One(one));
         }
-        let each: Vec<u32> = match arg.extract::<Vec<u32>>() {
-            Ok(list) => list,
-            Err(_) => with_bytes(arg, |raw| {
-                let bytes = raw.all(arg.py());
-                if bytes.len() % 4 != 0 {
-                    return Err(PyValueError::new_err(
-                        "type_id must be an int, a sequence of ints, or a buffer of uint32",
-                    ));
-                }
-                Ok(bytes
-                    .chunks_exact(4)
-                    .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect())
-            })?,
+        let each: Vec<u32> = match typed_u32_buffer(arg) {
+            Some(ids) => ids?,
+            None => match arg.extract::<Vec<u32>>() {
+                Ok(list) => list,
+                Err(_) => with_bytes(arg, |raw| {
+                    let bytes = raw.all(arg.py());
+                    if bytes.len() % 4 != 0 {
+                        return Err(PyValueError::new_err(
+                            "type_id must be an int, a sequence of ints, or a buffer of uint32",
+                        ));
+                    }
+                    Ok(bytes
+                        .chunks_exact(4)
+                        .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect())
+                })?,
+            },
         };
         if each.len() != count {
             return Err(PyValueError::new_err(format!(
@@ -522,6 +525,14 @@ impl TypeIds {
             TypeIds::Each(each) => each[index],
         }
     }
+}
+
+/// The type ids of a buffer whose items are uint32 (a numpy `uint32` array), copied in one
+/// go; `None` for anything else. Without it a numpy array would go through the sequence
+/// protocol, a numpy scalar per record: 75 ns a record, four times `send_batch`'s own cost.
+fn typed_u32_buffer(arg: &Bound<'_, PyAny>) -> Option<PyResult<Vec<u32>>> {
+    let buffer = pyo3::buffer::PyBuffer::<u32>::get(arg).ok()?;
+    Some(buffer.to_vec(arg.py()))
 }
 
 /// A message being written: fill it through the buffer protocol (`memoryview(tx)`), set

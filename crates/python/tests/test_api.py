@@ -158,10 +158,15 @@ def test_send_batch(sock):
         assert tx.send_batch(ticks, 32, types, timeout=10) == 1000
         assert tx.send_batch(b"\0" * 64, 32, [5, 6]) == 2
         assert tx.send_batch(b"\1" * 16, 16, 7) == 1
+        # Type ids in arrays of other dtypes are taken by value, not as raw uint32 bytes.
+        assert tx.send_batch(b"\0" * 64, 32, np.array([8, 9], dtype=np.int64)) == 2
+        assert tx.send_batch(b"\0" * 64, 32, np.array([10, 11], dtype=np.uint16)) == 2
+        with pytest.raises(ValueError, match="3 type ids for 2 records"):
+            tx.send_batch(b"\0" * 64, 32, np.array([1, 2, 3], dtype=np.uint32))
         tx.send(b"", 0, timeout=10)
         t.join(10)
         assert got[:1000] == [(1 + i % 2, i) for i in range(1000)]
-        assert [g[0] for g in got[1000:]] == [5, 6, 7]
+        assert [g[0] for g in got[1000:]] == [5, 6, 7, 8, 9, 10, 11]
 
 
 def test_full_ring_raises_then_timeout_waits(sock):

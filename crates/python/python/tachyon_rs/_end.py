@@ -5,7 +5,10 @@ destroyed when the ``with`` block ends; only the object and the listen arguments
 from __future__ import annotations
 
 import types
-from typing import Any, Optional, Self, Type
+from typing import TYPE_CHECKING, Any, Optional, Type
+
+if TYPE_CHECKING:  # typing.Self is 3.11+; the annotations are strings (PEP 563)
+    from typing import Self
 
 
 class _NativeEnd:
