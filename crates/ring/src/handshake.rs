@@ -68,7 +68,12 @@ impl AllowedPeers {
     }
 
     fn admits(&self, uid: u32) -> bool {
-        let own = nix::unistd::geteuid().as_raw();
+        self.admits_beside(uid, nix::unistd::geteuid().as_raw())
+    }
+
+    /// [`admits`](Self::admits) for a process whose effective uid is `own` (a parameter, so a
+    /// test run as root can still tell our own uid from root's).
+    fn admits_beside(&self, uid: u32, own: u32) -> bool {
         match self {
             AllowedPeers::Anyone => true,
             _ if uid == own || uid == 0 => true,
@@ -446,6 +451,17 @@ mod tests {
         assert!(!AllowedPeers::SameUser.admits(own + 12345));
         assert!(AllowedPeers::Uids(vec![own + 12345]).admits(own + 12345));
         assert!(AllowedPeers::Anyone.admits(own + 1));
+    }
+
+    #[test]
+    fn our_own_uid_and_root_are_admitted_separately() {
+        // As a service running as uid 1000 sees it: its own uid, and root, each on its own.
+        for peers in [AllowedPeers::SameUser, AllowedPeers::Uids(vec![7])] {
+            assert!(peers.admits_beside(1000, 1000), "{peers:?}: our own uid");
+            assert!(peers.admits_beside(0, 1000), "{peers:?}: root");
+            assert!(!peers.admits_beside(1001, 1000), "{peers:?}: a stranger");
+        }
+        assert!(AllowedPeers::Uids(vec![7]).admits_beside(7, 1000));
     }
 }
 
