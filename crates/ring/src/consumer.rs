@@ -404,7 +404,12 @@ impl Consumer {
         } else {
             Some(started + self.spin_window())
         };
-        let polls_per_look = self.spin_threshold.clamp(1, SPINS_PER_CLOCK_READ);
+        // A small threshold is looked at sooner, so its short window is not overrun; pure spin
+        // has no window, only the cancel token, the deadline and the peer to look at.
+        let polls_per_look = match spin_until {
+            Some(_) => self.spin_threshold.clamp(1, SPINS_PER_CLOCK_READ),
+            None => SPINS_PER_CLOCK_READ,
+        };
         let mut polls_left = polls_per_look;
         loop {
             if self.head_moved() {

@@ -651,6 +651,68 @@ mod mutant_kills {
     }
 
     #[test]
+    fn a_connector_that_left_before_the_handshake_is_counted_and_the_next_one_served() {
+        let dir = scratch("left");
+        let path = dir.join("s.sock");
+        let listener = HandshakeListener::bind(&path, AllowedPeers::SameUser).unwrap();
+        // Connected and closed before the listener accepts: sending to it fails with EPIPE.
+        drop(UnixStream::connect(&path).unwrap());
+        let connector = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                connect_and_receive(
+                    &path,
+                    WaitLimits::new(Some(Duration::from_secs(30)), None),
+                    false,
+                )
+            })
+        };
+        let (spare, _other) = UnixStream::pair().unwrap();
+        let (_peer, report) = listener
+            .hand_over(
+                &Handshake::new(4096, None),
+                &[spare.as_fd()],
+                WaitLimits::new(Some(Duration::from_secs(30)), None),
+            )
+            .expect("a connector that left is skipped, not an error");
+        assert_eq!((report.vanished, report.refused), (1, 0));
+        let (_, fds, _) = connector.join().unwrap().unwrap();
+        assert_eq!(fds.len(), 1, "the next connector got the handshake");
+        drop(listener);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_connect_error_other_than_nobody_listening_fails_at_once() {
+        // A path through a regular file: ENOTDIR, which no retry can cure. Run in a thread so
+        // a retry loop shows up as a failure, not a hang.
+        let file = scratch("notdir").join("file");
+        std::fs::write(&file, b"").unwrap();
+        let path = file.join("s.sock");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let started = Instant::now();
+        std::thread::spawn(move || {
+            let outcome = connect_and_receive(
+                &path,
+                WaitLimits::new(Some(Duration::from_secs(3600)), None),
+                false,
+            );
+            let _ = tx.send(outcome.map(|_| ()));
+        });
+        let outcome = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("connect kept retrying an error that cannot go away");
+        let err = outcome.unwrap_err();
+        assert!(
+            matches!(&err, Error::Os { source, .. } if source.raw_os_error() == Some(libc::ENOTDIR)),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("s.sock"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(20));
+        std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
+    }
+
+    #[test]
     fn validate_checks_alignment_and_both_directions_of_the_rpc_flag() {
         let mut hs = Handshake::new(1024, None);
         hs.msg_alignment = 32;
