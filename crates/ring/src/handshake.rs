@@ -712,6 +712,60 @@ mod mutant_kills {
         std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
     }
 
+    /// A listener at `path` that sends its first connector `bytes` and one fd, then closes.
+    fn sending_listener(path: &Path, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
+        let listener = UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let (spare, _other) = UnixStream::pair().unwrap();
+            let fds = [spare.as_raw_fd()];
+            sendmsg::<()>(
+                stream.as_raw_fd(),
+                &[IoSlice::new(&bytes)],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::empty(),
+                None,
+            )
+            .unwrap();
+        })
+    }
+
+    #[test]
+    fn a_handshake_cut_short_is_refused_naming_its_length() {
+        let dir = scratch("short");
+        let path = dir.join("s.sock");
+        let whole = Handshake::new(4096, None);
+        let listener = sending_listener(&path, bytemuck::bytes_of(&whole)[..10].to_vec());
+        let outcome = connect_and_receive(
+            &path,
+            WaitLimits::new(Some(Duration::from_secs(30)), None),
+            false,
+        );
+        listener.join().unwrap();
+        let err = outcome.err().expect("10 bytes are not a handshake");
+        assert!(err.to_string().contains("received 10 bytes"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn received_fds_are_close_on_exec() {
+        // Else every child the process spawns would inherit the ring.
+        let dir = scratch("cloexec");
+        let path = dir.join("s.sock");
+        let whole = Handshake::new(4096, None);
+        let listener = sending_listener(&path, bytemuck::bytes_of(&whole).to_vec());
+        let (_, fds, _) = connect_and_receive(
+            &path,
+            WaitLimits::new(Some(Duration::from_secs(30)), None),
+            false,
+        )
+        .unwrap();
+        listener.join().unwrap();
+        let flags = nix::fcntl::fcntl(&fds[0], nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & libc::FD_CLOEXEC, 0, "fd flags {flags:#x}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn validate_checks_alignment_and_both_directions_of_the_rpc_flag() {
         let mut hs = Handshake::new(1024, None);
