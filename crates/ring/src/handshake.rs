@@ -742,7 +742,7 @@ mod mutant_kills {
             false,
         );
         listener.join().unwrap();
-        let err = outcome.err().expect("10 bytes are not a handshake");
+        let err = outcome.expect_err("10 bytes are not a handshake");
         assert!(err.to_string().contains("received 10 bytes"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
