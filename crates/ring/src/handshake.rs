@@ -483,6 +483,21 @@ mod mutant_kills {
         dir
     }
 
+    /// A connector thread at `path` (SPSC, or RPC with `rpc`), bounded by 30 s.
+    fn spawn_connector(
+        path: &Path,
+        rpc: bool,
+    ) -> std::thread::JoinHandle<Result<(Handshake, Vec<OwnedFd>, PeerWatch)>> {
+        let path = path.to_path_buf();
+        std::thread::spawn(move || {
+            connect_and_receive(
+                &path,
+                WaitLimits::new(Some(Duration::from_secs(30)), None),
+                rpc,
+            )
+        })
+    }
+
     #[test]
     fn the_socket_file_is_0600_for_our_uid_and_0666_when_others_may_connect_and_gone_on_drop() {
         let dir = scratch("mode");
@@ -598,16 +613,7 @@ mod mutant_kills {
         let path = dir.join("s.sock");
         let listener = HandshakeListener::bind(&path, AllowedPeers::SameUser).unwrap();
         let sent = Handshake::new(4096, None);
-        let connector = {
-            let path = path.clone();
-            std::thread::spawn(move || {
-                connect_and_receive(
-                    &path,
-                    WaitLimits::new(Some(Duration::from_secs(30)), None),
-                    false,
-                )
-            })
-        };
+        let connector = spawn_connector(&path, false);
         let (spare, _other) = UnixStream::pair().unwrap();
         let peer = listener
             .hand_over(
@@ -621,18 +627,12 @@ mod mutant_kills {
         let (received, fds, peer) = connector.join().unwrap().unwrap();
         assert_eq!(bytemuck::bytes_of(&received), bytemuck::bytes_of(&sent));
         assert_eq!(fds.len(), 1);
+        // Close-on-exec, else every child the process spawns would inherit the ring.
+        let fd_flags = nix::fcntl::fcntl(&fds[0], nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(fd_flags & libc::FD_CLOEXEC, 0, "fd flags {fd_flags:#x}");
         assert_eq!(peer.credentials.pid, std::process::id() as i32);
         // The same listener, an RPC connector: the flags say SPSC, so it is refused.
-        let connector = {
-            let path = path.clone();
-            std::thread::spawn(move || {
-                connect_and_receive(
-                    &path,
-                    WaitLimits::new(Some(Duration::from_secs(30)), None),
-                    true,
-                )
-            })
-        };
+        let connector = spawn_connector(&path, true);
         listener
             .hand_over(
                 &sent,
@@ -657,16 +657,7 @@ mod mutant_kills {
         let listener = HandshakeListener::bind(&path, AllowedPeers::SameUser).unwrap();
         // Connected and closed before the listener accepts: sending to it fails with EPIPE.
         drop(UnixStream::connect(&path).unwrap());
-        let connector = {
-            let path = path.clone();
-            std::thread::spawn(move || {
-                connect_and_receive(
-                    &path,
-                    WaitLimits::new(Some(Duration::from_secs(30)), None),
-                    false,
-                )
-            })
-        };
+        let connector = spawn_connector(&path, false);
         let (spare, _other) = UnixStream::pair().unwrap();
         let (_peer, report) = listener
             .hand_over(
@@ -710,60 +701,6 @@ mod mutant_kills {
         assert!(err.to_string().contains("s.sock"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(20));
         std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
-    }
-
-    /// A listener at `path` that sends its first connector `bytes` and one fd, then closes.
-    fn sending_listener(path: &Path, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
-        let listener = UnixListener::bind(path).unwrap();
-        std::thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            let (spare, _other) = UnixStream::pair().unwrap();
-            let fds = [spare.as_raw_fd()];
-            sendmsg::<()>(
-                stream.as_raw_fd(),
-                &[IoSlice::new(&bytes)],
-                &[ControlMessage::ScmRights(&fds)],
-                MsgFlags::empty(),
-                None,
-            )
-            .unwrap();
-        })
-    }
-
-    #[test]
-    fn a_handshake_cut_short_is_refused_naming_its_length() {
-        let dir = scratch("short");
-        let path = dir.join("s.sock");
-        let whole = Handshake::new(4096, None);
-        let listener = sending_listener(&path, bytemuck::bytes_of(&whole)[..10].to_vec());
-        let outcome = connect_and_receive(
-            &path,
-            WaitLimits::new(Some(Duration::from_secs(30)), None),
-            false,
-        );
-        listener.join().unwrap();
-        let err = outcome.expect_err("10 bytes are not a handshake");
-        assert!(err.to_string().contains("received 10 bytes"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn received_fds_are_close_on_exec() {
-        // Else every child the process spawns would inherit the ring.
-        let dir = scratch("cloexec");
-        let path = dir.join("s.sock");
-        let whole = Handshake::new(4096, None);
-        let listener = sending_listener(&path, bytemuck::bytes_of(&whole).to_vec());
-        let (_, fds, _) = connect_and_receive(
-            &path,
-            WaitLimits::new(Some(Duration::from_secs(30)), None),
-            false,
-        )
-        .unwrap();
-        listener.join().unwrap();
-        let flags = nix::fcntl::fcntl(&fds[0], nix::fcntl::FcntlArg::F_GETFD).unwrap();
-        assert_ne!(flags & libc::FD_CLOEXEC, 0, "fd flags {flags:#x}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -16,11 +16,16 @@ use tachyon_ring::{Bus, Error};
 /// Listens at `dir/sock` and sends the first connector `words` (the 32-byte handshake) with
 /// `fd`, as a hostile listener may.
 fn fake_listener(dir: &Path, words: [u32; 8], fd: OwnedFd) -> (PathBuf, JoinHandle<()>) {
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    fake_listener_sending(dir, bytes, fd)
+}
+
+/// Like [`fake_listener`], with any bytes in place of the handshake.
+fn fake_listener_sending(dir: &Path, bytes: Vec<u8>, fd: OwnedFd) -> (PathBuf, JoinHandle<()>) {
     let path = dir.join("sock");
     let listener = UnixListener::bind(&path).unwrap();
     let thread = std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
         let fds = [fd.as_raw_fd()];
         sendmsg::<()>(
             stream.as_raw_fd(),
@@ -114,4 +119,19 @@ fn max_capacity_is_per_ring_and_inclusive() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn a_handshake_cut_short_is_refused_naming_its_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = [0x5441_4348u32, 4, 4096, 768 + 4096, 0, 0, 64, 0];
+    let bytes: Vec<u8> = words
+        .iter()
+        .flat_map(|w| w.to_ne_bytes())
+        .take(10)
+        .collect();
+    let (path, listener) = fake_listener_sending(dir.path(), bytes, sealed_memfd(4096));
+    let err = Bus::connect(&path).unwrap_err();
+    listener.join().unwrap();
+    assert!(err.to_string().contains("received 10 bytes"), "{err}");
 }
