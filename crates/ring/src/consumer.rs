@@ -31,6 +31,13 @@ const SPINS_PER_CLOCK_READ: u32 = 1024;
 /// way, docs/performance.md).
 pub(crate) const SPIN_POLL_NANOS: u64 = 37;
 
+/// How long a waiting end spins on empty rings before it sleeps, for a spin threshold
+/// ([`BusOptions::spin_threshold`](crate::BusOptions::spin_threshold)): [`SPIN_POLL_NANOS`] per
+/// unit. A consumer and a selector over many rings spin for the same time.
+pub(crate) fn spin_window(spin_threshold: u32) -> Duration {
+    Duration::from_nanos(u64::from(spin_threshold) * SPIN_POLL_NANOS)
+}
+
 /// Reads messages from the ring. One per ring; `Send`, not `Sync`.
 ///
 /// The read cursor (tail) is published every 32 messages, as upstream does, and also whenever
@@ -444,10 +451,8 @@ impl Consumer {
         Ok(())
     }
 
-    /// How long a consumer spins on an empty ring before it sleeps:
-    /// [`SPIN_POLL_NANOS`] per unit of the spin threshold.
     fn spin_window(&self) -> Duration {
-        Duration::from_nanos(u64::from(self.spin_threshold) * SPIN_POLL_NANOS)
+        spin_window(self.spin_threshold)
     }
 
     /// Whether the producer has published past our read cursor (the spin's only question).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::bus::BusOptions;
 use crate::cancel::CancelToken;
-use crate::consumer::{Consumer, Message, PEER_CHECK_INTERVAL};
+use crate::consumer::{Consumer, Message, PEER_CHECK_INTERVAL, spin_window};
 use crate::error::{Error, Result};
 use crate::layout::sleeping;
 use crate::wait::{self, Naps, Woke};
@@ -21,7 +21,8 @@ const SELECTING: &str = "waiting for a message on any ring";
 ///
 /// Each ring is a [`Consumer`] under a key of yours (a peer's pid, a venue name). Under load
 /// the rings are served round-robin, one message each in turn, so no ring starves another.
-/// When all are empty the selector spins, then sleeps on every ring's futex word at once (one
+/// When all are empty the selector spins (for the same span of time as a consumer, however many
+/// rings it looks at), then sleeps on every ring's futex word at once (one
 /// `futex_waitv`, Linux ≥ 5.16), so any producer's ordinary `FUTEX_WAKE`, this crate's or
 /// tachyon-ipc's, wakes it. On older kernels it sleeps on the first ring's word and looks at
 /// the others every 10 ms (also with more than 126 rings).
@@ -243,10 +244,16 @@ impl<K> Selector<K> {
     }
 
     fn select_until(&mut self, timeout: Option<Duration>) -> Result<Selected<'_, K>> {
-        let deadline = timeout.and_then(wait::deadline_after);
+        let started = Instant::now();
+        let deadline = timeout.and_then(|timeout| started.checked_add(timeout));
+        // The spin lasts a span of time, as a consumer's does, however many rings are looked
+        // at per poll; the clock is read every `polls_per_look` polls.
+        let spin_until = started + spin_window(self.spin_threshold);
+        let mut spinning = self.spin_threshold > 0;
+        let polls_per_look = self.spin_threshold.clamp(1, SPINS_PER_CLOCK_READ);
+        let mut polls_left = polls_per_look;
         let mut naps = Naps::new();
-        let mut next_peer_check: Option<Instant> = None;
-        let mut spins: u32 = 0;
+        let mut next_peer_check = started + PEER_CHECK_INTERVAL;
         loop {
             let generation = self.adds.generation.load(Ordering::SeqCst);
             self.take_adds();
@@ -262,31 +269,37 @@ impl<K> Selector<K> {
                 Found::Broken(index, error) => return Ok(self.ended(index, error)),
                 Found::Nothing => {}
             }
-            let may_sleep = spins >= self.spin_threshold;
-            if may_sleep || spins % SPINS_PER_CLOCK_READ == SPINS_PER_CLOCK_READ - 1 {
-                wait::check(self.cancel.as_ref(), SELECTING)?;
-                let now = Instant::now();
-                if deadline.is_some_and(|at| now >= at) {
-                    return Err(Error::Timeout(timeout.unwrap_or_default()));
+            if spinning {
+                polls_left -= 1;
+                if polls_left > 0 {
+                    std::hint::spin_loop();
+                    continue;
                 }
-                let check_at = *next_peer_check.get_or_insert(now + PEER_CHECK_INTERVAL);
-                if now >= check_at {
-                    next_peer_check = Some(now + PEER_CHECK_INTERVAL);
-                    if let Some((index, error)) = self.check_peers() {
-                        return Ok(self.ended(index, error));
-                    }
+                polls_left = polls_per_look;
+            }
+            wait::check(self.cancel.as_ref(), SELECTING)?;
+            let now = Instant::now();
+            if deadline.is_some_and(|at| now >= at) {
+                return Err(Error::Timeout(timeout.unwrap_or_default()));
+            }
+            if now >= next_peer_check {
+                next_peer_check = now + PEER_CHECK_INTERVAL;
+                if let Some((index, error)) = self.check_peers() {
+                    return Ok(self.ended(index, error));
                 }
             }
-            if !may_sleep {
-                spins = spins.wrapping_add(1);
-                std::hint::spin_loop();
-                continue;
+            if spinning {
+                if now < spin_until {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                spinning = false;
             }
             if self.sleep(generation, naps.next(deadline))? == Woke::TimedOut {
                 if let Some((index, error)) = self.check_peers() {
                     return Ok(self.ended(index, error));
                 }
-                next_peer_check = Some(Instant::now() + PEER_CHECK_INTERVAL);
+                next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
             }
         }
     }
