@@ -58,6 +58,7 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy -p tachyon-ring --features tracing --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+    RUSTDOCFLAGS="-D warnings" cargo doc -p tachyon-ring --no-deps --quiet
 
 # Linked by the venv's zig (installing it needs no C compiler); built in its own target dir.
 #

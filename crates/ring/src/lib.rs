@@ -87,7 +87,7 @@
 //!   events compile to nothing and `tracing` is not in the dependency tree; a service that
 //!   logs through `tracing` turns it on with one line and gets every event, as with tokio's
 //!   and hyper's optional `tracing` features.
-//! - `async` (off): [`AsyncConsumer`] and [`AsyncProducer`], futures on one process-wide
+//! - `async` (off): `AsyncConsumer` and `AsyncProducer`, futures on one process-wide
 //!   waiter thread; runtime-agnostic (only `std::future`).
 //! - `tokio` (off): the same as `async`, named for the runtime the tests and the
 //!   `async_consumer` example use.
