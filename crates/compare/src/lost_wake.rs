@@ -40,8 +40,8 @@ const SLOT: usize = 128;
 /// Longest wait for one delivery; a consumer that has not delivered by then is reported at
 /// the cap (and woken properly, so the trial can end).
 pub const CAP: Duration = Duration::from_secs(3);
-/// Longest wait for the consumer to fall asleep again after a delivery (10,000 spins take
-/// well under a millisecond; a loaded machine may deschedule it for a while).
+/// Longest wait for the consumer to fall asleep again after a delivery (either side's default
+/// spin lasts under half a millisecond; a loaded machine may deschedule it for a while).
 const SLEEP_WAIT: Duration = Duration::from_secs(5);
 
 /// `CLOCK_MONOTONIC` in ns: one clock for every process of the machine.
