@@ -977,31 +977,41 @@ mod tests {
     #[test]
     fn a_blocked_consumer_is_woken_by_the_publish() {
         let (mut producer, mut consumer, region) = pair();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let sleeper = std::thread::spawn(move || {
+            tid_tx.send(nix::unistd::gettid()).unwrap();
             assert!(consumer.announce_sleep());
             let woke = consumer.sleep(Duration::from_secs(30)).unwrap();
             consumer.end_sleep();
             (woke, consumer.sleep_stats())
         });
-        // Publish only once the consumer is inside FUTEX_WAIT: a wake on the word that
-        // reaches a waiter is proof (the word stays SLEEPING until our publish swaps it).
+        // Publish only once the consumer is blocked inside its futex wait (announced, and its
+        // thread asleep in the kernel: the only blocking call after the announcement), so the
+        // wake must reach it and be counted on both sides.
+        let tid = tid_rx.recv_timeout(Duration::from_secs(30)).unwrap();
         let give_up = Instant::now() + Duration::from_secs(30);
-        while region.header().consumer_sleeping.load(Ordering::Relaxed) != sleeping::SLEEPING {
+        while region.header().consumer_sleeping.load(Ordering::Relaxed) != sleeping::SLEEPING
+            || !thread_is_blocked(tid)
+        {
             assert!(
                 Instant::now() < give_up,
-                "the consumer never announced sleep"
+                "the consumer never blocked in its sleep"
             );
             std::thread::yield_now();
         }
-        std::thread::sleep(Duration::from_millis(20));
         producer.send(1, b"x").unwrap();
         producer.flush();
         let (woke, (sleeps, wakeups)) = sleeper.join().unwrap();
-        assert!(matches!(woke, Woke::Woken(0) | Woke::Changed));
         assert_eq!(sleeps, 1);
-        if producer.wakes() == 1 {
-            assert_eq!((woke, wakeups), (Woke::Woken(0), 1), "our wake reached it");
-        }
+        assert_eq!(producer.wakes(), 1, "the publish woke one sleeper");
+        assert_eq!((woke, wakeups), (Woke::Woken(0), 1), "our wake reached it");
+    }
+
+    /// Whether thread `tid` of this process is blocked in the kernel (state S in its stat).
+    fn thread_is_blocked(tid: nix::unistd::Pid) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 1..];
+        after_name.split_whitespace().next() == Some("S")
     }
 
     /// A cancel reaches a consumer blocked in its futex sleep, and every later receive.

@@ -851,6 +851,20 @@ mod mutant_kills {
     }
 
     #[test]
+    fn a_flush_with_nothing_pending_leaves_a_sleeping_consumer_alone() {
+        // An idle producer that flushes often (the seed's does every 64 ticks) must not wake a
+        // sleeping consumer each time, nor republish.
+        let region = Arc::new(Region::heap(4096).unwrap());
+        let mut producer = Producer::new(Arc::clone(&region), None);
+        producer.send(1, b"x").unwrap();
+        let word = &region.header().consumer_sleeping;
+        word.store(sleeping::SLEEPING, Ordering::Release);
+        producer.flush();
+        assert_eq!(word.load(Ordering::Acquire), sleeping::SLEEPING);
+        assert_eq!(producer.wakes(), 0);
+    }
+
+    #[test]
     fn a_producer_waiting_for_space_ends_when_the_consumer_has_exited() {
         let (mut producer, _region) = full_producer(Some(exited_peer()));
         match producer.send_timeout(1, &[], Duration::from_secs(30)) {
