@@ -865,6 +865,20 @@ mod mutant_kills {
     }
 
     #[test]
+    fn a_producer_waiting_for_space_beside_a_live_consumer_waits_its_whole_timeout() {
+        // The peer is this process (alive): past several 50 ms peer checks, the wait ends
+        // with its own timeout, never with PeerGone.
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let live = PeerWatch::from_socket(&a).unwrap();
+        let (mut producer, _region) = full_producer(Some(live));
+        let timeout = Duration::from_millis(180);
+        match producer.send_timeout(1, &[], timeout) {
+            Err(Error::Timeout(t)) => assert_eq!(t, timeout),
+            other => panic!("expected the timeout, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn a_producer_waiting_for_space_ends_when_the_consumer_has_exited() {
         let (mut producer, _region) = full_producer(Some(exited_peer()));
         match producer.send_timeout(1, &[], Duration::from_secs(30)) {
