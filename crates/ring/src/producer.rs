@@ -879,6 +879,30 @@ mod mutant_kills {
     }
 
     #[test]
+    fn a_reserved_slot_reads_back_what_was_written_into_it() {
+        let region = Arc::new(Region::heap(4096).unwrap());
+        let mut producer = Producer::new(Arc::clone(&region), None);
+        for round in 0..3u8 {
+            let mut slot = producer.reserve(8).unwrap();
+            slot.copy_from_slice(&[round; 8]);
+            let read_back: &[u8] = &slot;
+            assert_eq!(read_back, [round; 8]);
+            slot.commit(8, 1).unwrap();
+        }
+    }
+
+    #[test]
+    fn dropping_a_producer_publishes_its_unflushed_commits() {
+        let region = Arc::new(Region::heap(4096).unwrap());
+        let mut producer = Producer::new(Arc::clone(&region), None);
+        let mut consumer = crate::consumer::Consumer::new(Arc::clone(&region), 0, false, None);
+        producer.send_unflushed(1, b"last words").unwrap();
+        assert!(consumer.try_recv().unwrap().is_none(), "not published yet");
+        drop(producer);
+        assert_eq!(consumer.try_recv().unwrap().unwrap().data(), b"last words");
+    }
+
+    #[test]
     fn a_producer_waiting_for_space_ends_when_the_consumer_has_exited() {
         let (mut producer, _region) = full_producer(Some(exited_peer()));
         match producer.send_timeout(1, &[], Duration::from_secs(30)) {
