@@ -1274,6 +1274,31 @@ mod mutant_kills {
     }
 
     #[test]
+    fn the_default_spin_window_is_370_microseconds() {
+        assert_eq!(
+            spin_window(crate::BusOptions::DEFAULT_SPIN_THRESHOLD),
+            Duration::from_micros(370)
+        );
+        assert_eq!(spin_window(1), Duration::from_nanos(SPIN_POLL_NANOS));
+        assert_eq!(spin_window(0), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_spinning_consumer_sees_a_message_published_while_it_spins() {
+        // Pure spin: only the spin's polls can see the message (no sleep path behind them).
+        let (mut producer, mut consumer) = pair_with(None, 0, true);
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            producer.send(1, b"seen").unwrap();
+            producer
+        });
+        let message = consumer.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(message.data(), b"seen");
+        drop(message);
+        drop(sender.join().unwrap());
+    }
+
+    #[test]
     fn a_small_spin_threshold_ends_the_spin_after_its_window() {
         // 1,000 units: a 37 µs window, looked at every 1,000 polls; a 200 ms wait sleeps.
         let (_producer, mut consumer) = pair_with(None, 1_000, false);
