@@ -1169,6 +1169,50 @@ mod tests {
         assert_fatal(&region, outcome, "outside");
     }
 
+    /// A slot that claims more bytes than were published, met after the tail moved (the
+    /// published span is head - tail, not head).
+    #[test]
+    fn a_slot_past_the_published_head_is_fatal_mid_stream() {
+        let region = Arc::new(Region::heap(1024).unwrap());
+        let slot = |reserved_size, type_id| SlotHeader {
+            size: 1,
+            type_id,
+            reserved_size,
+            padding: 0,
+            correlation_id: 0,
+        };
+        put(&region, 0, slot(128, 7));
+        put(&region, 128, slot(256, 8)); // 256 bytes, but only 128 are published after it
+        region.header().head.store(256, Ordering::Release);
+        let mut consumer = Consumer::new(Arc::clone(&region), 0, false, None);
+        assert_eq!(consumer.try_recv().unwrap().map(|m| m.type_id()), Some(7));
+        let outcome = consumer.try_recv().map(|m| m.map(|m| m.len()));
+        assert_fatal(&region, outcome, "slot runs past the published head");
+    }
+
+    /// A head published more than a whole ring ahead of the tail.
+    #[test]
+    fn a_head_more_than_a_ring_ahead_is_fatal() {
+        let region = Arc::new(Region::heap(256).unwrap());
+        let slot = SlotHeader {
+            size: 1,
+            type_id: 7,
+            reserved_size: 64 + 64,
+            padding: 0,
+            correlation_id: 0,
+        };
+        put(&region, 0, slot);
+        region.header().head.store(128, Ordering::Release);
+        let mut consumer = Consumer::new(Arc::clone(&region), 0, false, None);
+        assert_eq!(consumer.try_recv().unwrap().map(|m| m.type_id()), Some(7));
+        region
+            .header()
+            .head
+            .store(128 + 256 + 64, Ordering::Release); // tail 128 + 320
+        let outcome = consumer.try_recv().map(|m| m.map(|m| m.len()));
+        assert_fatal(&region, outcome, "outside");
+    }
+
     #[test]
     fn pure_spin_switches_and_producers_see_it_in_the_futex_word() {
         let region = Arc::new(Region::heap(4096).unwrap());
