@@ -1318,6 +1318,19 @@ mod mutant_kills {
     }
 
     #[test]
+    fn a_message_knows_whether_it_is_empty() {
+        let (mut producer, mut consumer) = pair_with(None, 0, false);
+        producer.send(1, b"").unwrap();
+        producer.send(2, b"x").unwrap();
+        let empty = consumer.try_recv().unwrap().unwrap();
+        assert!(empty.is_empty());
+        assert_eq!(empty.data(), b"");
+        drop(empty);
+        let one = consumer.try_recv().unwrap().unwrap();
+        assert!(!one.is_empty());
+    }
+
+    #[test]
     fn the_default_spin_window_is_370_microseconds() {
         assert_eq!(
             spin_window(crate::BusOptions::DEFAULT_SPIN_THRESHOLD),
