@@ -1149,23 +1149,41 @@ mod tests {
         assert_fatal(&region, outcome, "past the published head");
     }
 
-    /// A head that moves backwards after messages were delivered.
-    #[test]
-    fn a_head_moving_backwards_mid_stream_is_fatal() {
-        let region = Arc::new(Region::heap(256).unwrap());
-        let slot = SlotHeader {
+    /// A slot header of `reserved_size` bytes holding one payload byte of `type_id`.
+    fn one_byte_slot(reserved_size: u32, type_id: u32) -> SlotHeader {
+        SlotHeader {
             size: 1,
-            type_id: 7,
-            reserved_size: 64 + 64,
+            type_id,
+            reserved_size,
             padding: 0,
             correlation_id: 0,
-        };
-        put(&region, 0, slot);
+        }
+    }
+
+    /// A 256-byte ring whose first 128-byte slot was delivered (tail 128); then the producer
+    /// publishes `head`, and the consumer looks again.
+    fn look_after_the_head_moves_to(head: u64) -> (Arc<Region>, Result<Option<usize>>) {
+        let region = Arc::new(Region::heap(256).unwrap());
+        put(&region, 0, one_byte_slot(128, 7));
         region.header().head.store(128, Ordering::Release);
         let mut consumer = Consumer::new(Arc::clone(&region), 0, false, None);
         assert_eq!(consumer.try_recv().unwrap().map(|m| m.type_id()), Some(7));
-        region.header().head.store(64, Ordering::Release); // backwards
+        region.header().head.store(head, Ordering::Release);
         let outcome = consumer.try_recv().map(|m| m.map(|m| m.len()));
+        (region, outcome)
+    }
+
+    /// A head that moves backwards after messages were delivered.
+    #[test]
+    fn a_head_moving_backwards_mid_stream_is_fatal() {
+        let (region, outcome) = look_after_the_head_moves_to(64);
+        assert_fatal(&region, outcome, "outside");
+    }
+
+    /// A head published more than a whole ring ahead of the tail (128 + 320).
+    #[test]
+    fn a_head_more_than_a_ring_ahead_is_fatal() {
+        let (region, outcome) = look_after_the_head_moves_to(128 + 256 + 64);
         assert_fatal(&region, outcome, "outside");
     }
 
@@ -1174,43 +1192,13 @@ mod tests {
     #[test]
     fn a_slot_past_the_published_head_is_fatal_mid_stream() {
         let region = Arc::new(Region::heap(1024).unwrap());
-        let slot = |reserved_size, type_id| SlotHeader {
-            size: 1,
-            type_id,
-            reserved_size,
-            padding: 0,
-            correlation_id: 0,
-        };
-        put(&region, 0, slot(128, 7));
-        put(&region, 128, slot(256, 8)); // 256 bytes, but only 128 are published after it
+        put(&region, 0, one_byte_slot(128, 7));
+        put(&region, 128, one_byte_slot(256, 8)); // 256 bytes, only 128 published after it
         region.header().head.store(256, Ordering::Release);
         let mut consumer = Consumer::new(Arc::clone(&region), 0, false, None);
         assert_eq!(consumer.try_recv().unwrap().map(|m| m.type_id()), Some(7));
         let outcome = consumer.try_recv().map(|m| m.map(|m| m.len()));
         assert_fatal(&region, outcome, "slot runs past the published head");
-    }
-
-    /// A head published more than a whole ring ahead of the tail.
-    #[test]
-    fn a_head_more_than_a_ring_ahead_is_fatal() {
-        let region = Arc::new(Region::heap(256).unwrap());
-        let slot = SlotHeader {
-            size: 1,
-            type_id: 7,
-            reserved_size: 64 + 64,
-            padding: 0,
-            correlation_id: 0,
-        };
-        put(&region, 0, slot);
-        region.header().head.store(128, Ordering::Release);
-        let mut consumer = Consumer::new(Arc::clone(&region), 0, false, None);
-        assert_eq!(consumer.try_recv().unwrap().map(|m| m.type_id()), Some(7));
-        region
-            .header()
-            .head
-            .store(128 + 256 + 64, Ordering::Release); // tail 128 + 320
-        let outcome = consumer.try_recv().map(|m| m.map(|m| m.len()));
-        assert_fatal(&region, outcome, "outside");
     }
 
     #[test]
