@@ -366,7 +366,7 @@ impl Consumer {
     /// The wait of [`wait_for_slot`](Self::wait_for_slot), once the ring was found empty: spin,
     /// then sleep. The spin polls the published head alone (a load, a compare, a pause), so a
     /// message is seen within a pause of landing, and it lasts a span of *time*
-    /// ([`spin_window`](Self::spin_window)), not a count of polls, so a cheaper poll does not
+    /// ([`spin_window`]), not a count of polls, so a cheaper poll does not
     /// shorten it: ticks a few hundred microseconds apart still find the consumer spinning. The
     /// clock is read, and the cancel token and the peer checked, every 1024 polls (fewer for a
     /// small threshold), after a nap that timed out, and every 50 ms.
@@ -409,7 +409,7 @@ impl Consumer {
         } else if self.spin_threshold == 0 {
             return Ok(None);
         } else {
-            Some(started + self.spin_window())
+            Some(started + spin_window(self.spin_threshold))
         };
         // A small threshold is looked at sooner, so its short window is not overrun; pure spin
         // has no window, only the cancel token, the deadline and the peer to look at.
@@ -449,10 +449,6 @@ impl Consumer {
             self.check_peer()?;
         }
         Ok(())
-    }
-
-    fn spin_window(&self) -> Duration {
-        spin_window(self.spin_threshold)
     }
 
     /// Whether the producer has published past our read cursor (the spin's only question).
