@@ -13,10 +13,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
 use crate::consumer::{Consumer, Message, PEER_CHECK_INTERVAL};
 use crate::error::{Error, Result};
 use crate::producer::{Producer, WriteSlot};
-use crate::reactor::{Interest, reactor};
+use crate::reactor::{Interest, WakeCounters, WakeStats, reactor};
 use crate::wait::{self, Naps};
 
 /// A [`Consumer`] whose receive is a future.
@@ -47,6 +50,8 @@ pub struct AsyncConsumer {
     id: u64,
     naps: Naps,
     next_peer_check: Option<Instant>,
+    /// Why the reactor woke this end, counted by the reactor.
+    wakes: Arc<WakeCounters>,
 }
 
 impl fmt::Debug for AsyncConsumer {
@@ -66,7 +71,15 @@ impl AsyncConsumer {
             id: 0,
             naps: Naps::new(),
             next_peer_check: None,
+            wakes: Arc::default(),
         }
+    }
+
+    /// How this end's waits ended so far: woken by the producer, missed wakes found by a
+    /// later look, cancels, and naps that ran out. A producer that wakes (this crate's or
+    /// tachyon-ipc's) leaves `missed_wakes` at 0.
+    pub fn wake_stats(&self) -> WakeStats {
+        self.wakes.snapshot()
     }
 
     /// The next message, waiting without blocking the thread.
@@ -164,14 +177,21 @@ impl<'a> Future for Recv<'a> {
                 end.id = reactor.id();
             }
             let due = now + end.naps.next(None);
-            reactor.register(
+            let registered = reactor.register(
                 end.id,
                 end.consumer.region(),
-                Interest::Message,
+                Interest::Message {
+                    tail: end.consumer.read_cursor(),
+                },
                 end.consumer.cancel_token(),
                 due,
                 cx.waker(),
+                &end.wakes,
             );
+            if let Err(error) = registered {
+                end.consumer.end_sleep();
+                return Poll::Ready(Err(error));
+            }
             this.registered = true;
             return Poll::Pending;
         }
@@ -201,6 +221,8 @@ impl Drop for Recv<'_> {
 pub struct AsyncProducer {
     producer: Producer,
     id: u64,
+    /// Why the reactor woke this end, counted by the reactor.
+    wakes: Arc<WakeCounters>,
 }
 
 impl fmt::Debug for AsyncProducer {
@@ -214,7 +236,16 @@ impl fmt::Debug for AsyncProducer {
 impl AsyncProducer {
     /// Wraps `producer` (its cancel token is honoured).
     pub fn new(producer: Producer) -> AsyncProducer {
-        AsyncProducer { producer, id: 0 }
+        AsyncProducer {
+            producer,
+            id: 0,
+            wakes: Arc::default(),
+        }
+    }
+
+    /// How this end's waits for space ended so far (space found, cancels, naps run out).
+    pub fn wake_stats(&self) -> WakeStats {
+        self.wakes.snapshot()
     }
 
     /// A slot of up to `max_len` bytes, waiting for space without blocking the thread.
@@ -290,18 +321,16 @@ impl<'a> Future for Reserve<'a> {
             Ok(reactor) => reactor,
             Err(error) => return Poll::Ready(Err(error)),
         };
-        // A trial reservation, rolled back at once: the slot handed out must borrow the
-        // producer for 'a, which only the end taken out of the future can give.
-        match end.producer.reserve(this.max_len).map(drop) {
-            Err(Error::Full { .. }) => {}
-            Ok(()) => {
+        let tail_seen = match space_or_tail(&mut end.producer, this.max_len, || {}) {
+            Ok(None) => {
                 return Poll::Ready(match this.end.take() {
                     Some(end) => end.producer.reserve(this.max_len),
                     None => Err(Error::Handshake("reserve future lost its producer".into())),
                 });
             }
+            Ok(Some(tail_seen)) => tail_seen,
             Err(other) => return Poll::Ready(Err(other)),
-        }
+        };
         if let Err(error) = wait::check(end.producer.cancel_token(), RESERVING) {
             return Poll::Ready(Err(error));
         }
@@ -318,20 +347,17 @@ impl<'a> Future for Reserve<'a> {
         if end.id == 0 {
             end.id = reactor.id();
         }
-        let tail_seen = end
-            .producer
-            .region()
-            .header()
-            .tail
-            .load(std::sync::atomic::Ordering::Acquire);
-        reactor.register(
+        if let Err(error) = reactor.register(
             end.id,
             end.producer.region(),
             Interest::Space { tail_seen },
             end.producer.cancel_token(),
             now + PEER_CHECK_INTERVAL,
             cx.waker(),
-        );
+            &end.wakes,
+        ) {
+            return Poll::Ready(Err(error));
+        }
         this.registered = true;
         Poll::Pending
     }
@@ -347,7 +373,63 @@ impl Drop for Reserve<'_> {
     }
 }
 
+/// Whether `max_len` bytes fit now (`None`), or else the consumer's tail as it was *before*
+/// the ring was found full (`Some`): the tail to wait past. Loaded first, so a consumer that
+/// drains and publishes its tail after our look (`between`, a no-op outside tests) has moved
+/// it past what we wait on, and the reactor finds the wait over at once instead of napping.
+///
+/// The trial reservation is rolled back at once: the slot handed out must borrow the producer
+/// for the future's lifetime, which only the end taken out of the future can give.
+fn space_or_tail(
+    producer: &mut Producer,
+    max_len: usize,
+    between: impl FnOnce(),
+) -> Result<Option<u64>> {
+    let tail_seen = producer.region().header().tail.load(Ordering::Acquire);
+    match producer.reserve(max_len).map(drop) {
+        Ok(()) => Ok(None),
+        Err(Error::Full { .. }) => {
+            between();
+            Ok(Some(tail_seen))
+        }
+        Err(other) => Err(other),
+    }
+}
+
 /// Sleeps of the process's reactor thread so far (one per wait on all async rings).
 pub fn reactor_sleeps() -> u64 {
     reactor().map_or(0, |reactor| reactor.sleeps())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shm::Region;
+
+    #[test]
+    fn a_wait_for_space_waits_past_the_tail_seen_before_the_ring_was_found_full() {
+        // The interleaving of the defect, step by step: the ring is full when the producer
+        // tries, then the consumer drains everything and publishes its tail before the
+        // producer registers. The tail the producer waits past must be the old one, so the
+        // wait ends at once (the tail has already moved past it).
+        let region = Arc::new(Region::heap(256).unwrap());
+        let mut producer = Producer::new(Arc::clone(&region), None);
+        let mut consumer = Consumer::new(Arc::clone(&region), 0, false, None);
+        while producer.send(1, b"x").is_ok() {}
+        let tail_before = region.header().tail.load(Ordering::Acquire);
+        let tail_seen = space_or_tail(&mut producer, 1, || {
+            while consumer.try_recv().unwrap().is_some() {}
+            consumer.flush();
+        })
+        .unwrap();
+        let tail_now = region.header().tail.load(Ordering::Acquire);
+        assert_ne!(tail_now, tail_before, "the consumer published its tail");
+        assert_eq!(
+            tail_seen,
+            Some(tail_before),
+            "waits past the tail from before"
+        );
+        // With space free, no wait at all.
+        assert_eq!(space_or_tail(&mut producer, 1, || {}).unwrap(), None);
+    }
 }

@@ -293,11 +293,22 @@ impl Consumer {
 
     /// The message in `slot`, which [`poll_slot`](Self::poll_slot) just returned.
     pub(crate) fn message(&mut self, slot: Slot) -> Message<'_> {
-        Message {
-            consumer: self,
-            slot,
-            _borrow: PhantomData,
-        }
+        Message::new(self, slot)
+    }
+
+    /// Where `slot`'s payload starts in this consumer's ring.
+    #[inline]
+    fn payload_of(&self, slot: &Slot) -> *const u8 {
+        // SAFETY: `slot` was located and checked in this ring (`slot_fits` proved
+        // ring_pos + 64 + size <= ring_pos + reserved_size <= capacity, on the same copy of
+        // the header that `Message::len` reads), so the offset stays inside the mapping.
+        unsafe { self.ring.add(slot.ring_pos + SLOT_HEADER_LEN) }
+    }
+
+    /// Our read cursor: a head past it means a message is published.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn read_cursor(&self) -> u64 {
+        self.tail
     }
 
     /// The futex word this ring's consumer sleeps on.
@@ -501,11 +512,19 @@ impl Consumer {
     }
 
     /// Step 3: awake again (whatever ended the sleep, the caller looks at the ring next).
+    ///
+    /// A pure-spin consumer whose ring a selector or the async reactor slept on gets its
+    /// advertisement back, so producers keep skipping the wake for it.
     pub(crate) fn end_sleep(&mut self) {
+        let awake = if self.pure_spin {
+            sleeping::PURE_SPIN
+        } else {
+            sleeping::AWAKE
+        };
         self.region
             .header()
             .consumer_sleeping
-            .store(sleeping::AWAKE, Ordering::Release);
+            .store(awake, Ordering::Release);
     }
 
     /// The peer's checks while waiting: a ring it marked fatal (state 4) ends the wait at
@@ -763,8 +782,24 @@ impl Drop for Consumer {
 pub struct Message<'a, C: DerefMut<Target = Consumer> = &'a mut Consumer> {
     consumer: C,
     slot: Slot,
+    /// The payload's first byte, located in the ring the slot was validated against. Every
+    /// read goes through it, never through `consumer` again: a guard `C` may dereference to
+    /// another consumer the second time ([`Message::recv_in`]).
+    payload: *const u8,
+    /// The ring `payload` points into (its base), to tell on drop whether the guard still
+    /// reaches the consumer the slot came from.
+    ring: *const u8,
+    /// Keeps that ring mapped when the message holds its consumer through a guard, which
+    /// could drop the consumer while the message lives. `None` for `&'a mut Consumer`, whose
+    /// borrow already keeps it.
+    _mapping: Option<Arc<Region>>,
     _borrow: PhantomData<&'a mut Consumer>,
 }
+
+// SAFETY: the raw pointers point into a ring kept mapped by the consumer's borrow or by
+// `_mapping` (an `Arc<Region>`, which is `Send`), and shared memory is valid from any thread;
+// so the message may move to another thread exactly when its guard may.
+unsafe impl<C: DerefMut<Target = Consumer> + Send> Send for Message<'_, C> {}
 
 impl<C: DerefMut<Target = Consumer>> fmt::Debug for Message<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -776,8 +811,12 @@ impl<C: DerefMut<Target = Consumer>> fmt::Debug for Message<'_, C> {
 }
 
 impl<'a> Message<'a> {
+    #[inline]
     fn new(consumer: &'a mut Consumer, slot: Slot) -> Self {
         Message {
+            payload: consumer.payload_of(&slot),
+            ring: consumer.ring,
+            _mapping: None,
             consumer,
             slot,
             _borrow: PhantomData,
@@ -808,11 +847,22 @@ impl<C: DerefMut<Target = Consumer>> Message<'_, C> {
     /// assert_eq!(message.data(), b"tick");
     /// # Ok(()) }
     /// ```
+    ///
+    /// The guard is dereferenced once to find and check the slot; the message then reads only
+    /// the ring it found it in (kept mapped by the message), so a guard that later reaches
+    /// another consumer cannot make it read elsewhere. Such a guard's message is not released
+    /// into the other consumer on drop either: its slot stays unreleased.
     pub fn recv_in(mut consumer: C) -> Result<Self> {
-        let slot = consumer.wait_for_slot(None)?;
+        let found: &mut Consumer = &mut consumer;
+        let slot = found.wait_for_slot(None)?;
+        let (payload, ring) = (found.payload_of(&slot), found.ring);
+        let mapping = Some(Arc::clone(&found.region));
         Ok(Message {
             consumer,
             slot,
+            payload,
+            ring,
+            _mapping: mapping,
             _borrow: PhantomData,
         })
     }
@@ -844,12 +894,11 @@ impl<C: DerefMut<Target = Consumer>> Message<'_, C> {
         self.len() == 0
     }
 
-    /// Start of the payload in shared memory.
+    /// Start of the payload in shared memory: located once, when the slot was taken, in the
+    /// ring that slot was checked against (see [`Consumer::payload_of`]).
     #[inline]
     fn payload_ptr(&self) -> *const u8 {
-        // SAFETY: `slot_fits` proved ring_pos + 64 + size <= ring_pos + reserved_size
-        // <= capacity, using the same local copy of the header that `len` reads.
-        unsafe { self.consumer.ring.add(self.slot.ring_pos + SLOT_HEADER_LEN) }
+        self.payload
     }
 
     /// The payload, in place in shared memory (see the type's notes on trust).
@@ -889,7 +938,12 @@ impl<C: DerefMut<Target = Consumer>> Message<'_, C> {
 impl<C: DerefMut<Target = Consumer>> Drop for Message<'_, C> {
     #[inline]
     fn drop(&mut self) {
-        self.consumer.release(&self.slot);
+        let consumer: &mut Consumer = &mut self.consumer;
+        // Only into the consumer the slot came from: releasing it into another would move
+        // that ring's tail over bytes nobody read.
+        if consumer.ring == self.ring {
+            consumer.release(&self.slot);
+        }
     }
 }
 

@@ -163,6 +163,15 @@ pub enum Error {
         align: usize,
     },
 
+    /// The guard a [`WriteSlot`](crate::WriteSlot) was reserved through
+    /// ([`WriteSlot::reserve_in`](crate::WriteSlot::reserve_in)) dereferenced to another
+    /// producer when the slot was committed; nothing was written to either ring.
+    #[error(
+        "the guard given to reserve_in now reaches another producer than the one the slot was \
+         reserved in; nothing was committed"
+    )]
+    GuardChanged,
+
     /// A system call failed.
     #[error("{syscall} failed{}: {source}", context_suffix(.path))]
     Os {
@@ -204,6 +213,7 @@ impl Error {
                 | Error::CannotPlace { .. }
                 | Error::ZeroCorrelationId
                 | Error::PayloadLayout { .. }
+                | Error::GuardChanged
         )
     }
 

@@ -152,6 +152,8 @@ mod wait;
 
 #[cfg(feature = "async")]
 pub use asynchronous::{AsyncConsumer, AsyncProducer, Recv, Reserve, reactor_sleeps};
+#[cfg(feature = "async")]
+pub use reactor::WakeStats;
 pub use bus::{Bus, BusOptions, LocalBus};
 pub use cancel::CancelToken;
 pub use consumer::{Consumer, Message};

@@ -492,6 +492,14 @@ impl Producer {
         };
     }
 
+    /// Where a placed slot's payload starts in this producer's ring.
+    #[inline]
+    fn payload_of(&self, placement: &Placement) -> *mut u8 {
+        // SAFETY: `try_place` put the slot (header and payload) before the ring's end, so
+        // offset + 64 stays inside the mapping.
+        unsafe { self.ring.add(placement.offset + SLOT_HEADER_LEN) }
+    }
+
     #[inline]
     fn write_header(&mut self, ring_pos: usize, header: SlotHeader) {
         // SAFETY: `ring_pos` is a 64-aligned offset of a slot the producer owns (not yet
@@ -499,9 +507,8 @@ impl Producer {
         unsafe { std::ptr::write_volatile(self.ring.add(ring_pos) as *mut SlotHeader, header) };
     }
 
-    /// Release-stores the head, then wakes the consumer if it sleeps (the futex protocol:
-    /// unless the word says pure-spin, a full fence orders our store before reading the word,
-    /// pairing with the consumer's fence between storing "sleeping" and re-reading the head).
+    /// Release-stores the head, then wakes the consumer if it sleeps (the futex protocol: a
+    /// full fence orders our store before reading the word, pairing with the consumer's fence between storing "sleeping" and re-reading the head).
     ///
     /// The word is swapped from SLEEPING back to AWAKE *before* the wake: a consumer that
     /// announced sleep but has not reached `FUTEX_WAIT` yet then finds the word changed and
@@ -512,21 +519,23 @@ impl Producer {
         header.head.store(self.head, Ordering::Release);
         self.unpublished = 0;
         let word = &header.consumer_sleeping;
-        if word.load(Ordering::Relaxed) != sleeping::PURE_SPIN {
-            fence(Ordering::SeqCst);
-            if word.load(Ordering::Relaxed) == sleeping::SLEEPING
-                && word
-                    .compare_exchange(
-                        sleeping::SLEEPING,
-                        sleeping::AWAKE,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-                && wait::futex_wake(word)
-            {
-                self.wakes += 1;
-            }
+        // The fence comes before any read of the word, PURE_SPIN included: a value read
+        // before it may be older than our head store is to the consumer (store-load
+        // reordering), so a consumer that has just left pure spin and announced sleep could
+        // be skipped, costing it a nap.
+        fence(Ordering::SeqCst);
+        if word.load(Ordering::Relaxed) == sleeping::SLEEPING
+            && word
+                .compare_exchange(
+                    sleeping::SLEEPING,
+                    sleeping::AWAKE,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            && wait::futex_wake(word)
+        {
+            self.wakes += 1;
         }
     }
 }
@@ -565,8 +574,22 @@ pub struct WriteSlot<'a, P: DerefMut<Target = Producer> = &'a mut Producer> {
     producer: P,
     placement: Placement,
     max_len: usize,
+    /// The payload area, located when the slot was placed, in the ring it was placed in.
+    /// Writes go through it, never through `producer` again: a guard `P` may dereference to
+    /// another producer the second time ([`WriteSlot::reserve_in`]).
+    payload: *mut u8,
+    /// That ring's base, to refuse a commit through a guard that now reaches another one.
+    ring: *const u8,
+    /// Keeps that ring mapped when the slot holds its producer through a guard (which could
+    /// drop the producer); `None` for `&'a mut Producer`, whose borrow keeps it.
+    _mapping: Option<Arc<Region>>,
     _borrow: PhantomData<&'a mut Producer>,
 }
+
+// SAFETY: the raw pointers point into a ring kept mapped by the producer's borrow or by
+// `_mapping` (an `Arc<Region>`, which is `Send`); shared memory is valid from any thread, so
+// the slot may move to another thread exactly when its guard may.
+unsafe impl<P: DerefMut<Target = Producer> + Send> Send for WriteSlot<'_, P> {}
 
 impl<P: DerefMut<Target = Producer>> fmt::Debug for WriteSlot<'_, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -578,8 +601,12 @@ impl<P: DerefMut<Target = Producer>> fmt::Debug for WriteSlot<'_, P> {
 }
 
 impl<'a> WriteSlot<'a> {
+    #[inline]
     fn new(producer: &'a mut Producer, placement: Placement, max_len: usize) -> Self {
         WriteSlot {
+            payload: producer.payload_of(&placement),
+            ring: producer.ring,
+            _mapping: None,
             producer,
             placement,
             max_len,
@@ -604,13 +631,23 @@ impl<'a, P: DerefMut<Target = Producer>> WriteSlot<'a, P> {
     /// assert_eq!(consumer.try_recv()?.unwrap().data(), b"tick");
     /// # Ok(()) }
     /// ```
+    ///
+    /// The guard is dereferenced once to place the slot; the slot then writes only into the
+    /// ring it was placed in (kept mapped by the slot), and a commit through a guard that now
+    /// reaches another producer is refused with [`Error::GuardChanged`].
     #[inline]
     pub fn reserve_in(mut producer: P, max_len: usize) -> Result<Self> {
-        let placement = producer.try_place(max_len)?;
+        let placed_in: &mut Producer = &mut producer;
+        let placement = placed_in.try_place(max_len)?;
+        let (payload, ring) = (placed_in.payload_of(&placement), placed_in.ring);
+        let mapping = Some(Arc::clone(&placed_in.region));
         Ok(WriteSlot {
             producer,
             placement,
             max_len,
+            payload,
+            ring,
+            _mapping: mapping,
             _borrow: PhantomData,
         })
     }
@@ -648,7 +685,11 @@ impl<'a, P: DerefMut<Target = Producer>> WriteSlot<'a, P> {
             });
         }
         let mut producer = self.producer;
-        producer.commit(self.placement, len, type_id, correlation_id);
+        let placed_in: &mut Producer = &mut producer;
+        if placed_in.ring != self.ring.cast_mut() {
+            return Err(Error::GuardChanged);
+        }
+        placed_in.commit(self.placement, len, type_id, correlation_id);
         Ok(producer)
     }
 
@@ -661,16 +702,10 @@ impl<P: DerefMut<Target = Producer>> Deref for WriteSlot<'_, P> {
     #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: the payload area [offset + 64, offset + 64 + max_len) lies inside the ring
-        // (`slot_len` covers it and fits before the ring's end) and belongs to the producer
-        // until it publishes a head past it, which cannot happen while this borrow lives.
-        unsafe {
-            std::slice::from_raw_parts(
-                self.producer
-                    .ring
-                    .add(self.placement.offset + SLOT_HEADER_LEN),
-                self.max_len,
-            )
-        }
+        // it was placed in (`slot_len` covers it and fits before the ring's end), which the
+        // borrow or `_mapping` keeps mapped, and belongs to the producer until it publishes a
+        // head past it, which cannot happen while this slot lives.
+        unsafe { std::slice::from_raw_parts(self.payload, self.max_len) }
     }
 }
 
@@ -679,14 +714,7 @@ impl<P: DerefMut<Target = Producer>> DerefMut for WriteSlot<'_, P> {
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`, and `&mut self` makes this the only reference to those bytes
         // in this process.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                self.producer
-                    .ring
-                    .add(self.placement.offset + SLOT_HEADER_LEN),
-                self.max_len,
-            )
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.payload, self.max_len) }
     }
 }
 

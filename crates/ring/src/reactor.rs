@@ -2,9 +2,14 @@
 //! rings' futex words at once (the same `wait::sleep_on` as the selector) and wakes the task
 //! whose ring changed. An async end that finds nothing to do registers here and returns
 //! `Pending`; no executor thread ever blocks, and an idle process makes one thread sleep.
+//!
+//! The thread outlives anything a task does to it: a waker that panics is contained, and if
+//! the thread ever ends anyway, every registered task is woken and every later registration
+//! fails with an error, so no async call waits forever on a reactor that is gone.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -13,14 +18,73 @@ use crate::cancel::{self, CancelToken};
 use crate::error::{Error, Result};
 use crate::layout::sleeping;
 use crate::shm::Region;
-use crate::wait;
+use crate::wait::{self, Woke};
 
 /// What a registered task waits for.
 pub(crate) enum Interest {
-    /// A consumer that announced sleep (its word reads SLEEPING): ready once the word changes.
-    Message,
+    /// A consumer that announced sleep with its read cursor at `tail`: ready once the word
+    /// leaves SLEEPING (this crate's producer swaps it back before waking) or the head moves
+    /// past `tail` (tachyon-ipc's producer wakes but leaves the word at SLEEPING).
+    Message { tail: u64 },
     /// A producer on a full ring: ready once the consumer's tail moves past `tail_seen`.
     Space { tail_seen: u64 },
+}
+
+/// How the waits of one async end ended, counted by the reactor as it wakes the task.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WakeStats {
+    /// Woken because its ring changed: a producer's futex wake (receive), or the tail moving
+    /// (wait for space, which nothing wakes: the reactor looks every 200 µs).
+    pub woken_by_ring: u64,
+    /// Found ready although no wake for it reached the reactor: a message published by a
+    /// producer whose wake came before the reactor slept (tachyon-ipc's producer can), seen
+    /// only by a later look. Always 0 with this crate's producer.
+    pub missed_wakes: u64,
+    /// Ended by the end's cancel token.
+    pub cancelled: u64,
+    /// Naps that ran out with nothing to do: the bound on a missed wake and the moments the
+    /// peer is looked at. Nothing is lost by them; they cost a wake-up each.
+    pub naps_run_out: u64,
+}
+
+/// The counters behind [`WakeStats`], shared by an end and its registrations.
+#[derive(Debug, Default)]
+pub(crate) struct WakeCounters {
+    woken_by_ring: AtomicU64,
+    missed_wakes: AtomicU64,
+    cancelled: AtomicU64,
+    naps_run_out: AtomicU64,
+}
+
+impl WakeCounters {
+    pub(crate) fn snapshot(&self) -> WakeStats {
+        WakeStats {
+            woken_by_ring: self.woken_by_ring.load(Ordering::Relaxed),
+            missed_wakes: self.missed_wakes.load(Ordering::Relaxed),
+            cancelled: self.cancelled.load(Ordering::Relaxed),
+            naps_run_out: self.naps_run_out.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(&self, reason: Reason) {
+        let counter = match reason {
+            Reason::Ring => &self.woken_by_ring,
+            Reason::MissedWake => &self.missed_wakes,
+            Reason::Cancelled => &self.cancelled,
+            Reason::NapRanOut => &self.naps_run_out,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Why an entry is ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reason {
+    Ring,
+    MissedWake,
+    Cancelled,
+    NapRanOut,
 }
 
 /// One registered task.
@@ -33,19 +97,41 @@ struct Entry {
     /// with a longer nap (bounds a missed wake and notices a dead peer).
     due: Instant,
     waker: Waker,
+    counters: Arc<WakeCounters>,
 }
 
 impl Entry {
-    fn ready(&self, now: Instant) -> bool {
+    /// Why the task should run now, if it should. `woken_word` is the address of the word
+    /// whose `FUTEX_WAKE` ended the thread's last sleep: a moved head is credited to a wake
+    /// only when it was this ring's.
+    fn ready(&self, now: Instant, woken_word: Option<usize>) -> Option<Reason> {
         let header = self.region.header();
-        now >= self.due
-            || self.cancel.as_ref().is_some_and(CancelToken::is_cancelled)
-            || match self.interest {
-                Interest::Message => {
-                    header.consumer_sleeping.load(Ordering::Acquire) != sleeping::SLEEPING
+        let ring = match self.interest {
+            Interest::Message { tail } => {
+                let word = &header.consumer_sleeping;
+                if word.load(Ordering::Acquire) != sleeping::SLEEPING {
+                    Some(Reason::Ring)
+                } else if header.head.load(Ordering::Acquire) != tail {
+                    Some(if woken_word == Some(word.as_ptr() as usize) {
+                        Reason::Ring
+                    } else {
+                        Reason::MissedWake
+                    })
+                } else {
+                    None
                 }
-                Interest::Space { tail_seen } => header.tail.load(Ordering::Acquire) != tail_seen,
             }
+            Interest::Space { tail_seen } => {
+                (header.tail.load(Ordering::Acquire) != tail_seen).then_some(Reason::Ring)
+            }
+        };
+        ring.or_else(|| {
+            self.cancel
+                .as_ref()
+                .is_some_and(CancelToken::is_cancelled)
+                .then_some(Reason::Cancelled)
+        })
+        .or_else(|| (now >= self.due).then_some(Reason::NapRanOut))
     }
 }
 
@@ -55,44 +141,68 @@ const SPACE_POLL: Duration = Duration::from_micros(200);
 /// The registry the reactor thread serves.
 pub(crate) struct Reactor {
     entries: Mutex<HashMap<u64, Entry>>,
+    /// False once the thread has ended (it never should): set under the `entries` lock, so a
+    /// registration either lands before the thread wakes everything on its way out, or fails.
+    alive: AtomicBool,
     /// Bumped on every registration; the thread sleeps on it beside the rings' words.
     generation: AtomicU32,
     next_id: AtomicU64,
     /// Sleeps and wake-ups of the thread (for the idle-CPU figures).
     sleeps: AtomicU64,
+    /// Wakers that panicked (each contained; the thread went on).
+    waker_panics: AtomicU64,
 }
 
-/// The process's reactor, started on first use; an error if its thread could not start.
+/// The process's reactor, started on first use; an error if its thread could not start or
+/// has ended.
 pub(crate) fn reactor() -> Result<&'static Reactor> {
     static REACTOR: OnceLock<Option<&'static Reactor>> = OnceLock::new();
     let reactor = REACTOR.get_or_init(|| {
-        let reactor: &'static Reactor = Box::leak(Box::new(Reactor {
-            entries: Mutex::new(HashMap::new()),
-            generation: AtomicU32::new(0),
-            next_id: AtomicU64::new(1),
-            sleeps: AtomicU64::new(0),
-        }));
+        let reactor: &'static Reactor = Box::leak(Box::new(Reactor::new()));
         std::thread::Builder::new()
             .name("tachyon-reactor".into())
-            .spawn(move || reactor.run())
+            .spawn(move || reactor.serve())
             .ok()
             .map(|_| reactor)
     });
-    reactor.ok_or_else(|| {
-        Error::os(
+    match reactor {
+        Some(reactor) if reactor.is_alive() => Ok(reactor),
+        Some(_) => Err(gone()),
+        None => Err(Error::os(
             "spawn (the tachyon-reactor thread)",
             std::io::Error::other("the async waiter thread could not be started"),
-        )
-    })
+        )),
+    }
+}
+
+/// The error of every async call once the reactor thread has ended.
+fn gone() -> Error {
+    Error::os(
+        "the tachyon-reactor thread",
+        std::io::Error::other("the async waiter thread has ended; async ends cannot wait"),
+    )
 }
 
 impl Reactor {
+    fn new() -> Reactor {
+        Reactor {
+            entries: Mutex::new(HashMap::new()),
+            alive: AtomicBool::new(true),
+            generation: AtomicU32::new(0),
+            next_id: AtomicU64::new(1),
+            sleeps: AtomicU64::new(0),
+            waker_panics: AtomicU64::new(0),
+        }
+    }
+
     /// A fresh id for one async end's registrations.
     pub(crate) fn id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Registers (or replaces) `id`'s interest; `waker` is woken once it is ready or `due`.
+    /// Registers (or replaces) `id`'s interest; `waker` is woken once it is ready or `due`,
+    /// and `counters` learn why. An error once the reactor thread has ended.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn register(
         &self,
         id: u64,
@@ -101,17 +211,26 @@ impl Reactor {
         cancel: Option<&CancelToken>,
         due: Instant,
         waker: &Waker,
-    ) {
+        counters: &Arc<WakeCounters>,
+    ) -> Result<()> {
         let entry = Entry {
             region: Arc::clone(region),
             interest,
             cancel: cancel.cloned(),
             due,
             waker: waker.clone(),
+            counters: Arc::clone(counters),
         };
-        self.lock().insert(id, entry);
+        {
+            let mut entries = self.lock();
+            if !self.is_alive() {
+                return Err(gone());
+            }
+            entries.insert(id, entry);
+        }
         self.generation.fetch_add(1, Ordering::SeqCst);
         wait::futex_wake_all(&self.generation);
+        Ok(())
     }
 
     /// Forgets `id`'s interest (a future dropped or polled again).
@@ -124,32 +243,69 @@ impl Reactor {
         self.sleeps.load(Ordering::Relaxed)
     }
 
+    /// Wakers that panicked when the thread woke them (contained; nothing else is affected).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn waker_panics(&self) -> u64 {
+        self.waker_panics.load(Ordering::Relaxed)
+    }
+
+    fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The thread's body: `run` until it returns or panics (it should do neither), then mark
+    /// the reactor gone and wake every registered task, whose next poll reports the error.
+    fn serve(&self) {
+        let _ = catch_unwind(AssertUnwindSafe(|| self.run()));
+        let stranded: Vec<Waker> = {
+            let mut entries = self.lock();
+            self.alive.store(false, Ordering::Release);
+            entries.drain().map(|(_, entry)| entry.waker).collect()
+        };
+        for waker in stranded {
+            self.wake(waker);
+        }
+    }
+
+    /// Wakes one task; a waker that panics is counted and contained, so one task's bug cannot
+    /// stop the thread every other async end in the process relies on.
+    fn wake(&self, waker: Waker) {
+        if catch_unwind(AssertUnwindSafe(|| waker.wake())).is_err() {
+            self.waker_panics.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn run(&self) {
+        let mut woken_word: Option<usize> = None;
         loop {
+            #[cfg(test)]
+            tests::maybe_fail_here();
             let generation = self.generation.load(Ordering::SeqCst);
             let now = Instant::now();
             // Wake (and drop) every entry that is ready; keep the rest to sleep on.
             let (ready, waiting): (Vec<Waker>, Vec<Watched>) = {
                 let mut entries = self.lock();
-                let ids: Vec<u64> = entries
+                let ready: Vec<(u64, Reason)> = entries
                     .iter()
-                    .filter(|(_, entry)| entry.ready(now))
-                    .map(|(id, _)| *id)
+                    .filter_map(|(id, entry)| entry.ready(now, woken_word).map(|r| (*id, r)))
                     .collect();
-                let ready = ids
-                    .iter()
-                    .filter_map(|id| entries.remove(id))
-                    .map(|entry| entry.waker)
+                let ready = ready
+                    .into_iter()
+                    .filter_map(|(id, reason)| {
+                        let entry = entries.remove(&id)?;
+                        entry.counters.count(reason);
+                        Some(entry.waker)
+                    })
                     .collect();
                 let waiting = entries.values().map(Watched::of).collect();
                 (ready, waiting)
             };
             for waker in ready {
-                waker.wake();
+                self.wake(waker);
             }
             let mut words: Vec<(&AtomicU32, u32)> = Vec::with_capacity(waiting.len() * 2 + 1);
             let mut until: Option<Instant> = None;
@@ -172,7 +328,10 @@ impl Reactor {
             });
             self.sleeps.fetch_add(1, Ordering::Relaxed);
             // Errors cannot happen without a token (`None`); any wake just loops.
-            let _ = wait::sleep_on(&words, nap, None, "the reactor's wait");
+            woken_word = match wait::sleep_on(&words, nap, None, "the reactor's wait") {
+                Ok(Woke::Woken(index)) => words.get(index).map(|(word, _)| word.as_ptr() as usize),
+                _ => None,
+            };
         }
     }
 }
@@ -193,5 +352,201 @@ impl Watched {
             cancel: entry.cancel.clone(),
             due: entry.due,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The reactor's own promises, on reactors of the test's (not the process's): a waker
+    //! that panics is contained, and a reactor whose thread ended strands no task.
+    use super::*;
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    thread_local! {
+        /// Makes the next pass of this thread's reactor loop panic (a stand-in for a bug).
+        static FAIL_NEXT_PASS: Cell<bool> = const { Cell::new(false) };
+    }
+
+    pub(super) fn maybe_fail_here() {
+        if FAIL_NEXT_PASS.with(Cell::get) {
+            panic!("a planted failure of the reactor loop");
+        }
+    }
+
+    struct CountingWaker(AtomicUsize);
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    struct PanickingWaker;
+    impl Wake for PanickingWaker {
+        fn wake(self: Arc<Self>) {
+            panic!("a waker that panics");
+        }
+    }
+
+    fn region() -> Arc<Region> {
+        Arc::new(Region::heap(1 << 12).unwrap())
+    }
+
+    /// A reactor of the test's own, served on a thread that runs `before` first.
+    fn start(before: impl FnOnce() + Send + 'static) -> &'static Reactor {
+        let reactor: &'static Reactor = Box::leak(Box::new(Reactor::new()));
+        std::thread::spawn(move || {
+            before();
+            reactor.serve()
+        });
+        reactor
+    }
+
+    fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < give_up, "never: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_panicking_waker_does_not_stop_the_reactor() {
+        let reactor = start(|| {});
+        let counters = Arc::new(WakeCounters::default());
+        let (doomed, healthy) = (region(), region());
+        for region in [&doomed, &healthy] {
+            region
+                .header()
+                .consumer_sleeping
+                .store(sleeping::SLEEPING, Ordering::Release);
+        }
+        let far = Instant::now() + Duration::from_secs(3600);
+        let panicking = Waker::from(Arc::new(PanickingWaker));
+        reactor
+            .register(
+                1,
+                &doomed,
+                Interest::Message { tail: 0 },
+                None,
+                far,
+                &panicking,
+                &counters,
+            )
+            .unwrap();
+        // The doomed ring's producer publishes: its task is woken, and its waker panics.
+        doomed.header().head.store(64, Ordering::Release);
+        doomed
+            .header()
+            .consumer_sleeping
+            .store(sleeping::AWAKE, Ordering::Release);
+        wait::futex_wake(&doomed.header().consumer_sleeping);
+        eventually("the panicking waker was called", || {
+            reactor.waker_panics() == 1
+        });
+        // Another ring's task is still served by the same thread.
+        let counting = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&counting));
+        reactor
+            .register(
+                2,
+                &healthy,
+                Interest::Message { tail: 0 },
+                None,
+                far,
+                &waker,
+                &counters,
+            )
+            .unwrap();
+        healthy.header().head.store(64, Ordering::Release);
+        healthy
+            .header()
+            .consumer_sleeping
+            .store(sleeping::AWAKE, Ordering::Release);
+        wait::futex_wake(&healthy.header().consumer_sleeping);
+        eventually("the healthy task was woken", || {
+            counting.0.load(Ordering::SeqCst) == 1
+        });
+        assert!(reactor.is_alive());
+        assert_eq!(counters.snapshot().woken_by_ring, 2);
+    }
+
+    #[test]
+    fn a_reactor_whose_thread_ended_wakes_its_tasks_and_refuses_new_ones() {
+        // The thread registers a task, then its loop fails on the first pass.
+        let counting = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&counting));
+        let counters = Arc::new(WakeCounters::default());
+        let ring = region();
+        ring.header()
+            .consumer_sleeping
+            .store(sleeping::SLEEPING, Ordering::Release);
+        let far = Instant::now() + Duration::from_secs(3600);
+        let reactor: &'static Reactor = Box::leak(Box::new(Reactor::new()));
+        reactor
+            .register(
+                1,
+                &ring,
+                Interest::Message { tail: 0 },
+                None,
+                far,
+                &waker,
+                &counters,
+            )
+            .unwrap();
+        std::thread::spawn(move || {
+            FAIL_NEXT_PASS.with(|fail| fail.set(true));
+            reactor.serve()
+        });
+        eventually("the stranded task was woken", || {
+            counting.0.load(Ordering::SeqCst) == 1
+        });
+        assert!(!reactor.is_alive());
+        let refused = reactor.register(
+            2,
+            &ring,
+            Interest::Message { tail: 0 },
+            None,
+            far,
+            &waker,
+            &counters,
+        );
+        assert!(
+            matches!(&refused, Err(Error::Os { syscall, .. }) if syscall.contains("reactor")),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn a_moved_head_is_a_wake_only_when_that_rings_word_was_woken() {
+        // tachyon-ipc's producer wakes without swapping the word back: the head decides, and
+        // the futex wake that ended the sleep says whether the wake reached us.
+        let ring = region();
+        let header = ring.header();
+        header
+            .consumer_sleeping
+            .store(sleeping::SLEEPING, Ordering::Release);
+        let entry = Entry {
+            region: Arc::clone(&ring),
+            interest: Interest::Message { tail: 0 },
+            cancel: None,
+            due: Instant::now() + Duration::from_secs(3600),
+            waker: Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0)))),
+            counters: Arc::default(),
+        };
+        let now = Instant::now();
+        let word = header.consumer_sleeping.as_ptr() as usize;
+        assert_eq!(entry.ready(now, Some(word)), None, "nothing published");
+        header.head.store(64, Ordering::Release);
+        assert_eq!(entry.ready(now, Some(word)), Some(Reason::Ring));
+        assert_eq!(entry.ready(now, None), Some(Reason::MissedWake));
+        assert_eq!(entry.ready(now, Some(word + 64)), Some(Reason::MissedWake));
+        // This crate's producer swaps the word back before its wake: a wake, whatever ended
+        // the sleep.
+        header
+            .consumer_sleeping
+            .store(sleeping::AWAKE, Ordering::Release);
+        assert_eq!(entry.ready(now, None), Some(Reason::Ring));
     }
 }
