@@ -432,4 +432,27 @@ mod tests {
         // With space free, no wait at all.
         assert_eq!(space_or_tail(&mut producer, 1, || {}).unwrap(), None);
     }
+
+    #[test]
+    fn an_async_receive_hands_a_pure_spin_ring_its_advertisement_back() {
+        use crate::layout::sleeping;
+        use std::task::{Wake, Waker};
+        struct Nothing;
+        impl Wake for Nothing {
+            fn wake(self: Arc<Self>) {}
+        }
+        let region = Arc::new(Region::heap(1 << 12).unwrap());
+        let word = || region.header().consumer_sleeping.load(Ordering::Acquire);
+        let consumer = Consumer::new(Arc::clone(&region), 0, true, None);
+        assert_eq!(word(), sleeping::PURE_SPIN);
+        let mut consumer = AsyncConsumer::new(consumer);
+        let waker = Waker::from(Arc::new(Nothing));
+        let mut cx = Context::from_waker(&waker);
+        {
+            let mut receive = std::pin::pin!(consumer.recv());
+            assert!(receive.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(word(), sleeping::SLEEPING, "asleep in the reactor: wake me");
+        } // dropped: leaves the reactor
+        assert_eq!(word(), sleeping::PURE_SPIN, "the advertisement is back");
+    }
 }

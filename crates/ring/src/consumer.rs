@@ -1252,6 +1252,23 @@ mod tests {
     }
 
     #[test]
+    fn a_pure_spin_consumer_slept_on_by_another_waiter_keeps_its_advertisement() {
+        // A selector or the async reactor announces sleep on the ring (so producers wake it)
+        // and ends it: the word goes back to PURE_SPIN, not AWAKE.
+        let (_producer, mut consumer, region) = pair();
+        consumer.set_pure_spin(true);
+        let word = || region.header().consumer_sleeping.load(Ordering::Acquire);
+        assert!(consumer.announce_sleep());
+        assert_eq!(word(), sleeping::SLEEPING);
+        consumer.end_sleep();
+        assert_eq!(word(), sleeping::PURE_SPIN);
+        consumer.set_pure_spin(false);
+        assert!(consumer.announce_sleep());
+        consumer.end_sleep();
+        assert_eq!(word(), sleeping::AWAKE);
+    }
+
+    #[test]
     fn pure_spin_switches_and_producers_see_it_in_the_futex_word() {
         let region = Arc::new(Region::heap(4096).unwrap());
         let mut consumer = Consumer::new(Arc::clone(&region), 10, false, None);

@@ -138,3 +138,34 @@ async fn a_full_ring_is_waited_out_and_every_message_arrives() {
     producer.send(0, &[]).await.unwrap();
     assert_eq!(receiver.join().unwrap(), (0..500).collect::<Vec<_>>());
 }
+
+/// An async receive idle for 300 ms (asleep in the reactor, its naps at their cap) is woken by
+/// our producer's send, not found later by a nap running out: the reactor counts which.
+#[tokio::test(flavor = "current_thread")]
+async fn an_idle_async_receive_is_woken_by_the_send() {
+    const ROUNDS: u64 = 5;
+    let (mut producer, consumer) = Bus::in_memory(1 << 12).unwrap().split();
+    let sender = std::thread::spawn(move || {
+        for round in 0..ROUNDS {
+            std::thread::sleep(Duration::from_millis(300));
+            producer.send(1, &[round as u8]).unwrap();
+        }
+    });
+    let mut consumer = AsyncConsumer::new(consumer);
+    for round in 0..ROUNDS {
+        let message = tokio::time::timeout(LONG, consumer.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(message.data(), [round as u8]);
+        drop(message);
+        let stats = consumer.wake_stats();
+        assert_eq!(stats.woken_by_ring, round + 1, "{stats:?}");
+        assert_eq!(stats.missed_wakes, 0, "{stats:?}");
+        assert!(
+            stats.naps_run_out > 0,
+            "it was idle between sends: {stats:?}"
+        );
+    }
+    sender.join().unwrap();
+}
