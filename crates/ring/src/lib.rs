@@ -152,8 +152,6 @@ mod wait;
 
 #[cfg(feature = "async")]
 pub use asynchronous::{AsyncConsumer, AsyncProducer, Recv, Reserve, reactor_sleeps};
-#[cfg(feature = "async")]
-pub use reactor::WakeStats;
 pub use bus::{Bus, BusOptions, LocalBus};
 pub use cancel::CancelToken;
 pub use consumer::{Consumer, Message};
@@ -162,6 +160,8 @@ pub use handshake::AllowedPeers;
 pub use listener::Listener;
 pub use peer::{ListenReport, PeerCredentials, PeerLiveness};
 pub use producer::{Producer, WriteSlot};
+#[cfg(feature = "async")]
+pub use reactor::WakeStats;
 pub use rpc::{CallSlot, Callee, Caller, ERROR_REPLY_TYPE, Reply, ReplySlot, Request, RpcBus};
 pub use select::{Selected, Selector, SelectorHandle};
 pub use stats::{ConsumerStats, ProducerStats};
