@@ -7,7 +7,11 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use nix::errno::Errno;
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr,
+    getsockopt, recvmsg, sendmsg, sockopt,
+};
 
 use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
@@ -67,12 +71,15 @@ impl AllowedPeers {
         }
     }
 
+    /// [`admits_beside`](Self::admits_beside) our own effective uid.
+    #[cfg(test)]
     fn admits(&self, uid: u32) -> bool {
         self.admits_beside(uid, nix::unistd::geteuid().as_raw())
     }
 
-    /// [`admits`](Self::admits) for a process whose effective uid is `own` (a parameter, so a
-    /// test run as root can still tell our own uid from root's).
+    /// Whether a connector of uid `uid` may have the bus of a listener whose own uid is `own`
+    /// (a parameter, so a test run as root can still tell our own uid from root's, and one run
+    /// without root can make its own connectors strangers).
     fn admits_beside(&self, uid: u32, own: u32) -> bool {
         match self {
             AllowedPeers::Anyone => true,
@@ -92,20 +99,39 @@ pub(crate) fn listen_and_send(
     allowed: &AllowedPeers,
     limits: WaitLimits<'_>,
 ) -> Result<(PeerWatch, ListenReport)> {
-    HandshakeListener::bind(path, allowed.clone())?.hand_over(handshake, fds, limits)
+    HandshakeListener::bind(path, allowed.clone())?.hand_over(
+        handshake,
+        fds,
+        limits,
+        &mut TurnedAway::default(),
+    )
+}
+
+/// Connectors a listener has turned away, counted as it turns each away (so a wait that ends
+/// without serving anyone still shows them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TurnedAway {
+    /// Refused for their uid.
+    pub(crate) refused: u64,
+    /// Gone before their handshake, or with credentials that could not be read.
+    pub(crate) vanished: u64,
 }
 
 /// A bound socket that hands a bus to one admitted peer per [`hand_over`](Self::hand_over);
 /// the socket file is removed when it is dropped (if it is still ours).
 ///
 /// The socket file is created in a fresh private directory beside `path`, made `0600`, and only
-/// then renamed onto `path`: at no moment can anyone else connect through wider permissions.
+/// then linked onto `path`: at no moment can anyone else connect through wider permissions.
 /// A stale socket at `path` is replaced; a live listener's socket or any other kind of file
-/// there is an error and is left untouched. Connectors that are refused or leave before the
-/// handshake are counted and logged, and the listener waits on.
+/// there is an error and is left untouched. Every connector's uid is checked as it is accepted;
+/// connectors that are refused or leave before the handshake are counted and logged, and the
+/// listener waits on.
 pub(crate) struct HandshakeListener {
     socket: SocketFile,
     allowed: AllowedPeers,
+    /// The uid admitted as our own: our effective uid at bind (a field, so that a test run
+    /// without root can make its own connectors strangers).
+    own_uid: u32,
 }
 
 impl HandshakeListener {
@@ -113,6 +139,7 @@ impl HandshakeListener {
         Ok(HandshakeListener {
             socket: SocketFile::bind_private(path, allowed.socket_mode())?,
             allowed,
+            own_uid: nix::unistd::geteuid().as_raw(),
         })
     }
 
@@ -121,13 +148,21 @@ impl HandshakeListener {
         &self.socket.path
     }
 
+    /// Admits `uid` as our own from now on, in place of our effective uid.
+    #[cfg(test)]
+    pub(crate) fn set_own_uid(&mut self, uid: u32) {
+        self.own_uid = uid;
+    }
+
     /// Waits for the next admitted peer and sends it `handshake` and `fds`; returns the
     /// peer's watch and what the listener met on the way (refused and vanished connectors).
+    /// Each connector turned away is added to `turned_away` at once, whatever the outcome.
     pub(crate) fn hand_over(
         &self,
         handshake: &Handshake,
         fds: &[BorrowedFd<'_>],
         limits: WaitLimits<'_>,
+        turned_away: &mut TurnedAway,
     ) -> Result<(PeerWatch, ListenReport)> {
         let path = self.path();
         let _ = path; // only the lifecycle events read it
@@ -139,6 +174,7 @@ impl HandshakeListener {
                 Err(err) => {
                     let _ = &err; // only the lifecycle event reads it
                     vanished += 1;
+                    turned_away.vanished += 1;
                     crate::trace::lifecycle!(
                         warn,
                         "{}: dropped a connector whose credentials could not be read ({err}); waiting for the next",
@@ -149,9 +185,10 @@ impl HandshakeListener {
             };
             let cred = peer.credentials;
             let _ = cred.pid; // only the lifecycle events read it
-            if !self.allowed.admits(cred.uid) {
+            if !self.allowed.admits_beside(cred.uid, self.own_uid) {
                 // A refused peer gets no fd: close its connection and keep waiting.
                 refused += 1;
+                turned_away.refused += 1;
                 crate::trace::lifecycle!(
                     warn,
                     "{}: refused pid {} of uid {}, not an allowed peer; waiting for the next",
@@ -165,6 +202,7 @@ impl HandshakeListener {
                 Ok(()) => {}
                 Err(err) if connector_left(&err) => {
                     vanished += 1;
+                    turned_away.vanished += 1;
                     crate::trace::lifecycle!(
                         warn,
                         "{}: pid {} left before the handshake ({err}); waiting for the next",
@@ -224,30 +262,84 @@ pub(crate) fn connect_and_receive(
     Ok((handshake, fds, peer))
 }
 
+/// Connects to `path`, retrying every 10 ms (cancellably) while nobody listens or the
+/// listener's backlog is full, until the connect deadline.
+///
+/// Each attempt is a non-blocking `connect`: a blocking one would wait, deaf to the deadline
+/// and the token, for as long as a listener that has stopped accepting keeps its queue full.
+/// The stream returned stays non-blocking: the handshake is read with `poll` and
+/// `MSG_DONTWAIT`.
 fn connect_retrying(path: &Path, limits: WaitLimits<'_>) -> Result<UnixStream> {
+    let address = UnixAddr::new(path).map_err(|e| Error::os_at("connect", path, e))?;
     loop {
-        crate::wait::check(limits.cancel, "connecting")?;
-        match UnixStream::connect(path) {
+        crate::wait::check(limits.cancel, CONNECTING)?;
+        let errno = match connect_once(&address, path, limits)? {
             Ok(stream) => return Ok(stream),
-            Err(err)
-                if matches!(
-                    err.raw_os_error(),
-                    Some(libc::ENOENT | libc::ECONNREFUSED | libc::EAGAIN)
-                ) =>
-            {
-                let left = crate::wait::remaining(limits.deadline);
-                if left.is_zero() {
-                    return Err(Error::NobodyListening {
-                        path: path.to_path_buf(),
-                        source: err,
-                    });
-                }
-                crate::wait::pause(CONNECT_RETRY_STEP.min(left), limits.cancel, "connecting")?;
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(Error::os_at("connect", path, err)),
+            Err(errno) => errno,
+        };
+        if !matches!(
+            errno,
+            Errno::ENOENT | Errno::ECONNREFUSED | Errno::EAGAIN | Errno::ETIMEDOUT
+        ) {
+            return Err(Error::os_at("connect", path, errno));
         }
+        let left = crate::wait::remaining(limits.deadline);
+        if left.is_zero() {
+            return Err(Error::NobodyListening {
+                path: path.to_path_buf(),
+                source: nobody_accepting(errno),
+            });
+        }
+        crate::wait::pause(CONNECT_RETRY_STEP.min(left), limits.cancel, CONNECTING)?;
     }
+}
+
+const CONNECTING: &str = "connecting";
+
+/// One non-blocking connect to `address`: the connected stream, or what `connect` (or, for a
+/// connect the kernel finishes later, `SO_ERROR`) said; `ETIMEDOUT` when the deadline passed
+/// first. Cancellation and failures of the machinery itself are the outer `Err`.
+fn connect_once(
+    address: &UnixAddr,
+    path: &Path,
+    limits: WaitLimits<'_>,
+) -> Result<std::result::Result<UnixStream, Errno>> {
+    let socket = nix::sys::socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::os_at("socket", path, e))?;
+    match nix::sys::socket::connect(socket.as_raw_fd(), address) {
+        Ok(()) => {}
+        // Linux finishes a Unix connect at once (or says EAGAIN: backlog full), but the
+        // contract of a non-blocking connect allows it to finish later, and a signal may
+        // leave it running in the background: wait for it, then ask how it ended.
+        Err(Errno::EINPROGRESS | Errno::EALREADY | Errno::EINTR) => {
+            if !crate::wait::writable(socket.as_fd(), limits.deadline, limits.cancel, CONNECTING)? {
+                return Ok(Err(Errno::ETIMEDOUT));
+            }
+            let code = getsockopt(&socket, sockopt::SocketError)
+                .map_err(|e| Error::os_at("getsockopt(SO_ERROR)", path, e))?;
+            if code != 0 {
+                return Ok(Err(Errno::from_raw(code)));
+            }
+        }
+        Err(errno) => return Ok(Err(errno)),
+    }
+    Ok(Ok(UnixStream::from(socket)))
+}
+
+/// Why a connector gave up on a socket that exists: `connect`'s own error, except for the
+/// two that mean a listener is there but takes no connection, which get a sentence saying so.
+fn nobody_accepting(errno: Errno) -> std::io::Error {
+    let why = match errno {
+        Errno::EAGAIN => "its connection backlog is full: the listener is not accepting (EAGAIN)",
+        Errno::ETIMEDOUT => "the connection was not completed before the connect timeout",
+        other => return other.into(),
+    };
+    std::io::Error::new(std::io::ErrorKind::WouldBlock, why)
 }
 
 /// The handshake fields a connector checks before touching the fds.
@@ -444,6 +536,73 @@ mod tests {
     }
 
     #[test]
+    fn writable_waits_for_room_until_its_deadline_or_a_cancel() {
+        use std::io::Write;
+        let (mut full, other) = UnixStream::pair().unwrap();
+        let never = None;
+        assert!(crate::wait::writable(full.as_fd(), never, None, "test").unwrap());
+        // Fill the socket's buffer: no room until the other end reads.
+        full.set_nonblocking(true).unwrap();
+        while full.write(&[0; 4096]).is_ok() {}
+        let soon = crate::wait::deadline_after(Duration::from_millis(50));
+        let started = Instant::now();
+        assert!(!crate::wait::writable(full.as_fd(), soon, None, "test").unwrap());
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        // A cancel from another thread ends a wait that nothing else would end.
+        for round in 0..20 {
+            let token = CancelToken::new();
+            let canceller = {
+                let token = token.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    token.cancel();
+                })
+            };
+            let outcome = crate::wait::writable(full.as_fd(), never, Some(&token), "filling");
+            assert!(
+                matches!(outcome, Err(Error::Cancelled("filling"))),
+                "round {round}: {outcome:?}"
+            );
+            canceller.join().unwrap();
+        }
+        // The peer hanging up makes it "ready" too: the next write reports the error.
+        drop(other);
+        assert!(crate::wait::writable(full.as_fd(), never, None, "test").unwrap());
+    }
+
+    #[test]
+    fn a_connect_retries_while_the_path_is_missing_and_gets_in_once_it_is_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("late.sock");
+        let binder = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                std::os::unix::net::UnixListener::bind(&path).unwrap()
+            })
+        };
+        let limits = WaitLimits::new(Some(Duration::from_secs(20)), None);
+        let stream = connect_retrying(&path, limits).expect("connected once bound");
+        let listener = binder.join().unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let peer = PeerWatch::from_socket(&accepted).unwrap();
+        assert_eq!(peer.credentials.pid, std::process::id() as i32);
+        // The connector's end is close-on-exec.
+        let fd_flags = nix::fcntl::fcntl(&stream, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_ne!(fd_flags & libc::FD_CLOEXEC, 0);
+    }
+
+    #[test]
+    fn the_error_after_a_full_backlog_says_so() {
+        let err = nobody_accepting(Errno::EAGAIN).to_string();
+        assert!(err.contains("backlog is full"), "{err}");
+        let err = nobody_accepting(Errno::ETIMEDOUT).to_string();
+        assert!(err.contains("connect timeout"), "{err}");
+        let refused = nobody_accepting(Errno::ECONNREFUSED);
+        assert_eq!(refused.raw_os_error(), Some(libc::ECONNREFUSED));
+    }
+
+    #[test]
     fn allowed_peers() {
         let own = nix::unistd::geteuid().as_raw();
         assert!(AllowedPeers::SameUser.admits(own));
@@ -580,6 +739,7 @@ mod mutant_kills {
             &Handshake::new(4096, None),
             &[],
             WaitLimits::new(Some(timeout), None),
+            &mut TurnedAway::default(),
         );
         assert!(
             matches!(outcome, Err(Error::Timeout(t)) if t == timeout),
@@ -620,6 +780,7 @@ mod mutant_kills {
                 &sent,
                 &[spare.as_fd()],
                 WaitLimits::new(Some(Duration::from_secs(30)), None),
+                &mut TurnedAway::default(),
             )
             .unwrap()
             .0;
@@ -638,6 +799,7 @@ mod mutant_kills {
                 &sent,
                 &[spare.as_fd()],
                 WaitLimits::new(Some(Duration::from_secs(30)), None),
+                &mut TurnedAway::default(),
             )
             .unwrap();
         let err = connector.join().unwrap().err().unwrap();
@@ -664,6 +826,7 @@ mod mutant_kills {
                 &Handshake::new(4096, None),
                 &[spare.as_fd()],
                 WaitLimits::new(Some(Duration::from_secs(30)), None),
+                &mut TurnedAway::default(),
             )
             .expect("a connector that left is skipped, not an error");
         assert_eq!((report.vanished, report.refused), (1, 0));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::bus::{Bus, BusOptions};
 use crate::error::Result;
-use crate::handshake::{HandshakeListener, WaitLimits};
+use crate::handshake::{HandshakeListener, TurnedAway, WaitLimits};
 use crate::layout::Handshake;
 use crate::shm::Region;
 
@@ -59,9 +59,9 @@ pub struct Listener {
     capacity: usize,
     options: BusOptions,
     accepted: u64,
-    /// Connectors turned away, and connectors lost before their handshake, so far.
-    refused: u64,
-    vanished: u64,
+    /// Connectors turned away (refused, or lost before their handshake) so far, counted as
+    /// each is turned away.
+    turned_away: TurnedAway,
 }
 
 impl fmt::Debug for Listener {
@@ -86,8 +86,7 @@ impl BusOptions {
             capacity,
             options: self,
             accepted: 0,
-            refused: 0,
-            vanished: 0,
+            turned_away: TurnedAway::default(),
         })
     }
 }
@@ -111,11 +110,12 @@ impl Listener {
         let (region, fd) = Region::create_memfd(&label, self.capacity)?;
         let handshake = Handshake::new(self.capacity, None);
         let limits = WaitLimits::new(timeout, self.options.cancel.as_ref());
-        let (peer, report) = self.socket.hand_over(&handshake, &[fd.as_fd()], limits)?;
+        // Every connector's uid is checked as it is accepted, on this call as on the first.
+        let (peer, report) =
+            self.socket
+                .hand_over(&handshake, &[fd.as_fd()], limits, &mut self.turned_away)?;
         peer.announce("connector");
         self.accepted += 1;
-        self.refused += u64::from(report.refused);
-        self.vanished += u64::from(report.vanished);
         let mut bus = Bus::assemble(region, Some(peer), self.options.clone());
         bus.listen_report = Some(report);
         Ok(bus)
@@ -132,13 +132,147 @@ impl Listener {
     }
 
     /// Connectors refused so far (a uid not allowed), and connectors that left before their
-    /// handshake; each was logged, and the listener waited on.
+    /// handshake; each was logged, and the listener waited on. Counted as each is turned away,
+    /// so an accept that times out or is cancelled after refusing someone still shows them.
     pub fn turned_away(&self) -> (u64, u64) {
-        (self.refused, self.vanished)
+        (self.turned_away.refused, self.turned_away.vanished)
     }
 
     /// Ring bytes each connector gets.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::handshake::AllowedPeers;
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+    use std::path::PathBuf;
+    use std::sync::mpsc;
+    use std::thread::JoinHandle;
+
+    const BOUND: Duration = Duration::from_secs(10);
+    /// The uid a stranger connects with when the test runs as root.
+    const STRANGER: u32 = 65534;
+
+    /// A socket path in a fresh directory that other uids may traverse (`0755`).
+    fn open_dir(tag: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("tr-listener-{tag}-"))
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join("s.sock");
+        (dir, path)
+    }
+
+    /// An admitted connector (our own thread) connects and is served by the next accept.
+    fn serve_one(listener: &mut Listener) -> Bus {
+        let path = listener.path().to_path_buf();
+        let connector =
+            std::thread::spawn(move || Bus::options().connect_timeout(BOUND).connect(&path));
+        let served = listener
+            .accept_timeout(BOUND)
+            .expect("an admitted connector");
+        connector.join().unwrap().expect("the admitted connector");
+        served
+    }
+
+    /// Connects to `path` as a connector the listener must refuse, and returns, once its
+    /// connection is queued, the thread that then counts the bytes it receives before the
+    /// listener closes the connection. As root the thread takes uid 65534 for itself alone
+    /// (`setresuid` as a raw system call changes only the calling thread); otherwise it stays
+    /// our own uid, and the caller makes the listener count that uid as a stranger's.
+    fn stranger_connects(path: &Path) -> JoinHandle<std::result::Result<usize, String>> {
+        let path = path.to_path_buf();
+        let (connected, queued) = mpsc::channel();
+        let stranger = std::thread::spawn(move || {
+            if nix::unistd::geteuid().is_root() {
+                let keep: libc::c_long = -1;
+                // SAFETY: setresuid takes three uids and no memory; on Linux the raw system
+                // call changes the credentials of this thread only, which ends with the test.
+                let rc = unsafe {
+                    libc::syscall(
+                        libc::SYS_setresuid,
+                        keep,
+                        libc::c_long::from(STRANGER),
+                        keep,
+                    )
+                };
+                if rc != 0 {
+                    return Err(format!("setresuid: {}", std::io::Error::last_os_error()));
+                }
+            }
+            let mut stream = UnixStream::connect(&path).map_err(|e| format!("connect: {e}"))?;
+            let _ = connected.send(());
+            let mut received = Vec::new();
+            stream
+                .read_to_end(&mut received)
+                .map_err(|e| format!("read: {e}"))?;
+            Ok(received.len())
+        });
+        if queued.recv_timeout(BOUND).is_err() {
+            panic!("the stranger did not connect: {:?}", stranger.join());
+        }
+        stranger
+    }
+
+    #[test]
+    fn every_accept_checks_the_connectors_uid_and_counts_a_refusal_at_once() {
+        let (_dir, path) = open_dir("uid");
+        let own = nix::unistd::geteuid().as_raw();
+        let mut listener = Bus::options()
+            .allowed_peers(AllowedPeers::Uids(vec![65533]))
+            .listen_many(&path, 4096)
+            .unwrap();
+        serve_one(&mut listener);
+        for round in 1..=3u64 {
+            // Accept number `round + 1`: a stranger comes first.
+            if !nix::unistd::geteuid().is_root() {
+                // No other uid to connect with: our own uid is made a stranger's for this
+                // accept, and only for it.
+                listener.socket.set_own_uid(own.wrapping_add(1));
+            }
+            let stranger = stranger_connects(&path);
+            let outcome = listener.accept_timeout(Duration::from_millis(300));
+            listener.socket.set_own_uid(own);
+            assert!(
+                matches!(outcome, Err(Error::Timeout(_))),
+                "round {round}: the stranger was served: {:?}",
+                outcome.map(|bus| bus.peer_credentials())
+            );
+            assert_eq!(
+                stranger.join().unwrap(),
+                Ok(0),
+                "round {round}: the stranger received something"
+            );
+            // Counted as it happened, though this accept served nobody.
+            assert_eq!(listener.turned_away(), (round, 0), "round {round}");
+            let served = serve_one(&mut listener);
+            let uid = served.peer_credentials().unwrap().uid;
+            assert!(uid == own || uid == 0, "round {round}: served uid {uid}");
+            assert_eq!(served.listen_report().unwrap().refused, 0);
+            assert_eq!(listener.accepted(), round + 1);
+        }
+        assert_eq!(listener.turned_away(), (3, 0));
+    }
+
+    #[test]
+    fn a_connector_that_vanished_is_counted_though_the_accept_times_out() {
+        let (_dir, path) = open_dir("vanished");
+        let mut listener = Bus::options().listen_many(&path, 4096).unwrap();
+        for round in 1..=3u64 {
+            drop(UnixStream::connect(&path).unwrap());
+            let outcome = listener.accept_timeout(Duration::from_millis(200));
+            assert!(matches!(outcome, Err(Error::Timeout(_))), "round {round}");
+            assert_eq!(listener.turned_away(), (0, round), "round {round}");
+        }
+        serve_one(&mut listener);
+        assert_eq!((listener.accepted(), listener.turned_away()), (1, (0, 3)));
     }
 }

@@ -1,18 +1,36 @@
-//! The listener's socket file: bound in a private staging directory, made `0600`, renamed onto
-//! the path; a file already at the path replaced only if it is a socket nobody listens on; and
-//! removed on drop only while the path still names *our* socket.
+//! The listener's socket file: bound in a private staging directory, made `0600`, linked onto
+//! the path without ever replacing what is there; a file already at the path removed first
+//! only if it is a socket nobody listens on; and removed on drop only while the path still
+//! names *our* socket.
+//!
+//! Two of our listeners racing for one path end with exactly one owner: the check of what is
+//! at the path, the removal of a stale socket and the link run under an exclusive `flock` on
+//! the directory, and the link fails (`EEXIST`) rather than replace a socket that a listener
+//! not taking the lock (upstream's) bound in the meantime.
 
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
 /// `sun_path` holds 108 bytes, the terminating NUL included: paths up to 107 bytes work, as
 /// with upstream.
 pub(crate) const MAX_SOCKET_PATH: usize = 108;
+
+/// How long a listener waits for the directory lock. Another of our listeners holds it for a
+/// `stat`, a sock_diag query and a `link`: a millisecond or so. Past this bound some
+/// process is sitting on the lock (anyone who can read the directory can take it), and
+/// `listen` says so rather than hang.
+const DIR_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// How often a listener removes a stale socket at the path and still finds the path taken
+/// when it links its own: each time, a listener that does not take the directory lock put a
+/// file there in between.
+const PLACE_ATTEMPTS: usize = 8;
 
 /// A listening socket bound at a path; the file is removed on drop if it is still ours.
 #[derive(Debug)]
@@ -41,7 +59,6 @@ impl SocketFile {
                 ),
             });
         }
-        remove_stale_socket(path)?;
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -60,12 +77,95 @@ impl SocketFile {
             .map_err(|e| Error::os_at("fcntl(O_NONBLOCK)", path, e))?;
         let meta = std::fs::symlink_metadata(&staged).map_err(|e| Error::os_at("stat", path, e))?;
         // The last fallible step: from here on the file at `path` is ours and removed on drop.
-        std::fs::rename(&staged, path).map_err(|e| Error::os_at("rename", path, e))?;
+        // (The staged name goes with the staging directory.)
+        place(&staged, dir, path)?;
         Ok(SocketFile {
             listener,
             path: path.to_path_buf(),
             identity: (meta.dev(), meta.ino()),
         })
+    }
+}
+
+/// Links the listening socket at `staged` onto `path`, replacing nothing but a stale socket:
+/// a live listener's socket gives [`Error::AddressInUse`], any other file an error naming it.
+///
+/// Under the directory's lock, so that no other listener of ours can link its socket between
+/// our finding a stale socket at `path` and our unlinking it (we would unlink *its* socket and
+/// both would think they own the path). `link` never replaces: a file that a listener not
+/// taking the lock put there since is looked at again.
+fn place(staged: &Path, dir: &Path, path: &Path) -> Result<()> {
+    let _lock = DirLock::take(dir, path, DIR_LOCK_WAIT)?;
+    for _ in 0..PLACE_ATTEMPTS {
+        remove_stale_socket(path)?;
+        match std::fs::hard_link(staged, path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::os_at("link", path, e)),
+        }
+    }
+    Err(Error::Os {
+        syscall: "link",
+        path: Some(path.to_path_buf()),
+        source: std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!(
+                "a stale socket reappeared at the path each of {PLACE_ATTEMPTS} times it was \
+                 removed; some process keeps binding and abandoning it"
+            ),
+        ),
+    })
+}
+
+/// An exclusive `flock` on a directory, held while a listener checks and takes a path in it;
+/// released when the fd closes (on drop).
+struct DirLock {
+    /// `None` when the directory could not be locked at all: see [`DirLock::take`].
+    _dir: Option<File>,
+}
+
+impl DirLock {
+    /// Takes the lock on `dir` (for a listener at `path`), waiting up to `wait` for whoever
+    /// holds it.
+    ///
+    /// A directory we cannot open for reading, or on a file system without `flock`, is not
+    /// locked: the listener then goes on without the lock, where `link` still never replaces
+    /// a live socket but two listeners that both find one stale socket may both replace it.
+    fn take(dir: &Path, path: &Path, wait: Duration) -> Result<DirLock> {
+        let Ok(file) = File::open(dir) else {
+            return Ok(DirLock { _dir: None });
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            // SAFETY: flock takes an fd that `file` owns and keeps open, and flags; no memory
+            // is passed.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                return Ok(DirLock { _dir: Some(file) });
+            }
+            let err = std::io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EWOULDBLOCK) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Some(libc::EWOULDBLOCK) => {
+                    return Err(Error::Os {
+                        syscall: "flock",
+                        path: Some(path.to_path_buf()),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::WouldBlock,
+                            format!(
+                                "another process has held the lock on the directory {} for \
+                                 {wait:?}; a listener holds it for a millisecond or so",
+                                dir.display()
+                            ),
+                        ),
+                    });
+                }
+                _ => return Ok(DirLock { _dir: None }),
+            }
+        }
     }
 }
 
@@ -165,5 +265,72 @@ fn describe(file_type: &std::fs::FileType) -> &'static str {
         "symbolic link"
     } else {
         "special file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_waits_for_the_directory_lock_and_gives_up_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let held = DirLock::take(dir.path(), &path, DIR_LOCK_WAIT).unwrap();
+        assert!(held._dir.is_some(), "a temporary directory can be locked");
+        // Held by someone else: a short wait gives up, naming the lock and the directory.
+        let err = DirLock::take(dir.path(), &path, Duration::from_millis(30))
+            .err()
+            .unwrap();
+        let message = err.to_string();
+        assert!(message.contains("flock"), "{message}");
+        assert!(
+            message.contains("held the lock on the directory"),
+            "{message}"
+        );
+        // A listener binding meanwhile waits for the lock, and binds once it is released.
+        let binder = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                SocketFile::bind_private(&path, 0o600).map(|socket| (socket, started.elapsed()))
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!path.exists(), "bound while the directory lock was held");
+        drop(held);
+        let (socket, waited) = binder.join().unwrap().unwrap();
+        assert!(
+            waited >= Duration::from_millis(150),
+            "waited only {waited:?}"
+        );
+        assert!(path.exists());
+        drop(socket);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn placing_never_replaces_a_live_socket_or_another_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("staged.sock");
+        let _staged_listener = UnixListener::bind(&staged).unwrap();
+        let live = dir.path().join("live.sock");
+        let _live_listener = UnixListener::bind(&live).unwrap();
+        let before = std::fs::symlink_metadata(&live).unwrap().ino();
+        let err = place(&staged, dir.path(), &live).err().unwrap();
+        assert!(matches!(err, Error::AddressInUse { .. }), "{err}");
+        assert_eq!(std::fs::symlink_metadata(&live).unwrap().ino(), before);
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"keep").unwrap();
+        assert!(place(&staged, dir.path(), &file).is_err());
+        assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+        // A stale socket is replaced, by the staged socket itself (same inode).
+        let stale = dir.path().join("stale.sock");
+        drop(UnixListener::bind(&stale).unwrap());
+        place(&staged, dir.path(), &stale).unwrap();
+        assert_eq!(
+            std::fs::symlink_metadata(&stale).unwrap().ino(),
+            std::fs::symlink_metadata(&staged).unwrap().ino()
+        );
     }
 }

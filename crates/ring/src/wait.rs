@@ -136,6 +136,29 @@ pub(crate) fn readable(
     cancel: Option<&CancelToken>,
     doing: &'static str,
 ) -> Result<bool> {
+    ready(fd, PollFlags::POLLIN, deadline, cancel, doing)
+}
+
+/// Waits until `fd` is writable (or in error, or hung up: a non-blocking `connect` that has
+/// finished either way), `deadline` passes (`Ok(false)`), or `cancel` is cancelled. `EINTR`
+/// is retried against the same deadline.
+pub(crate) fn writable(
+    fd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    cancel: Option<&CancelToken>,
+    doing: &'static str,
+) -> Result<bool> {
+    ready(fd, PollFlags::POLLOUT, deadline, cancel, doing)
+}
+
+/// [`readable`] and [`writable`]: one `poll` over `fd` (for `events`) and the token's eventfd.
+fn ready(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    deadline: Option<Instant>,
+    cancel: Option<&CancelToken>,
+    doing: &'static str,
+) -> Result<bool> {
     loop {
         check(cancel, doing)?;
         let left = deadline.map(|at| at.saturating_duration_since(Instant::now()));
@@ -156,13 +179,14 @@ pub(crate) fn readable(
                 .unwrap_or(PollTimeout::MAX),
             None => PollTimeout::NONE,
         };
-        let mut fds = vec![PollFd::new(fd, PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(fd, events)];
         if let Some(cancel_fd) = cancel_fd {
             fds.push(PollFd::new(cancel_fd, PollFlags::POLLIN));
         }
         match poll(&mut fds, timeout) {
             Ok(0) | Err(Errno::EINTR) => continue,
             Ok(_) => {
+                // POLLERR and POLLHUP count too: the caller's next call reports them.
                 let ready = fds[0].revents().is_some_and(|events| !events.is_empty());
                 if ready {
                     return Ok(true);
