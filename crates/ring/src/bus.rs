@@ -99,8 +99,12 @@ impl BusOptions {
         self
     }
 
-    /// How long `connect` keeps retrying while nobody listens (default: no retry, as
-    /// upstream).
+    /// How long `connect` keeps retrying while nobody listens, or while the listener's
+    /// connection backlog is full (it is not accepting), every 10 ms (default: no retry, as
+    /// upstream). Each attempt is non-blocking, so neither case outlives this timeout or the
+    /// cancel token; with no retry, a full backlog fails at once with
+    /// [`Error::NobodyListening`](crate::Error::NobodyListening) saying so, where upstream's
+    /// blocking connect would wait for the listener to accept.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
