@@ -1,5 +1,6 @@
 //! Many producers into one consumer: `tachyon-consumer --producers N` against N real
-//! tachyon-ipc 0.5.1 Python producers on one socket path, each with its own ring.
+//! tachyon-ipc 0.5.1 Python producers on one socket path, each with its own ring (and one
+//! Python process connecting twice, each connection a producer of its own).
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -7,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use tachyon_itest::{
-    Finished, Proc, command, python_script, rust_bin, serial, socket_path, wait_for_socket,
+    Finished, Proc, command, python, python_script, rust_bin, serial, socket_path, wait_for_socket,
 };
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -51,20 +52,31 @@ fn volume(count: u64) -> u64 {
     (0..count).map(|i| 1 + i % 1000).sum()
 }
 
-/// The summary's entry for `pid`.
-fn figures(consumer: &Finished, pid: u32) -> serde_json::Value {
+/// The summary's entry whose `field` is `value` (the first, for a pid several connections
+/// share).
+fn figures_by(consumer: &Finished, field: &str, value: u64) -> serde_json::Value {
     let summary = consumer.json();
     summary["producers"]
         .as_array()
         .unwrap_or_else(|| panic!("no per-producer figures: {summary}"))
         .iter()
-        .find(|p| p["pid"] == pid)
-        .unwrap_or_else(|| panic!("no figures for pid {pid}: {summary}"))
+        .find(|p| p[field] == value)
+        .unwrap_or_else(|| panic!("no figures for {field} {value}: {summary}"))
         .clone()
 }
 
+/// The summary's entry for `pid`.
+fn figures(consumer: &Finished, pid: u32) -> serde_json::Value {
+    figures_by(consumer, "pid", u64::from(pid))
+}
+
 fn assert_complete(consumer: &Finished, pid: u32, count: u64) {
-    let mine = figures(consumer, pid);
+    assert_figures(&figures(consumer, pid), count);
+}
+
+/// One producer's entry says it sent `count` ticks (of the Python producer's pattern) and its
+/// sentinel, and that every one arrived.
+fn assert_figures(mine: &serde_json::Value, count: u64) {
     assert_eq!(mine["received"], count, "{mine}");
     assert_eq!(mine["bids"], count.div_ceil(2), "{mine}");
     assert_eq!(mine["asks"], count / 2, "{mine}");
@@ -120,7 +132,7 @@ fn a_killed_producer_is_reported_after_its_messages_while_the_others_complete() 
     assert_eq!(consumer.status.code(), Some(1), "{consumer:?}");
     assert!(
         consumer.stderr.contains(&format!(
-            "producer pid {doomed_pid} exited before its sentinel; received 5000 messages"
+            "(pid {doomed_pid}) exited before its sentinel; received 5000 messages"
         )),
         "{}",
         consumer.stderr
@@ -199,4 +211,72 @@ fn a_late_producer_and_a_refused_stranger_among_good_ones() {
     // (not a timeout) ended at least one of those sleeps.
     let summary = consumer.json();
     assert!(summary["wakeups"].as_u64() >= Some(1), "{summary}");
+}
+
+/// One Python process, two connections: each streams ticks of its own (interleaved) and sends
+/// its own sentinel. A producer is a connection, not a pid: both are counted apart, in full,
+/// under their connection's index with the one pid beside it, and the run ends when both
+/// sentinels have arrived (keyed by pid, the two merged, and the run never ended).
+#[test]
+fn two_connections_from_one_process_are_two_producers() {
+    const SCRIPT: &str = r#"
+import os, struct, sys, time
+import tachyon
+
+TICK = struct.Struct("<8sdIQ4x")
+
+def send(bus, payload, type_id):
+    while True:
+        try:
+            bus.send(payload, type_id=type_id)
+            return
+        except tachyon.PeerDeadError:
+            raise
+        except tachyon.TachyonError:  # the ring is full: let the consumer drain it
+            time.sleep(0.0001)
+
+path, counts = sys.argv[1], [int(count) for count in sys.argv[2:]]
+buses = [tachyon.Bus.connect(path) for _ in counts]
+for i in range(max(counts)):
+    for bus, count in zip(buses, counts):
+        if i < count:
+            tick = TICK.pack(b"BTCUSDT\0", 65000.0 + (i % 100) * 0.5, 1 + i % 1000, time.time_ns())
+            send(bus, tick, 1 + (i & 1))
+for bus in buses:
+    send(bus, b"", 0)
+print(os.getpid())
+"#;
+    let _serial = serial();
+    let socket = socket_path("fanin-one-pid");
+    let consumer = consumer(&socket, 2);
+    // The first connection (accepted first: index 0) sends more, so the second's sentinel
+    // comes while the first still streams.
+    let counts = [30_000u64, 20_000];
+    let twice = Proc::spawn(
+        "two-connections.py",
+        command(
+            python(),
+            &[
+                "-c",
+                SCRIPT,
+                socket.to_str().unwrap(),
+                &counts[0].to_string(),
+                &counts[1].to_string(),
+            ],
+        ),
+    );
+    let pid = twice.pid();
+    // Bounded well below LIMIT: a run that does not end fails here.
+    let limit = Duration::from_secs(60);
+    twice.finish(limit).assert_success();
+    let consumer = consumer.finish(limit);
+    consumer.assert_success();
+    for (index, count) in counts.into_iter().enumerate() {
+        let mine = figures_by(&consumer, "connection", index as u64);
+        assert_eq!(mine["pid"], pid, "{mine}");
+        assert_figures(&mine, count);
+    }
+    let summary = consumer.json();
+    assert_eq!(summary["producers"].as_array().map(Vec::len), Some(2));
+    assert_eq!(summary["received"], counts.iter().sum::<u64>());
 }

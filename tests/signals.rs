@@ -175,12 +175,13 @@ fn a_signal_ends_a_connect_retry_and_a_handshake_receive() {
     }
 }
 
-/// Asleep on an empty ring (the producer sent one message and pauses), and streaming.
+/// Asleep on an empty ring (the producer sent one message and pauses), and streaming; each
+/// with SIGINT and with SIGTERM.
 #[test]
 fn a_signal_ends_a_consumer_asleep_or_streaming_with_the_summary_so_far() {
     let _serial = serial();
     for round in 0..20 {
-        let streaming = round % 2 == 1;
+        let streaming = round % 4 >= 2;
         let socket = socket_path("asleep");
         let path = socket.to_string_lossy().to_string();
         let mut consumer = Proc::spawn(
@@ -214,5 +215,61 @@ fn a_signal_ends_a_consumer_asleep_or_streaming_with_the_summary_so_far() {
             assert_eq!(received, 1, "{}", finished.stdout);
         }
         drop(producer);
+    }
+}
+
+/// `--producers 2` with both rings streaming and never running dry (two Rust producers, each
+/// faster than the consumer, into 16 MiB rings): SIGINT and SIGTERM still end it within
+/// 200 ms, with the summary so far. The selector looks at the token on every call, so a
+/// signal does not wait for every ring to run empty (which it may never do).
+#[test]
+fn a_signal_ends_a_fan_in_whose_rings_never_run_dry() {
+    let _serial = serial();
+    for round in 0..16 {
+        let socket = socket_path("fanin-streaming");
+        let path = socket.to_string_lossy().to_string();
+        let mut consumer = Proc::spawn(
+            "tachyon-consumer --producers 2",
+            command(
+                rust_bin("tachyon-consumer"),
+                &[
+                    "--json",
+                    "--socket",
+                    &path,
+                    "--producers",
+                    "2",
+                    "--capacity",
+                    "16777216",
+                ],
+            ),
+        );
+        consumer.wait_for_stderr("listening on", LIMIT);
+        let producers: Vec<Proc> = (0..2)
+            .map(|_| {
+                Proc::spawn(
+                    "producer",
+                    command(
+                        rust_bin("producer"),
+                        &[
+                            "--connect",
+                            "--socket",
+                            &path,
+                            "--count",
+                            "1000000000",
+                            "--size",
+                            "32",
+                        ],
+                    ),
+                )
+            })
+            .collect();
+        for producer in &producers {
+            consumer.wait_for_stderr(&format!("connected to pid {} ", producer.pid()), LIMIT);
+        }
+        // Well into both streams.
+        std::thread::sleep(Duration::from_millis(50 + round as u64 % 7));
+        let finished = stop(consumer, signal_for(round), "received", Some(&socket));
+        assert!(finished.field("received") > 0, "{}", finished.stdout);
+        drop(producers);
     }
 }

@@ -26,8 +26,9 @@ pub struct Args {
     /// Ring bytes when listening: a power of two, at least 64.
     #[arg(long, default_value_t = 1 << 20)]
     pub capacity: usize,
-    /// With --connect: how long to keep retrying while nobody listens ("5s", "200ms").
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    /// With --connect: how long to keep retrying while nobody listens: seconds ("30", "2.5"),
+    /// as timeout(1) takes them, or a duration with its unit ("5s", "200ms", "1m").
+    #[arg(long, value_parser = parse_timeout, default_value = "5s", value_name = "SECONDS|DURATION")]
     pub connect_timeout: Duration,
     /// Polls of an empty ring before sleeping on the futex.
     #[arg(long, conflicts_with = "pure_spin", default_value_t = tachyon_ring::BusOptions::DEFAULT_SPIN_THRESHOLD)]
@@ -43,4 +44,87 @@ pub struct Args {
     /// code 1). The summary adds per-producer figures.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..), conflicts_with_all = ["connect", "pure_spin"])]
     pub producers: u16,
+}
+
+/// A timeout on the command line: a bare number is seconds, whole or fractional (as
+/// `timeout(1)` reads it); anything else is a duration with its unit, in humantime's forms.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let bare_number = !text.is_empty()
+        && text.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && text.chars().any(|c| c.is_ascii_digit());
+    if bare_number {
+        let seconds: f64 = text
+            .parse()
+            .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{text} seconds is too long a time"));
+    }
+    humantime::parse_duration(text).map_err(|err| {
+        format!(
+            "{err}: give seconds (\"30\", \"2.5\") or a duration with its unit (\"500ms\", \"5s\")"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_number_is_seconds_and_units_are_kept() {
+        let cases = [
+            ("30", Duration::from_secs(30)),
+            ("0", Duration::ZERO),
+            ("2.5", Duration::from_millis(2500)),
+            (".5", Duration::from_millis(500)),
+            ("7.", Duration::from_secs(7)),
+            (" 30 ", Duration::from_secs(30)),
+            ("500ms", Duration::from_millis(500)),
+            ("5s", Duration::from_secs(5)),
+            ("1m 30s", Duration::from_secs(90)),
+            ("2h", Duration::from_secs(7200)),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_timeout(text), Ok(expected), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn what_is_neither_seconds_nor_a_duration_is_refused_naming_both_forms() {
+        for text in [
+            "",
+            ".",
+            "1.2.3",
+            "-1",
+            "inf",
+            "nan",
+            "5 parsecs",
+            "1e3",
+            "30x",
+        ] {
+            let err = parse_timeout(text).expect_err(text);
+            assert!(!err.is_empty(), "{text:?}");
+        }
+        let err = parse_timeout("5 parsecs").unwrap_err();
+        assert!(err.contains("\"30\"") && err.contains("\"500ms\""), "{err}");
+        let err = parse_timeout("1.2.3").unwrap_err();
+        assert!(err.contains("not a number of seconds"), "{err}");
+        let err = parse_timeout("1000000000000000000000000").unwrap_err();
+        assert!(err.contains("too long"), "{err}");
+    }
+
+    #[test]
+    fn the_command_line_takes_connect_timeout_in_seconds() {
+        let args =
+            Args::try_parse_from(["tachyon-consumer", "--connect", "--connect-timeout", "30"])
+                .unwrap();
+        assert_eq!(args.connect_timeout, Duration::from_secs(30));
+        let args =
+            Args::try_parse_from(["tachyon-consumer", "--connect-timeout", "500ms"]).unwrap();
+        assert_eq!(args.connect_timeout, Duration::from_millis(500));
+        let args = Args::try_parse_from(["tachyon-consumer"]).unwrap();
+        assert_eq!(args.connect_timeout, Duration::from_secs(5));
+        assert!(Args::try_parse_from(["tachyon-consumer", "--connect-timeout", "soon"]).is_err());
+    }
 }

@@ -1,6 +1,10 @@
 //! `--producers N`: one socket, N producers (each the real Python producer, or any conforming
-//! peer), merged on one thread by a `Selector`. Each producer gets its own ring; the run ends
+//! peer), merged on one thread by a `Selector`. Each connection gets its own ring; the run ends
 //! when every one of them has sent its sentinel or died.
+//!
+//! A producer is a connection, not a process: one process may connect twice, each connection
+//! with a ring and a sentinel of its own. So rings are keyed by the order they were accepted
+//! in, and the peer's pid is reported beside it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -24,8 +28,18 @@ enum End {
     Died,
 }
 
-/// One producer's figures, keyed by its pid.
+/// One accepted connection: its ring's key in the selector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Connection {
+    /// 0 for the first connection accepted, 1 for the next, ...: unique in the run.
+    index: usize,
+    /// The peer process's pid (0 when the kernel did not say); several connections may share it.
+    pid: i32,
+}
+
+/// One producer's figures, keyed by its connection's index.
 struct Producer {
+    pid: i32,
     stats: Stats,
     end: End,
 }
@@ -41,6 +55,8 @@ struct FanInSummary {
 /// One producer's entry in [`FanInSummary`].
 #[derive(Serialize)]
 struct ProducerSummary {
+    /// The connection's index, in the order accepted.
+    connection: usize,
     pid: i32,
     /// "sentinel", "died", or "streaming" (stopped by a signal).
     ended: &'static str,
@@ -51,7 +67,7 @@ struct ProducerSummary {
 /// Per-producer and merged figures of a fan-in run.
 pub struct FanIn {
     pub total: Stats,
-    producers: BTreeMap<i32, Producer>,
+    producers: BTreeMap<usize, Producer>,
     expected: usize,
 }
 
@@ -72,6 +88,17 @@ impl FanIn {
             .count()
     }
 
+    /// The figures of `connection`, from its first message or end on.
+    fn producer(&mut self, connection: Connection) -> &mut Producer {
+        self.producers
+            .entry(connection.index)
+            .or_insert_with(|| Producer {
+                pid: connection.pid,
+                stats: Stats::new(),
+                end: End::Streaming,
+            })
+    }
+
     fn finished(&self) -> bool {
         self.producers.len() == self.expected
             && self.producers.values().all(|p| p.end != End::Streaming)
@@ -84,8 +111,9 @@ impl FanIn {
             producers: self
                 .producers
                 .iter()
-                .map(|(&pid, producer)| ProducerSummary {
-                    pid,
+                .map(|(&connection, producer)| ProducerSummary {
+                    connection,
+                    pid: producer.pid,
                     ended: match producer.end {
                         End::Streaming => "streaming",
                         End::Sentinel => "sentinel",
@@ -101,9 +129,10 @@ impl FanIn {
 
     pub fn to_table(&self) -> String {
         let mut table = self.total.to_table();
-        for (pid, producer) in &self.producers {
+        for (connection, producer) in &self.producers {
             table += &format!(
-                "  producer pid {pid}: {} received, {:.0} msg/s, {:?}\n",
+                "  producer {connection} (pid {}): {} received, {:.0} msg/s, {:?}\n",
+                producer.pid,
                 producer.stats.received,
                 producer.stats.rate(),
                 producer.end
@@ -126,7 +155,7 @@ pub fn run(args: &Args, stop: &StopSignal, fan_in: &mut FanIn) -> tachyon_ring::
         args.producers,
         args.capacity
     );
-    let mut selector: Selector<i32> = Selector::with_options(&options);
+    let mut selector: Selector<Connection> = Selector::with_options(&options);
     let handle = selector.handle();
     let wanted = usize::from(args.producers);
     // Accepting runs beside receiving, so a producer that connects late finds the early ones
@@ -151,20 +180,20 @@ fn join(acceptor: Acceptor) -> tachyon_ring::Result<()> {
 fn accept_all(
     listener: &mut tachyon_ring::Listener,
     wanted: usize,
-    selector: &SelectorHandle<i32>,
+    selector: &SelectorHandle<Connection>,
 ) -> tachyon_ring::Result<()> {
-    for _ in 0..wanted {
+    for index in 0..wanted {
         let bus = listener.accept()?;
         let pid = bus.peer_credentials().map_or(0, |peer| peer.pid);
         let uid = bus.peer_credentials().map_or(0, |peer| peer.uid);
-        eprintln!("tachyon-consumer: connected to pid {pid} (uid {uid})");
-        selector.add(pid, bus.into_consumer());
+        eprintln!("tachyon-consumer: producer {index} connected to pid {pid} (uid {uid})");
+        selector.add(Connection { index, pid }, bus.into_consumer());
     }
     Ok(())
 }
 
 fn receive(
-    selector: &mut Selector<i32>,
+    selector: &mut Selector<Connection>,
     fan_in: &mut FanIn,
     acceptor: &mut Option<Acceptor>,
 ) -> tachyon_ring::Result<()> {
@@ -172,18 +201,17 @@ fn receive(
     while !fan_in.finished() {
         // A producer whose sentinel arrived leaves the selector once its message is dropped.
         let mut done = None;
+        // A signal ends the select itself (the selector looks at the token on every call, a
+        // message ready or not), and so does a dead producer (reported as `Ended`).
         match selector.select_timeout(PROGRESS_EVERY) {
             Ok(Selected::Message { key, message }) => {
-                let pid = *key;
-                let producer = fan_in.producers.entry(pid).or_insert_with(|| Producer {
-                    stats: Stats::new(),
-                    end: End::Streaming,
-                });
+                let connection = *key;
+                let producer = fan_in.producer(connection);
                 if message.type_id() == SENTINEL {
                     let now = Instant::now();
                     producer.stats.finish(now);
                     producer.end = End::Sentinel;
-                    done = Some(pid);
+                    done = Some(connection);
                     if fan_in.finished() {
                         fan_in.total.finish(now);
                     }
@@ -194,20 +222,21 @@ fn receive(
                     fan_in.total.record(message.type_id(), quantity, latency);
                 }
             }
-            Ok(Selected::Ended { key: pid, error }) => {
-                let producer = fan_in.producers.entry(pid).or_insert_with(|| Producer {
-                    stats: Stats::new(),
-                    end: End::Streaming,
-                });
+            Ok(Selected::Ended {
+                key: connection,
+                error,
+            }) => {
+                let producer = fan_in.producer(connection);
                 producer.end = End::Died;
                 producer.stats.finish(Instant::now());
+                let Connection { index, pid } = connection;
                 match error {
                     Error::PeerGone { .. } => eprintln!(
-                        "tachyon-consumer: producer pid {pid} exited before its sentinel; \
-                         received {} messages, everything it had published",
+                        "tachyon-consumer: producer {index} (pid {pid}) exited before its \
+                         sentinel; received {} messages, everything it had published",
                         producer.stats.received
                     ),
-                    other => eprintln!("tachyon-consumer: producer pid {pid}: {other}"),
+                    other => eprintln!("tachyon-consumer: producer {index} (pid {pid}): {other}"),
                 }
                 if fan_in.finished() {
                     fan_in.total.finish(Instant::now());
@@ -219,8 +248,8 @@ fn receive(
                 return Err(other);
             }
         }
-        if let Some(pid) = done {
-            selector.remove(&pid);
+        if let Some(connection) = done {
+            selector.remove(&connection);
         }
         let now = Instant::now();
         if now >= next_progress {

@@ -15,6 +15,11 @@ use crate::wait::{self, Naps, Woke};
 
 /// Spins between looks at the clock while every ring is empty.
 const SPINS_PER_CLOCK_READ: u32 = 1024;
+/// Calls that found a message ready between looks at the clock (to see whether the peers are
+/// due their check). A clock read on every call would cost about as much as the scan of the
+/// rings it sits beside; 64 calls of a selector that is kept busy take microseconds, nothing
+/// beside [`PEER_CHECK_INTERVAL`].
+const CALLS_PER_CLOCK_READ: u32 = 64;
 const SELECTING: &str = "waiting for a message on any ring";
 
 /// Receives from many rings on one thread.
@@ -30,9 +35,15 @@ const SELECTING: &str = "waiting for a message on any ring";
 /// A ring whose producer exited is reported once, as [`Selected::Ended`] with
 /// [`Error::PeerGone`], after every message the producer published was delivered; a ring
 /// found corrupt is reported the same way with [`Error::Corrupt`]. Either way it leaves the
-/// selector while the others keep flowing. Rings are added with [`add`](Selector::add), or from
-/// other threads through a [`SelectorHandle`] (an acceptor thread feeding a [`Listener`]'s
-/// buses, say), which wakes a sleeping selector.
+/// selector while the others keep flowing. The peers are looked at every 50 ms whether the
+/// selector waits or every call finds a message ready (then the clock is read every 64th
+/// call), so a dead producer is reported even while the other rings never run dry. Likewise
+/// the cancel token is looked at on every call (one atomic load): once it is cancelled, every
+/// call fails with [`Error::Cancelled`], messages ready or not.
+///
+/// Rings are added with [`add`](Selector::add), or from other threads through a
+/// [`SelectorHandle`] (an acceptor thread feeding a [`Listener`]'s buses, say), which wakes a
+/// sleeping selector.
 ///
 /// [`Listener`]: crate::Listener
 ///
@@ -62,8 +73,51 @@ pub struct Selector<K> {
     spin_threshold: u32,
     cancel: Option<CancelToken>,
     adds: Arc<Adds<K>>,
-    sleeps: u64,
-    wakeups: u64,
+    /// When the peers are next due a look, across calls.
+    next_peer_check: Instant,
+    /// Calls that found a message ready, left before the next look at the clock.
+    calls_until_clock: u32,
+    sleep_ends: SleepEnds,
+}
+
+/// How the sleeps of a [`Selector`] on all of its rings at once ended, counted since it was
+/// made; see [`Selector::sleep_ends`]. Each sleep ends in exactly one of these ways, so
+/// `sleeps` is the sum of the other fields.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SleepEnds {
+    /// Sleeps on every ring's futex word at once.
+    pub sleeps: u64,
+    /// Ended by a producer's wake on one of the rings.
+    pub wakeups: u64,
+    /// Ended by a ring handed over through a [`SelectorHandle`].
+    pub added: u64,
+    /// Ran to the end of their nap, nothing having woken them.
+    pub timed_out: u64,
+    /// Ended by the cancel token (the select returned [`Error::Cancelled`]); also a sleep the
+    /// token was found cancelled just as it began.
+    pub cancelled: u64,
+    /// Never blocked: a word had changed when the kernel looked (a publish or an add landed
+    /// between the selector's last look at the rings and the sleep).
+    pub changed: u64,
+}
+
+impl SleepEnds {
+    /// Counts one sleep on `rings` rings (and the add queue's word after them) that ended as
+    /// `woke` says.
+    fn count(&mut self, woke: &Result<Woke>, rings: usize) {
+        self.sleeps += 1;
+        let ending = match woke {
+            Ok(Woke::Woken(index)) if *index < rings => &mut self.wakeups,
+            // The word after the rings' is the add queue's.
+            Ok(Woke::Woken(_)) => &mut self.added,
+            Ok(Woke::TimedOut) => &mut self.timed_out,
+            Ok(Woke::Changed) => &mut self.changed,
+            // `sleep_on` fails only when the token is cancelled.
+            Err(_) => &mut self.cancelled,
+        };
+        *ending += 1;
+    }
 }
 
 struct Ring<K> {
@@ -121,8 +175,7 @@ impl<K: fmt::Debug> fmt::Debug for Selector<K> {
                 "keys",
                 &self.rings.iter().map(|r| &r.key).collect::<Vec<_>>(),
             )
-            .field("sleeps", &self.sleeps)
-            .field("wakeups", &self.wakeups)
+            .field("sleep_ends", &self.sleep_ends)
             .finish()
     }
 }
@@ -184,8 +237,9 @@ impl<K> Selector<K> {
                 generation: AtomicU32::new(0),
                 queue: Mutex::new(Vec::new()),
             }),
-            sleeps: 0,
-            wakeups: 0,
+            next_peer_check: Instant::now() + PEER_CHECK_INTERVAL,
+            calls_until_clock: CALLS_PER_CLOCK_READ,
+            sleep_ends: SleepEnds::default(),
         }
     }
 
@@ -228,8 +282,16 @@ impl<K> Selector<K> {
     }
 
     /// Sleeps on all rings at once so far, and how many of them a producer's wake ended.
+    /// [`sleep_ends`](Selector::sleep_ends) says how the others ended.
     pub fn sleep_stats(&self) -> (u64, u64) {
-        (self.sleeps, self.wakeups)
+        (self.sleep_ends.sleeps, self.sleep_ends.wakeups)
+    }
+
+    /// How each sleep on all rings at once ended so far: a producer's wake, an add, the end of
+    /// a nap, the cancel token. Readable after a select that failed, as the counters live in
+    /// the selector.
+    pub fn sleep_ends(&self) -> SleepEnds {
+        self.sleep_ends
     }
 
     /// The next message from any ring, or the end of one, waiting as long as it takes.
@@ -244,78 +306,105 @@ impl<K> Selector<K> {
     }
 
     fn select_until(&mut self, timeout: Option<Duration>) -> Result<Selected<'_, K>> {
-        let started = Instant::now();
-        let deadline = timeout.and_then(|timeout| started.checked_add(timeout));
-        // The spin lasts a span of time, as a consumer's does, however many rings are looked
-        // at per poll; the clock is read every `polls_per_look` polls.
-        let spin_until = started + spin_window(self.spin_threshold);
-        let mut spinning = self.spin_threshold > 0;
-        let polls_per_look = self.spin_threshold.clamp(1, SPINS_PER_CLOCK_READ);
-        let mut polls_left = polls_per_look;
-        let mut naps = Naps::new();
-        let mut next_peer_check = started + PEER_CHECK_INTERVAL;
+        // On every call, a message ready or not: a stream that never runs dry never reaches
+        // the looks of the wait below, and must still end on a cancel and on a dead producer.
+        wait::check(self.cancel.as_ref(), SELECTING)?;
+        if let Some((index, error)) = self.peers_between_messages() {
+            return Ok(self.ended(index, error));
+        }
+        // Set up (and the clock read) once the rings are found empty.
+        let mut waiting: Option<Waiting> = None;
         loop {
-            let generation = self.adds.generation.load(Ordering::SeqCst);
-            self.take_adds();
-            match self.find_ready() {
-                Found::Ready(index, slot) => {
-                    self.next = (index + 1) % self.rings.len();
-                    let Ring { key, consumer } = &mut self.rings[index];
-                    return Ok(Selected::Message {
-                        key,
-                        message: consumer.message(slot),
-                    });
-                }
-                Found::Broken(index, error) => return Ok(self.ended(index, error)),
-                Found::Nothing => {}
+            let generation = self.take_adds();
+            if let Some(found) = self.find_ready() {
+                return Ok(self.deliver(found));
             }
-            if spinning {
-                polls_left -= 1;
-                if polls_left > 0 {
+            let waiting =
+                waiting.get_or_insert_with(|| Waiting::begin(timeout, self.spin_threshold));
+            if waiting.spinning {
+                waiting.polls_left -= 1;
+                if waiting.polls_left > 0 {
                     std::hint::spin_loop();
                     continue;
                 }
-                polls_left = polls_per_look;
+                waiting.polls_left = waiting.polls_per_look;
             }
             wait::check(self.cancel.as_ref(), SELECTING)?;
             let now = Instant::now();
-            if deadline.is_some_and(|at| now >= at) {
+            if waiting.deadline.is_some_and(|at| now >= at) {
                 return Err(Error::Timeout(timeout.unwrap_or_default()));
             }
-            if now >= next_peer_check {
-                next_peer_check = now + PEER_CHECK_INTERVAL;
-                if let Some((index, error)) = self.check_peers() {
-                    return Ok(self.ended(index, error));
-                }
+            if let Some((index, error)) = self.peers_if_due(now) {
+                return Ok(self.ended(index, error));
             }
-            if spinning {
-                if now < spin_until {
+            if waiting.spinning {
+                if now < waiting.spin_until {
                     std::hint::spin_loop();
                     continue;
                 }
-                spinning = false;
+                waiting.spinning = false;
             }
-            if self.sleep(generation, naps.next(deadline))? == Woke::TimedOut {
+            let nap = waiting.naps.next(waiting.deadline);
+            if self.sleep(generation, nap)? == Woke::TimedOut {
+                // A good moment to look at the peers: nothing woke us for a whole nap.
+                self.next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
                 if let Some((index, error)) = self.check_peers() {
                     return Ok(self.ended(index, error));
                 }
-                next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
             }
         }
     }
 
+    /// The peers' check of a call that may find a message ready at once: the clock is read
+    /// every [`CALLS_PER_CLOCK_READ`] calls, and the peers looked at when they are due.
+    #[inline]
+    fn peers_between_messages(&mut self) -> Option<(usize, Error)> {
+        self.calls_until_clock -= 1;
+        if self.calls_until_clock > 0 {
+            return None;
+        }
+        self.calls_until_clock = CALLS_PER_CLOCK_READ;
+        self.peers_if_due(Instant::now())
+    }
+
+    /// [`check_peers`](Self::check_peers), if [`PEER_CHECK_INTERVAL`] has passed since the
+    /// last look.
+    fn peers_if_due(&mut self, now: Instant) -> Option<(usize, Error)> {
+        if now < self.next_peer_check {
+            return None;
+        }
+        self.next_peer_check = now + PEER_CHECK_INTERVAL;
+        self.check_peers()
+    }
+
     /// The first ring, from `next` on, with a message ready (or broken).
-    fn find_ready(&mut self) -> Found {
+    fn find_ready(&mut self) -> Option<Found> {
         let count = self.rings.len();
         for step in 0..count {
             let index = (self.next + step) % count;
             match self.rings[index].consumer.poll_slot() {
-                Ok(Some(slot)) => return Found::Ready(index, slot),
+                Ok(Some(slot)) => return Some(Found::Ready(index, slot)),
                 Ok(None) => {}
-                Err(error) => return Found::Broken(index, error),
+                Err(error) => return Some(Found::Broken(index, error)),
             }
         }
-        Found::Nothing
+        None
+    }
+
+    /// What a scan found, handed out: the message (the next scan starts after its ring), or
+    /// the broken ring's end.
+    fn deliver(&mut self, found: Found) -> Selected<'_, K> {
+        match found {
+            Found::Ready(index, slot) => {
+                self.next = (index + 1) % self.rings.len();
+                let Ring { key, consumer } = &mut self.rings[index];
+                Selected::Message {
+                    key,
+                    message: consumer.message(slot),
+                }
+            }
+            Found::Broken(index, error) => self.ended(index, error),
+        }
     }
 
     /// Announces sleep on every ring, looks at every head once more, and sleeps on all the
@@ -333,11 +422,8 @@ impl<K> Selector<K> {
                 .collect();
             words.push((&self.adds.generation, generation));
             let rings = self.rings.len();
-            self.sleeps += 1;
             let woke = wait::sleep_on(&words, nap, self.cancel.as_ref(), SELECTING);
-            if matches!(woke, Ok(Woke::Woken(index)) if index < rings) {
-                self.wakeups += 1;
-            }
+            self.sleep_ends.count(&woke, rings);
             woke
         } else {
             Ok(Woke::Changed)
@@ -372,8 +458,10 @@ impl<K> Selector<K> {
         (key, consumer)
     }
 
-    /// Takes the rings other threads handed over.
-    fn take_adds(&mut self) {
+    /// Takes the rings other threads handed over. Returns the add queue's generation as it
+    /// was before the take: the value a sleep must still find, or an add came after the take.
+    fn take_adds(&mut self) -> u32 {
+        let generation = self.adds.generation.load(Ordering::SeqCst);
         let mut queue = self
             .adds
             .queue
@@ -382,6 +470,7 @@ impl<K> Selector<K> {
         for (key, consumer) in queue.drain(..) {
             self.rings.push(Ring { key, consumer });
         }
+        generation
     }
 }
 
@@ -389,5 +478,31 @@ impl<K> Selector<K> {
 enum Found {
     Ready(usize, crate::consumer::Slot),
     Broken(usize, Error),
-    Nothing,
+}
+
+/// The wait of one select that found every ring empty: spin for the consumer's span of time
+/// (however many rings are looked at per poll; the clock is read every `polls_per_look`
+/// polls), then sleep in growing naps.
+struct Waiting {
+    deadline: Option<Instant>,
+    spin_until: Instant,
+    spinning: bool,
+    polls_per_look: u32,
+    polls_left: u32,
+    naps: Naps,
+}
+
+impl Waiting {
+    fn begin(timeout: Option<Duration>, spin_threshold: u32) -> Waiting {
+        let started = Instant::now();
+        let polls_per_look = spin_threshold.clamp(1, SPINS_PER_CLOCK_READ);
+        Waiting {
+            deadline: timeout.and_then(|timeout| started.checked_add(timeout)),
+            spin_until: started + spin_window(spin_threshold),
+            spinning: spin_threshold > 0,
+            polls_per_look,
+            polls_left: polls_per_look,
+            naps: Naps::new(),
+        }
+    }
 }

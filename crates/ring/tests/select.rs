@@ -1,7 +1,8 @@
 //! The selector in one process: fair order, sleeping on every ring at once, adds from other
 //! threads, cancellation. (Across processes and against the real package: `tests/fan_in.rs`.)
 
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use tachyon_ring::{Bus, CancelToken, Consumer, Error, Producer, Selected, Selector};
 
@@ -145,4 +146,159 @@ fn a_cancel_ends_a_sleeping_select() {
         token.cancel();
         assert!(matches!(worker.join().unwrap(), Err(Error::Cancelled(_))));
     }
+}
+
+/// A cancel ends a select even when every call finds a message ready (a stream that never
+/// runs dry never reaches the waits that watch the token): the token is looked at on every
+/// call, and every later call fails too.
+#[test]
+fn a_cancel_ends_a_select_with_messages_ready() {
+    let (mut producers, consumers) = rings(2);
+    let token = CancelToken::new();
+    let mut selector = Selector::with_options(&Bus::options().cancel_token(token.clone()));
+    for (key, consumer) in consumers.into_iter().enumerate() {
+        selector.add(key, consumer);
+    }
+    for producer in &mut producers {
+        for i in 0..10u8 {
+            producer.send(1, &[i]).unwrap();
+        }
+    }
+    assert_eq!(next_key(&mut selector), 0);
+    token.cancel();
+    for _ in 0..3 {
+        assert!(matches!(
+            selector.select_timeout(LONG),
+            Err(Error::Cancelled(_))
+        ));
+    }
+}
+
+/// Thread `tid`'s state letter (`S`: blocked in the kernel) and how many times it has blocked
+/// so far (`voluntary_ctxt_switches`), from one read of its status file.
+fn thread_blocks(tid: nix::unistd::Pid) -> (char, u64) {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    let state = field("State:").chars().next().unwrap();
+    let blocks = field("voluntary_ctxt_switches:").parse().unwrap();
+    (state, blocks)
+}
+
+/// The cancel token itself ends a selector's sleep on its rings, rather than the end of a nap
+/// followed by a look at the token (which also returns `Cancelled`, up to 50 ms late, and is
+/// what a sleep that does not watch the token would do).
+///
+/// The selector idles 300 ms, well into its 50 ms naps; the test then waits until the thread
+/// blocks once more (its count of voluntary switches grows, state `S`: a nap just began), so
+/// the cancel lands early in a nap and cannot race the nap's end. The selector's counters,
+/// read after the select returned, must show that sleep ended by the token.
+#[test]
+fn a_cancel_ends_the_selectors_sleep_through_the_token() {
+    for round in 0..20 {
+        let (_producers, consumers) = rings(3);
+        let token = CancelToken::new();
+        let (tids, tid) = mpsc::channel();
+        let worker = {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                tids.send(nix::unistd::gettid()).unwrap();
+                let mut selector = Selector::with_options(&Bus::options().cancel_token(token));
+                for (key, consumer) in consumers.into_iter().enumerate() {
+                    selector.add(key, consumer);
+                }
+                let outcome = selector.select().map(|_| ());
+                (outcome, selector.sleep_ends())
+            })
+        };
+        let tid = tid.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let give_up = Instant::now() + LONG;
+        let (_, blocked_before) = thread_blocks(tid);
+        loop {
+            let (state, blocks) = thread_blocks(tid);
+            if state == 'S' && blocks > blocked_before {
+                break;
+            }
+            assert!(
+                Instant::now() < give_up,
+                "round {round}: the selector never blocked again (state {state})"
+            );
+            std::hint::spin_loop();
+        }
+        token.cancel();
+        let (outcome, ends) = worker.join().unwrap();
+        assert!(
+            matches!(outcome, Err(Error::Cancelled(_))),
+            "round {round}: {outcome:?}"
+        );
+        assert_eq!(
+            ends.cancelled, 1,
+            "round {round}: the sleep was not ended by the token: {ends:?}"
+        );
+        assert!(
+            ends.timed_out >= 5,
+            "round {round}: 300 ms idle is several naps: {ends:?}"
+        );
+        assert_eq!(
+            (ends.wakeups, ends.added),
+            (0, 0),
+            "round {round}: {ends:?}"
+        );
+        assert_eq!(
+            ends.sleeps,
+            ends.wakeups + ends.added + ends.timed_out + ends.cancelled + ends.changed,
+            "round {round}: every sleep ends one way: {ends:?}"
+        );
+    }
+}
+
+/// The counters of the sleeps: a publish's wake and an add's are told apart, and a nap that
+/// ran out is counted as such.
+#[test]
+fn each_sleep_is_counted_by_what_ended_it() {
+    let (_producers, consumers) = rings(2);
+    let mut selector = Selector::with_options(&Bus::options().spin_threshold(10));
+    for (key, consumer) in consumers.into_iter().enumerate() {
+        selector.add(key, consumer);
+    }
+    assert!(matches!(
+        selector.select_timeout(Duration::from_millis(20)),
+        Err(Error::Timeout(_))
+    ));
+    let ends = selector.sleep_ends();
+    assert!(ends.timed_out >= 1, "{ends:?}");
+    assert_eq!((ends.wakeups, ends.added, ends.cancelled), (0, 0, 0));
+    assert_eq!(selector.sleep_stats(), (ends.sleeps, 0));
+
+    // Asleep, then an add: counted as the add's wake, never a producer's.
+    let handle = selector.handle();
+    let (mut late_producer, late) = Bus::in_memory(4096).unwrap().split();
+    let adder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        late_producer.send(1, b"late").unwrap();
+        handle.add(2, late);
+        late_producer
+    });
+    assert_eq!(next_key(&mut selector), 2);
+    drop(adder.join().unwrap());
+    let after_add = selector.sleep_ends();
+    assert_eq!(after_add.wakeups, 0, "{after_add:?}");
+    assert!(
+        after_add.added + after_add.changed >= 1,
+        "the add ended a sleep: {after_add:?}"
+    );
+    assert_eq!(
+        after_add.sleeps,
+        after_add.wakeups
+            + after_add.added
+            + after_add.timed_out
+            + after_add.cancelled
+            + after_add.changed
+    );
 }
