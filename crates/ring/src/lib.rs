@@ -163,7 +163,7 @@ pub use producer::{Producer, WriteSlot};
 #[cfg(feature = "async")]
 pub use reactor::WakeStats;
 pub use rpc::{CallSlot, Callee, Caller, ERROR_REPLY_TYPE, Reply, ReplySlot, Request, RpcBus};
-pub use select::{Selected, Selector, SelectorHandle};
+pub use select::{Selected, Selector, SelectorHandle, SleepEnds};
 pub use stats::{ConsumerStats, ProducerStats};
 
 const _: () = {
