@@ -160,12 +160,12 @@ pub fn trial(side: Impl, load: Load) -> Result<FanInResult> {
         Impl::Theirs => (0..n).map(|_| work::socket_path("fanin")).collect(),
     };
     let producers = spawn_producers(&paths, load.per_producer, load.gap, false)?;
-    let cpu_before = crate::idle::usage().0;
+    let cpu_before = crate::cpu::usage().0;
     let tally = match side {
         Impl::Ours => consume_selecting(&paths[0], n)?,
         Impl::Theirs => crate::with_ring!(side, R => consume_per_thread::<R>(&paths))?,
     };
-    let consumer_cpu_s = crate::idle::usage().0 - cpu_before;
+    let consumer_cpu_s = crate::cpu::usage().0 - cpu_before;
     let sent = producers.finish_json()?["sent"].as_u64().unwrap_or(0);
     let expected = n as u64 * load.per_producer;
     if tally.messages != expected || sent != expected {

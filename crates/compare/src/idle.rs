@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tachyon_ring::{AsyncConsumer, Bus, Selected, Selector};
 
 use crate::Result;
+use crate::cpu::usage;
 use crate::fan_in::{self, CAPACITY};
 use crate::ring::{CONNECT_TIMEOUT, Impl, Ring, Rx, SPIN_THRESHOLD, Wait};
 use crate::work::{self, ChildGuard};
@@ -85,21 +86,6 @@ pub fn measure(waiter: Waiter, rings: usize, window: Duration) -> Result<IdleCpu
             .ok_or("idle child printed no cores")?,
         switches_per_s: result["switches_per_s"].as_f64().unwrap_or(f64::NAN),
     })
-}
-
-/// The process's CPU seconds (every thread, user and system) and context switches so far.
-pub fn usage() -> (f64, u64) {
-    // SAFETY: getrusage fills the struct we pass, which lives across the call.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (
-        seconds(usage.ru_utime) + seconds(usage.ru_stime),
-        (usage.ru_nvcsw + usage.ru_nivcsw) as u64,
-    )
 }
 
 /// Waits for `ready` (every ring has delivered its one message), measures the process over

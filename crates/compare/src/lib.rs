@@ -10,6 +10,7 @@
 //! shared mapping ([`work::floor`]) and a plain `memcpy` of the same bytes
 //! ([`work::memcpy_rate`]).
 
+pub mod cpu;
 pub mod fan_in;
 pub mod idle;
 pub mod lost_wake;
