@@ -60,6 +60,11 @@ lint:
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
     RUSTDOCFLAGS="-D warnings" cargo doc -p tachyon-ring --no-deps --quiet
 
+# Every exported path of tachyon-ring (rustdoc's stable HTML; `cargo public-api` needs nightly):
+# diff two runs to show a change left the API as it was.
+public-api:
+    python3 python/public_api.py
+
 # Linked by the venv's zig (installing it needs no C compiler); built in its own target dir.
 #
 # The Python package tachyon_rs (crates/python) as manylinux2014 wheels in target/wheels/: one
