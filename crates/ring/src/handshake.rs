@@ -165,14 +165,12 @@ impl HandshakeListener {
         turned_away: &mut TurnedAway,
     ) -> Result<(PeerWatch, ListenReport)> {
         let path = self.path();
-        let _ = path; // only the lifecycle events read it
         let (mut refused, mut vanished) = (0, 0);
         loop {
             let stream = self.socket.accept_one(limits)?;
             let peer = match PeerWatch::from_socket(&stream) {
                 Ok(peer) => peer,
                 Err(err) => {
-                    let _ = &err; // only the lifecycle event reads it
                     vanished += 1;
                     turned_away.vanished += 1;
                     crate::trace::lifecycle!(
@@ -184,7 +182,6 @@ impl HandshakeListener {
                 }
             };
             let cred = peer.credentials;
-            let _ = cred.pid; // only the lifecycle events read it
             if !self.allowed.admits_beside(cred.uid, self.own_uid) {
                 // A refused peer gets no fd: close its connection and keep waiting.
                 refused += 1;

@@ -60,7 +60,6 @@
 //! | [`Error::MessageTooLarge`] | a payload whose slot exceeds the ring: no amount of waiting helps |
 //! | [`Error::CannotPlace`] | the slot plus its wrap padding exceed the ring and upstream's consumer cannot take a bare skip |
 //! | [`Error::CommitTooLong`] | a commit claims more bytes than the slot reserved (the slot is rolled back) |
-//! | [`Error::PayloadLayout`] | a typed read or write (`as_pod`, `read_pod`, `pod_mut`) on a payload of the wrong size |
 //! | [`Error::Full`] | a non-waiting send or reserve finds too little free space |
 //! | [`Error::Timeout`] | a `_timeout` call reaches its deadline |
 //! | [`Error::Corrupt`] | the peer broke the format (a header or cursor out of bounds); the ring is marked fatal |
@@ -70,7 +69,8 @@
 //! | [`Error::Cancelled`] | the call's [`CancelToken`] was cancelled (signals never end a call by themselves) |
 //! | [`Error::AddressInUse`] | `listen` found a live listener's socket at the path |
 //! | [`Error::CapacityLimit`] | a listener announced a ring above [`BusOptions::max_capacity`] |
-//! | [`Error::PayloadLayout`] | a typed read or write does not fit the payload's size or alignment |
+//! | [`Error::PayloadLayout`] | a typed read or write (`as_pod`, `read_pod`, `pod_mut`) does not fit the payload: the wrong size, or (in place) an alignment above its 64 bytes |
+//! | [`Error::GuardChanged`] | the guard a slot was reserved through (`reserve_in`) reaches another producer at commit; nothing was written |
 //! | [`Error::Os`] | a system call failed (named, with the path where there is one) |
 //!
 //! # Observability
@@ -78,8 +78,10 @@
 //! export: messages and bytes committed, published and received, full-ring events, futex
 //! sleeps, wake-ups and wakes, and the ring's depth and fill now. With the `tracing` feature,
 //! lifecycle points are `tracing` events (target `tachyon_ring`): `listening` (path,
-//! capacity), `peer connected` (pid, uid, gid), `peer refused` (and why), `peer gone` (pid,
-//! messages), `ring corrupt` (which end found what). Nothing on the per-message path.
+//! capacity), `peer connected` (pid, uid, gid), `peer gone` (pid, messages), `ring corrupt`
+//! (which end found what), and a `warn` naming the path and pid for each connector a listener
+//! turns away (refused for its uid, or gone before the handshake) and for a peer it can watch
+//! only without a pidfd. Nothing on the per-message path.
 //!
 //! # Features
 //! - `tracing` (off): the lifecycle events above. Off by default because the crate is a

@@ -21,8 +21,8 @@ pub struct PeerCredentials {
 }
 
 /// What a listener met before its peer was served: connectors it turned away, and how it
-/// watches the one it served. Each is also logged as it happens (`log` crate, level `warn`,
-/// target `tachyon_ring::handshake`).
+/// watches the one it served. With the `tracing` feature, each is also an event as it happens
+/// (level `warn`, target `tachyon_ring`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListenReport {
     /// Connectors refused for their uid ([`AllowedPeers`](crate::AllowedPeers)); each got
@@ -129,7 +129,6 @@ impl PeerWatch {
     pub(crate) fn announce(&self, role: &'static str) {
         let PeerCredentials { pid, uid, gid } = self.credentials;
         lifecycle!(info, pid, uid, gid, role, "peer connected");
-        let _ = (pid, uid, gid, role);
     }
 
     /// The error a waiting end returns once the peer is gone and nothing is left to deliver.
