@@ -5,15 +5,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cancel::CancelToken;
-use crate::consumer::Consumer;
 use crate::error::Result;
 use crate::handshake::{self, AllowedPeers, WaitLimits};
-use crate::layout::{FLAG_RPC, Handshake};
-use crate::peer::{ListenReport, PeerCredentials, PeerLiveness, PeerWatch};
-use crate::producer::Producer;
-use crate::shm::Region;
+use crate::ring::consumer::Consumer;
+use crate::ring::producer::Producer;
+use crate::ring::shm::Region;
+use crate::sys::peer::{ListenReport, PeerCredentials, PeerLiveness, PeerWatch};
 use crate::trace::lifecycle;
+use crate::wait::cancel::CancelToken;
+use crate::wire::layout::{FLAG_RPC, Handshake};
 
 /// Settings of a bus; build one with [`Bus::options`], then call `listen`, `connect` or
 /// `in_memory` on it.
@@ -327,7 +327,7 @@ impl Bus {
 
     /// The largest payload one message can carry on this ring.
     pub fn max_payload(&self) -> usize {
-        crate::layout::max_payload_for(self.capacity())
+        crate::wire::layout::max_payload_for(self.capacity())
     }
 
     /// The peer process as the kernel saw it at connect time.

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::consumer::Consumer;
 use crate::error::Error;
-use crate::layout::ARENA_HEADER_LEN;
-use crate::shm::{CursorWrite, Region};
+use crate::ring::consumer::Consumer;
+use crate::ring::shm::{CursorWrite, Region};
+use crate::wire::layout::ARENA_HEADER_LEN;
 
 /// Reads little-endian u64s off the front of the input, then the rest as bytes.
 struct Input<'a>(&'a [u8]);
@@ -120,7 +120,7 @@ pub fn produce_untrusted(input: &[u8]) -> (u64, Option<Error>) {
     let mut input = Input(rest);
     input.scripted_peer(&region);
     let region = Arc::new(region);
-    let mut producer = crate::producer::Producer::new(Arc::clone(&region), None);
+    let mut producer = crate::ring::producer::Producer::new(Arc::clone(&region), None);
     let payload = vec![0xA5u8; 2 * capacity];
     let mut committed = 0;
     while !input.0.is_empty() {
@@ -152,13 +152,13 @@ pub fn produce_untrusted(input: &[u8]) -> (u64, Option<Error>) {
 /// Whatever the input, this must neither panic nor map more than the limit (nor SIGBUS).
 pub fn handshake_untrusted(input: &[u8]) -> Result<(), Error> {
     const LIMIT: usize = 1 << 20;
-    let mut words: [u8; 32] = bytemuck::cast(crate::layout::Handshake::new(4096, None));
+    let mut words: [u8; 32] = bytemuck::cast(crate::wire::layout::Handshake::new(4096, None));
     for (word, flip) in words.iter_mut().zip(input) {
         *word ^= flip;
     }
-    let handshake: crate::layout::Handshake = bytemuck::cast(words);
+    let handshake: crate::wire::layout::Handshake = bytemuck::cast(words);
     let kinds = input.get(32).copied().unwrap_or(0);
-    let rpc = handshake.flags & crate::layout::FLAG_RPC != 0;
+    let rpc = handshake.flags & crate::wire::layout::FLAG_RPC != 0;
     crate::handshake::validate(&handshake, rpc)?;
     let mut fds = vec![hostile_fd(
         kinds & 3,
@@ -185,7 +185,8 @@ fn hostile_fd(kind: u8, capacity: u32, shm_size: u32) -> Result<std::os::fd::Own
     use nix::fcntl::{FcntlArg, SealFlag, fcntl};
     use nix::sys::memfd::{MFdFlags, memfd_create};
     let capacity = capacity as usize;
-    if kind == 0 && crate::layout::capacity_problem(capacity).is_none() && capacity <= 1 << 20 {
+    if kind == 0 && crate::wire::layout::capacity_problem(capacity).is_none() && capacity <= 1 << 20
+    {
         return Region::create_memfd("fuzz", capacity).map(|(_, fd)| fd);
     }
     let mut flags = MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING;
@@ -226,7 +227,7 @@ pub fn attach_untrusted(input: &[u8]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{SKIP_MARKER, SlotHeader};
+    use crate::wire::layout::{SKIP_MARKER, SlotHeader};
     use proptest::prelude::*;
 
     fn slot(size: u32, reserved: u32) -> Vec<u8> {
@@ -448,7 +449,7 @@ mod tests {
 
     /// The `handshake_untrusted` input that yields the handshake `words`.
     fn handshake_input(words: [u32; 8]) -> Vec<u8> {
-        let valid: [u32; 8] = bytemuck::cast(crate::layout::Handshake::new(4096, None));
+        let valid: [u32; 8] = bytemuck::cast(crate::wire::layout::Handshake::new(4096, None));
         words
             .iter()
             .zip(valid)
@@ -463,9 +464,10 @@ mod tests {
     )]
     fn a_hostile_handshake_is_refused_before_mapping_whatever_the_fd() {
         let words = |capacity: u32, flags: u32| {
-            let mut hs = crate::layout::Handshake::new(capacity as usize, None);
+            let mut hs = crate::wire::layout::Handshake::new(capacity as usize, None);
             if flags & 1 != 0 {
-                hs = crate::layout::Handshake::new(capacity as usize, Some(capacity as usize));
+                hs =
+                    crate::wire::layout::Handshake::new(capacity as usize, Some(capacity as usize));
             }
             handshake_input(bytemuck::cast(hs))
         };

@@ -128,45 +128,36 @@ compile_error!(
 #[cfg(feature = "async")]
 mod asynchronous;
 mod bus;
-mod cancel;
-mod consumer;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 mod handshake;
-pub mod layout;
 mod listener;
-mod peer;
-mod pod;
-mod producer;
-#[cfg(feature = "async")]
-mod reactor;
+mod ring;
 mod rpc;
 mod select;
-mod shm;
-mod sock_diag;
-mod socket_file;
-mod stats;
+mod sys;
 mod trace;
-pub mod type_id;
 mod wait;
+mod wire;
 
+#[cfg(feature = "async")]
+pub use asynchronous::reactor::WakeStats;
 #[cfg(feature = "async")]
 pub use asynchronous::{AsyncConsumer, AsyncProducer, Recv, Reserve, reactor_sleeps};
 pub use bus::{Bus, BusOptions, LocalBus};
-pub use cancel::CancelToken;
-pub use consumer::{Consumer, Message};
 pub use error::{Error, Result};
 pub use handshake::AllowedPeers;
 pub use listener::Listener;
-pub use peer::{ListenReport, PeerCredentials, PeerLiveness};
-pub use producer::{Producer, WriteSlot};
-#[cfg(feature = "async")]
-pub use reactor::WakeStats;
+pub use ring::consumer::{Consumer, Message};
+pub use ring::producer::{Producer, WriteSlot};
+pub use ring::stats::{ConsumerStats, ProducerStats};
 pub use rpc::{CallSlot, Callee, Caller, ERROR_REPLY_TYPE, Reply, ReplySlot, Request, RpcBus};
 pub use select::{Selected, Selector, SelectorHandle, SleepEnds};
-pub use stats::{ConsumerStats, ProducerStats};
+pub use sys::peer::{ListenReport, PeerCredentials, PeerLiveness};
+pub use wait::cancel::CancelToken;
+pub use wire::{layout, type_id};
 
 const _: () = {
     const fn is_send<T: Send>() {}

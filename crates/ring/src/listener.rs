@@ -10,8 +10,8 @@ use std::time::Duration;
 use crate::bus::{Bus, BusOptions};
 use crate::error::Result;
 use crate::handshake::{HandshakeListener, TurnedAway, WaitLimits};
-use crate::layout::Handshake;
-use crate::shm::Region;
+use crate::ring::shm::Region;
+use crate::wire::layout::Handshake;
 
 /// A bound socket that hands a fresh ring to every admitted connector.
 ///
@@ -79,7 +79,7 @@ impl BusOptions {
     /// [`Listener`]. Returns once bound, without waiting for anyone.
     pub fn listen_many(self, path: impl AsRef<Path>, capacity: usize) -> Result<Listener> {
         // Refuse a bad capacity now, not at the first connector.
-        crate::shm::check_capacity(capacity)?;
+        crate::ring::shm::check_capacity(capacity)?;
         let socket = HandshakeListener::bind(path.as_ref(), self.allowed_peers.clone())?;
         Ok(Listener {
             socket,

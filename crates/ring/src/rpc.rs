@@ -15,15 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bus::BusOptions;
-use crate::consumer::{Consumer, Message};
 use crate::error::{Error, Result};
 use crate::handshake;
-use crate::layout::Handshake;
-use crate::peer::{ListenReport, PeerCredentials, PeerWatch};
-use crate::producer::{Producer, WriteSlot};
-use crate::shm::Region;
+use crate::ring::consumer::{Consumer, Message};
+use crate::ring::producer::{Producer, WriteSlot};
+use crate::ring::shm::Region;
+use crate::sys::peer::{ListenReport, PeerCredentials, PeerWatch};
 use crate::trace::lifecycle;
-use crate::type_id;
+use crate::wire::layout::Handshake;
+use crate::wire::type_id;
 
 /// Entry points of an RPC bus; see [`Caller`] and [`Callee`].
 ///

@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::bus::BusOptions;
-use crate::cancel::CancelToken;
-use crate::consumer::{Consumer, Message, PEER_CHECK_INTERVAL, spin_window};
 use crate::error::{Error, Result};
-use crate::layout::sleeping;
+use crate::ring::consumer::{Consumer, Message, PEER_CHECK_INTERVAL, spin_window};
+use crate::wait::cancel::CancelToken;
 use crate::wait::{self, Naps, Woke};
+use crate::wire::layout::sleeping;
 
 /// Spins between looks at the clock while every ring is empty.
 const SPINS_PER_CLOCK_READ: u32 = 1024;
@@ -476,7 +476,7 @@ impl<K> Selector<K> {
 
 /// What a scan of the rings found.
 enum Found {
-    Ready(usize, crate::consumer::Slot),
+    Ready(usize, crate::ring::consumer::Slot),
     Broken(usize, Error),
 }
 

@@ -154,8 +154,9 @@ mod tests {
     fn corruption_is_reported_with_its_cause() {
         use std::sync::atomic::Ordering;
         let lines = recorded(|| {
-            let region = Arc::new(crate::shm::Region::heap(4096).unwrap());
-            let mut consumer = crate::consumer::Consumer::new(Arc::clone(&region), 10, false, None);
+            let region = Arc::new(crate::ring::shm::Region::heap(4096).unwrap());
+            let mut consumer =
+                crate::ring::consumer::Consumer::new(Arc::clone(&region), 10, false, None);
             // A head that is not a multiple of 64 slots' worth: outside what a producer writes.
             region.header().head.store(1 << 40, Ordering::Release);
             assert!(consumer.try_recv().is_err());

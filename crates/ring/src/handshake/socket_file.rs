@@ -228,7 +228,7 @@ pub(crate) fn remove_stale_socket(path: &Path) -> Result<()> {
 /// `/proc/net/unix`, which names it by the path it was bound at. When neither can be read the
 /// file is taken as stale, as upstream takes every file.
 fn someone_listens_on(meta: &Metadata, path: &Path) -> bool {
-    match crate::sock_diag::listening_socket_files() {
+    match crate::sys::sock_diag::listening_socket_files() {
         Ok(files) => {
             let dev = meta.dev();
             let kernel_dev = (u64::from(libc::major(dev)) << 20) | u64::from(libc::minor(dev));

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use crate::consumer::{Consumer, Message};
 use crate::error::{Error, Result};
-use crate::producer::{Producer, WriteSlot};
+use crate::ring::consumer::{Consumer, Message};
+use crate::ring::producer::{Producer, WriteSlot};
 
 fn layout_error<T>(len: usize) -> Error {
     Error::PayloadLayout {

@@ -7,6 +7,8 @@
 //! async rings cost one sleeping thread, and an idle ring costs a wake-up per 50 ms (the nap
 //! that bounds a missed wake and notices a dead peer).
 
+pub(crate) mod reactor;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,10 +18,10 @@ use std::time::Instant;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::consumer::{Consumer, Message, PEER_CHECK_INTERVAL};
+use crate::asynchronous::reactor::{Interest, WakeCounters, WakeStats, reactor};
 use crate::error::{Error, Result};
-use crate::producer::{Producer, WriteSlot};
-use crate::reactor::{Interest, WakeCounters, WakeStats, reactor};
+use crate::ring::consumer::{Consumer, Message, PEER_CHECK_INTERVAL};
+use crate::ring::producer::{Producer, WriteSlot};
 use crate::wait::{self, Naps};
 
 /// A [`Consumer`] whose receive is a future.
@@ -404,7 +406,7 @@ pub fn reactor_sleeps() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shm::Region;
+    use crate::ring::shm::Region;
 
     #[test]
     fn a_wait_for_space_waits_past_the_tail_seen_before_the_ring_was_found_full() {
@@ -435,7 +437,7 @@ mod tests {
 
     #[test]
     fn an_async_receive_hands_a_pure_spin_ring_its_advertisement_back() {
-        use crate::layout::sleeping;
+        use crate::wire::layout::sleeping;
         use std::task::{Wake, Waker};
         struct Nothing;
         impl Wake for Nothing {

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
-use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
-use crate::layout::{self, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader, sleeping};
-use crate::peer::PeerWatch;
-use crate::shm::Region;
-use crate::stats::ProducerStats;
+use crate::ring::shm::Region;
+use crate::ring::stats::ProducerStats;
+use crate::sys::peer::PeerWatch;
+use crate::wait::cancel::CancelToken;
 use crate::wait::{self, SpaceWait};
+use crate::wire::layout::{
+    self, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader, sleeping,
+};
 
 /// Writes messages into the ring. One per ring; `Send`, not `Sync`.
 ///
@@ -739,7 +741,7 @@ mod tests {
             assert!(matches!(err, Error::Corrupt(_)), "{err}");
             assert_eq!(
                 region.header().state.load(Ordering::Acquire),
-                crate::layout::state::FATAL_ERROR
+                crate::wire::layout::state::FATAL_ERROR
             );
         }
         let (mut producer, region) = producer_on(256);
@@ -843,7 +845,8 @@ mod tests {
         // from one load and checks another could start with tail > head (free space
         // underflows) or at ring offset 252 (header writes past the ring).
         let region = Arc::new(Region::heap(256).unwrap());
-        let _peer = crate::shm::CursorFlipper::start(&region, &[(0, 0), (64, 64), (252, 252)]);
+        let _peer =
+            crate::ring::shm::CursorFlipper::start(&region, &[(0, 0), (64, 64), (252, 252)]);
         let started = Instant::now();
         loop {
             let mut producer = Producer::new(Arc::clone(&region), None);
@@ -866,7 +869,7 @@ mod mutant_kills {
     //! Claims of this module that a mutation test (`cargo mutants`, `docs/reliability.md`)
     //! showed no other test would notice breaking. Every wait is bounded.
     use super::*;
-    use crate::peer::mutant_kills::exited_peer;
+    use crate::sys::peer::mutant_kills::exited_peer;
 
     fn full_producer(peer: Option<PeerWatch>) -> (Producer, Arc<Region>) {
         let region = Arc::new(Region::heap(256).unwrap());
@@ -923,7 +926,8 @@ mod mutant_kills {
     fn dropping_a_producer_publishes_its_unflushed_commits() {
         let region = Arc::new(Region::heap(4096).unwrap());
         let mut producer = Producer::new(Arc::clone(&region), None);
-        let mut consumer = crate::consumer::Consumer::new(Arc::clone(&region), 0, false, None);
+        let mut consumer =
+            crate::ring::consumer::Consumer::new(Arc::clone(&region), 0, false, None);
         producer.send_unflushed(1, b"last words").unwrap();
         assert!(consumer.try_recv().unwrap().is_none(), "not published yet");
         drop(producer);

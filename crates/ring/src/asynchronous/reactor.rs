@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use crate::cancel::{self, CancelToken};
 use crate::error::{Error, Result};
-use crate::layout::sleeping;
-use crate::shm::Region;
+use crate::ring::shm::Region;
+use crate::wait::cancel::{self, CancelToken};
 use crate::wait::{self, Woke};
+use crate::wire::layout::sleeping;
 
 /// What a registered task waits for.
 pub(crate) enum Interest {

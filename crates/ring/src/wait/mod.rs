@@ -7,6 +7,8 @@
 //!   thing waited for, so a cancel between "checked the token" and "went to sleep" still wakes;
 //! - `EINTR` is retried against the same deadline: a signal neither ends a wait nor extends it.
 
+pub(crate) mod cancel;
+
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -15,8 +17,8 @@ use crossbeam_utils::Backoff;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use crate::cancel::{self, CancelToken};
 use crate::error::{Error, Result};
+use crate::wait::cancel::CancelToken;
 
 /// Longest single sleep on a ring's futex. It bounds how late a sleeping consumer notices a
 /// producer that published without waking it (upstream's producer can, see

@@ -12,7 +12,7 @@ use nix::sys::stat::{Mode, fchmod, fstat};
 use nix::sys::statfs::{HUGETLBFS_MAGIC, TMPFS_MAGIC, fstatfs};
 
 use crate::error::{Error, Result};
-use crate::layout::{
+use crate::wire::layout::{
     self, ARENA_HEADER_LEN, ArenaHeader, MAGIC, MSG_ALIGNMENT, VERSION, sleeping, state,
 };
 

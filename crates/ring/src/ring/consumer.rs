@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
-use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
-use crate::layout::{
+use crate::ring::shm::Region;
+use crate::ring::stats::ConsumerStats;
+use crate::sys::peer::PeerWatch;
+use crate::wait::cancel::CancelToken;
+use crate::wait::{self, Naps, Woke};
+use crate::wire::layout::{
     CONSUMER_FEATURES, MAX_CURSOR, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader,
     sleeping, state,
 };
-use crate::peer::PeerWatch;
-use crate::shm::Region;
-use crate::stats::ConsumerStats;
-use crate::wait::{self, Naps, Woke};
 
 /// How often a waiting consumer asks whether the peer has exited or marked the ring fatal.
 pub(crate) const PEER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
@@ -952,7 +952,7 @@ mod tests {
     //! The futex protocol's interleavings, driven step by step: each step is one call, so the
     //! order is the test's, not the scheduler's.
     use super::*;
-    use crate::producer::Producer;
+    use crate::ring::producer::Producer;
 
     fn pair() -> (Producer, Consumer, Arc<Region>) {
         let region = Arc::new(Region::heap(1 << 12).unwrap());
@@ -1096,7 +1096,7 @@ mod tests {
         );
     }
 
-    use crate::shm::CursorFlipper;
+    use crate::ring::shm::CursorFlipper;
 
     #[test]
     fn features_are_advertised_outside_the_heartbeat_upstreams_tools_read() {
@@ -1286,8 +1286,8 @@ mod mutant_kills {
     //! Claims of this module that a mutation test (`cargo mutants`, `docs/reliability.md`)
     //! showed no other test would notice breaking. Every wait is bounded.
     use super::*;
-    use crate::peer::mutant_kills::exited_peer;
-    use crate::producer::Producer;
+    use crate::ring::producer::Producer;
+    use crate::sys::peer::mutant_kills::exited_peer;
 
     fn pair_with(
         peer: Option<PeerWatch>,

@@ -1,6 +1,8 @@
 //! The bootstrap: one Unix-socket exchange that hands the memfd(s) and the 32-byte handshake
 //! from listener to connector, after which the socket is gone.
 
+pub(crate) mod socket_file;
+
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -13,11 +15,11 @@ use nix::sys::socket::{
     getsockopt, recvmsg, sendmsg, sockopt,
 };
 
-use crate::cancel::CancelToken;
 use crate::error::{Error, Result};
-use crate::layout::{FLAG_RPC, Handshake, MAGIC, MSG_ALIGNMENT, VERSION};
-use crate::peer::{ListenReport, PeerLiveness, PeerWatch};
-use crate::socket_file::SocketFile;
+use crate::handshake::socket_file::SocketFile;
+use crate::sys::peer::{ListenReport, PeerLiveness, PeerWatch};
+use crate::wait::cancel::CancelToken;
+use crate::wire::layout::{FLAG_RPC, Handshake, MAGIC, MSG_ALIGNMENT, VERSION};
 
 /// How often a connector retries while nobody listens.
 const CONNECT_RETRY_STEP: Duration = Duration::from_millis(10);
@@ -626,7 +628,7 @@ mod mutant_kills {
     //! Claims of this module that a mutation test (`cargo mutants`, `docs/reliability.md`)
     //! showed no other test would notice breaking. Every wait is bounded.
     use super::*;
-    use crate::socket_file::remove_stale_socket;
+    use crate::handshake::socket_file::remove_stale_socket;
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     use std::os::unix::net::UnixListener;
     use std::path::PathBuf;
