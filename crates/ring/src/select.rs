@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use crate::bus::BusOptions;
 use crate::error::{Error, Result};
 use crate::ring::consumer::{Consumer, Message, PEER_CHECK_INTERVAL, spin_window};
+use crate::sys::futex::Woke;
 use crate::wait::cancel::CancelToken;
-use crate::wait::{self, Naps, Woke};
+use crate::wait::{self, Naps};
 use crate::wire::layout::sleeping;
 
 /// Spins between looks at the clock while every ring is empty.
@@ -216,7 +217,7 @@ impl<K> SelectorHandle<K> {
         // After the push: a selector that read the old generation before sleeping finds the
         // word changed (or is woken), then takes the queue.
         adds.generation.fetch_add(1, Ordering::SeqCst);
-        wait::futex_wake_all(&adds.generation);
+        crate::sys::futex::futex_wake_all(&adds.generation);
     }
 }
 

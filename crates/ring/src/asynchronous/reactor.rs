@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::ring::shm::Region;
+use crate::sys::futex::Woke;
+use crate::wait;
 use crate::wait::cancel::{self, CancelToken};
-use crate::wait::{self, Woke};
 use crate::wire::layout::sleeping;
 
 /// What a registered task waits for.
@@ -229,7 +230,7 @@ impl Reactor {
             entries.insert(id, entry);
         }
         self.generation.fetch_add(1, Ordering::SeqCst);
-        wait::futex_wake_all(&self.generation);
+        crate::sys::futex::futex_wake_all(&self.generation);
         Ok(())
     }
 
@@ -441,7 +442,7 @@ mod tests {
             .header()
             .consumer_sleeping
             .store(sleeping::AWAKE, Ordering::Release);
-        wait::futex_wake(&doomed.header().consumer_sleeping);
+        crate::sys::futex::futex_wake(&doomed.header().consumer_sleeping);
         eventually("the panicking waker was called", || {
             reactor.waker_panics() == 1
         });
@@ -464,7 +465,7 @@ mod tests {
             .header()
             .consumer_sleeping
             .store(sleeping::AWAKE, Ordering::Release);
-        wait::futex_wake(&healthy.header().consumer_sleeping);
+        crate::sys::futex::futex_wake(&healthy.header().consumer_sleeping);
         eventually("the healthy task was woken", || {
             counting.0.load(Ordering::SeqCst) == 1
         });

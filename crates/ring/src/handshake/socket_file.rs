@@ -9,6 +9,7 @@
 //! not taking the lock (upstream's) bound in the meantime.
 
 use std::fs::{File, Metadata};
+use std::io::ErrorKind;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::sys::fs::try_lock_exclusive;
 
 /// `sun_path` holds 108 bytes, the terminating NUL included: paths up to 107 bytes work, as
 /// with upstream.
@@ -137,24 +139,21 @@ impl DirLock {
         };
         let deadline = Instant::now() + wait;
         loop {
-            // SAFETY: flock takes an fd that `file` owns and keeps open, and flags; no memory
-            // is passed.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if rc == 0 {
-                return Ok(DirLock { _dir: Some(file) });
-            }
-            let err = std::io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EINTR) => {}
-                Some(libc::EWOULDBLOCK) if Instant::now() < deadline => {
+            let err = match try_lock_exclusive(&file) {
+                Ok(()) => return Ok(DirLock { _dir: Some(file) }),
+                Err(err) => err,
+            };
+            match err.kind() {
+                ErrorKind::Interrupted => {}
+                ErrorKind::WouldBlock if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                Some(libc::EWOULDBLOCK) => {
+                ErrorKind::WouldBlock => {
                     return Err(Error::Os {
                         syscall: "flock",
                         path: Some(path.to_path_buf()),
                         source: std::io::Error::new(
-                            std::io::ErrorKind::WouldBlock,
+                            ErrorKind::WouldBlock,
                             format!(
                                 "another process has held the lock on the directory {} for \
                                  {wait:?}; a listener holds it for a millisecond or so",

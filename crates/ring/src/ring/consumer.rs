@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::ring::shm::Region;
 use crate::ring::stats::ConsumerStats;
+use crate::sys::futex::Woke;
 use crate::sys::peer::PeerWatch;
 use crate::wait::cancel::CancelToken;
-use crate::wait::{self, Naps, Woke};
+use crate::wait::{self, Naps};
 use crate::wire::layout::{
     CONSUMER_FEATURES, MAX_CURSOR, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader,
     sleeping, state,

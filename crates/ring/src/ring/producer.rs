@@ -535,7 +535,7 @@ impl Producer {
                     Ordering::Relaxed,
                 )
                 .is_ok()
-            && wait::futex_wake(word)
+            && crate::sys::futex::futex_wake(word)
         {
             self.wakes += 1;
         }
@@ -552,7 +552,7 @@ impl Producer {
         header.head.store(self.head, Ordering::Release);
         fence(Ordering::SeqCst);
         if header.consumer_sleeping.load(Ordering::Relaxed) == sleeping::SLEEPING {
-            wait::futex_wake(&header.consumer_sleeping);
+            crate::sys::futex::futex_wake(&header.consumer_sleeping);
         }
         self.unpublished = 0;
     }

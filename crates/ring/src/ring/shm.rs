@@ -12,6 +12,8 @@ use nix::sys::stat::{Mode, fchmod, fstat};
 use nix::sys::statfs::{HUGETLBFS_MAGIC, TMPFS_MAGIC, fstatfs};
 
 use crate::error::{Error, Result};
+#[cfg(not(miri))]
+use crate::sys::memory::GuardedMapping;
 use crate::wire::layout::{
     self, ARENA_HEADER_LEN, ArenaHeader, MAGIC, MSG_ALIGNMENT, VERSION, sleeping, state,
 };
@@ -348,9 +350,12 @@ pub(crate) struct ScriptedPeer(
 /// every access itself and cannot `mprotect`, a plain heap block.
 struct HeapArena {
     base: *mut u8,
-    /// The whole reservation, guards included (`None`: the Miri heap block, of `len` bytes).
-    mapping: Option<(*mut libc::c_void, usize)>,
-    len: usize,
+    /// Held for its `Drop`: the guarded mapping `base` points into.
+    #[cfg(not(miri))]
+    _mapping: GuardedMapping,
+    /// Under Miri: the heap block's length in blocks, to free it on drop.
+    #[cfg(miri)]
+    blocks: usize,
 }
 
 #[cfg(miri)]
@@ -361,46 +366,11 @@ struct Block([u8; 128]);
 impl HeapArena {
     #[cfg(not(miri))]
     fn zeroed(len: usize) -> Result<HeapArena> {
-        let page = page_size();
-        let body = len.div_ceil(page) * page;
-        let total = body + 2 * page;
-        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
-        let start = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                total,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if start == libc::MAP_FAILED {
-            return Err(Error::os(
-                "mmap (in-memory ring)",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        let arena = HeapArena {
-            // The arena ends at the trailing guard (to within the 128-byte alignment).
-            // SAFETY: page + (body - len) rounded down stays inside the `total` bytes mapped.
-            base: unsafe { (start as *mut u8).add(page + ((body - len) & !127)) },
-            mapping: Some((start, total)),
-            len,
-        };
-        for guard in [0, page + body] {
-            // SAFETY: each guard is one whole page inside the mapping made above.
-            let done = unsafe {
-                libc::mprotect((start as *mut u8).add(guard).cast(), page, libc::PROT_NONE)
-            };
-            if done != 0 {
-                return Err(Error::os(
-                    "mprotect (guard page)",
-                    std::io::Error::last_os_error(),
-                ));
-            }
-        }
-        Ok(arena)
+        let mapping = GuardedMapping::new(len, 128)?;
+        Ok(HeapArena {
+            base: mapping.base(),
+            _mapping: mapping,
+        })
     }
 
     #[cfg(miri)]
@@ -409,42 +379,17 @@ impl HeapArena {
         let slice: Box<[Block]> = vec![Block([0; 128]); blocks].into_boxed_slice();
         // Leak to a raw pointer once, so every later access derives from the same provenance.
         let base = Box::into_raw(slice) as *mut Block as *mut u8;
-        Ok(HeapArena {
-            base,
-            mapping: None,
-            len: blocks * size_of::<Block>(),
-        })
+        Ok(HeapArena { base, blocks })
     }
 }
 
-#[cfg(not(miri))]
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-        size if size > 0 => size as usize,
-        _ => 4096,
-    }
-}
-
+#[cfg(miri)]
 impl Drop for HeapArena {
     fn drop(&mut self) {
-        match self.mapping {
-            // SAFETY: exactly the mapping made in `zeroed`, unmapped only here, once.
-            Some((start, total)) => unsafe {
-                libc::munmap(start, total);
-            },
-            None => {
-                #[cfg(miri)]
-                {
-                    let blocks = self.len / size_of::<Block>();
-                    let slice = std::ptr::slice_from_raw_parts_mut(self.base as *mut Block, blocks);
-                    // SAFETY: `base` and `blocks` came from `Box::into_raw` of exactly this
-                    // slice in `zeroed`, and it is freed only here, once.
-                    drop(unsafe { Box::from_raw(slice) });
-                }
-            }
-        }
-        let _ = self.len;
+        let slice = std::ptr::slice_from_raw_parts_mut(self.base as *mut Block, self.blocks);
+        // SAFETY: `base` and `blocks` came from `Box::into_raw` of exactly this slice in
+        // `zeroed`, and it is freed only here, once.
+        drop(unsafe { Box::from_raw(slice) });
     }
 }
 

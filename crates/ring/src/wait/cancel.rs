@@ -7,11 +7,12 @@
 //! sees the flag before it blocks or is woken out of the block: a cancel is never lost.
 
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::wait;
+use crate::sys::eventfd::{eventfd, eventfd_signal};
+use crate::sys::futex::futex_wake_all;
 
 /// Value of the token's futex word before it is cancelled.
 pub(crate) const LIVE: u32 = 0;
@@ -91,16 +92,10 @@ impl fmt::Debug for CancelToken {
 impl CancelToken {
     /// A token that is not cancelled.
     pub fn new() -> CancelToken {
-        // SAFETY: eventfd takes no pointers; a non-negative result is a new fd that we own.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        let eventfd = (raw >= 0).then(|| {
-            // SAFETY: `raw` was just returned by eventfd and is owned by nothing else.
-            unsafe { OwnedFd::from_raw_fd(raw) }
-        });
         CancelToken {
             inner: Arc::new(Inner {
                 word: AtomicU32::new(LIVE),
-                eventfd,
+                eventfd: eventfd(),
             }),
         }
     }
@@ -114,12 +109,9 @@ impl CancelToken {
         if inner.word.swap(CANCELLED, Ordering::SeqCst) == CANCELLED {
             return;
         }
-        wait::futex_wake_all(&inner.word);
+        futex_wake_all(&inner.word);
         if let Some(fd) = &inner.eventfd {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a live u64 to an eventfd we own. A failure (the
-            // counter is full, which one write cannot cause) leaves it readable anyway.
-            unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+            eventfd_signal(fd.as_fd());
         }
     }
 

@@ -2,7 +2,8 @@
 //! with `futex_waitv`), sleeping on a socket, and plain pauses, each ended early by a
 //! [`CancelToken`] and never by an unrelated signal.
 //!
-//! Every blocking call reaches the kernel through this module, so one design holds everywhere:
+//! Every blocking call waits through this module (which reaches the kernel through
+//! `crate::sys`), so one design holds everywhere:
 //! - the token's word (futex waits) or eventfd (socket waits) sits in the same system call as the
 //!   thing waited for, so a cancel between "checked the token" and "went to sleep" still wakes;
 //! - `EINTR` is retried against the same deadline: a signal neither ends a wait nor extends it.
@@ -10,7 +11,7 @@
 pub(crate) mod cancel;
 
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
@@ -18,6 +19,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::error::{Error, Result};
+use crate::sys::futex::{self, FutexWait, WAITV_MAX, Woke};
 use crate::wait::cancel::CancelToken;
 
 /// Longest single sleep on a ring's futex. It bounds how late a sleeping consumer notices a
@@ -30,19 +32,6 @@ pub(crate) const FIRST_NAP: Duration = Duration::from_micros(500);
 /// How often a wait without `futex_waitv` (kernels before 5.16) or without an eventfd looks at
 /// its cancel token.
 const CANCEL_POLL: Duration = Duration::from_millis(10);
-/// The most words one `futex_waitv` takes (the kernel's `FUTEX_WAITV_MAX`).
-pub(crate) const WAITV_MAX: usize = 128;
-
-/// How a futex sleep ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Woke {
-    /// A `FUTEX_WAKE` on word `index` ended it.
-    Woken(usize),
-    /// A word no longer held its expected value when the kernel looked (nothing slept).
-    Changed,
-    /// The timeout passed.
-    TimedOut,
-}
 
 /// The growing naps of a consumer asleep on an empty ring: [`FIRST_NAP`], doubling, up to
 /// [`MAX_NAP`]. Restarted whenever a message arrives.
@@ -71,8 +60,7 @@ impl Naps {
 /// `cancel` is cancelled; `Err(Cancelled)` then, naming `doing`.
 ///
 /// One `futex_waitv` over the words and the token's word (Linux ≥ 5.16), so a `FUTEX_WAKE`
-/// on any of them, from any process mapping it, ends the sleep. Shared futexes (no private
-/// flag): the words live in memory mapped by two processes. Before 5.16 it waits on the first
+/// on any of them, from any process mapping it, ends the sleep. Before 5.16 it waits on the first
 /// word alone, in slices of at most 10 ms when a token or other words must be watched, so a
 /// wake on any other word is seen within 10 ms. Beyond 127 words the same 10 ms bound holds.
 pub(crate) fn sleep_on(
@@ -89,13 +77,17 @@ pub(crate) fn sleep_on(
     } else {
         timeout
     };
-    let woke = if waitv_supported() {
-        match futex_waitv(words, cancel, timeout) {
+    let woke = if futex::waitv_supported() {
+        // The first 127 words, then the token's: at most the 128 one call takes.
+        let mut watched: Vec<(&AtomicU32, u32)> =
+            words.iter().take(WAITV_MAX - 1).copied().collect();
+        if let Some(token) = cancel {
+            watched.push((token.word(), cancel::LIVE));
+        }
+        match futex::futex_waitv(&watched, timeout) {
             Ok(woke) => woke,
-            Err(Errno::ENOSYS) => {
-                WAITV.store(WAITV_MISSING, Ordering::Relaxed);
-                single_word_sleep(words, timeout, cancel)
-            }
+            // This kernel lacks futex_waitv (sys remembers it): the fallback, now and later.
+            Err(Errno::ENOSYS) => single_word_sleep(words, timeout, cancel),
             Err(_) => Woke::Changed,
         }
     } else {
@@ -124,7 +116,7 @@ pub(crate) fn pause(
                 if left.is_zero() {
                     return Ok(());
                 }
-                futex_wait(token.word(), cancel::LIVE, left);
+                futex::futex_wait(token.word(), cancel::LIVE, left);
             }
         }
     }
@@ -221,77 +213,6 @@ pub(crate) fn remaining(deadline: Option<Instant>) -> Duration {
     }
 }
 
-const WAITV_UNKNOWN: u8 = 0;
-const WAITV_PRESENT: u8 = 1;
-const WAITV_MISSING: u8 = 2;
-/// Whether this kernel has `futex_waitv`, learnt from the first call that tries it.
-static WAITV: AtomicU8 = AtomicU8::new(WAITV_UNKNOWN);
-
-/// True unless a `futex_waitv` call has already failed with `ENOSYS` in this process.
-pub(crate) fn waitv_supported() -> bool {
-    WAITV.load(Ordering::Relaxed) != WAITV_MISSING
-}
-
-/// The kernel's `struct futex_waitv`.
-#[repr(C)]
-struct FutexWaitv {
-    val: u64,
-    uaddr: u64,
-    flags: u32,
-    reserved: u32,
-}
-
-/// `FUTEX2_SIZE_U32`, without `FUTEX2_PRIVATE`: the words are shared between processes.
-const FUTEX2_SIZE_U32: u32 = 0x02;
-
-fn futex_waitv(
-    words: &[(&AtomicU32, u32)],
-    cancel: Option<&CancelToken>,
-    timeout: Duration,
-) -> std::result::Result<Woke, Errno> {
-    let entry = |word: &AtomicU32, expected: u32| FutexWaitv {
-        val: u64::from(expected),
-        uaddr: word.as_ptr() as u64,
-        flags: FUTEX2_SIZE_U32,
-        reserved: 0,
-    };
-    let mut entries: Vec<FutexWaitv> = words
-        .iter()
-        .take(WAITV_MAX - 1)
-        .map(|&(word, expected)| entry(word, expected))
-        .collect();
-    if let Some(token) = cancel {
-        entries.push(entry(token.word(), cancel::LIVE));
-    }
-    let deadline = monotonic_after(timeout);
-    loop {
-        // SAFETY: `entries` points to `entries.len()` (≤ 128) initialised futex_waitv structs,
-        // each naming an aligned u32 that outlives the call (borrowed words, the token's Arc);
-        // `deadline` is a live timespec on CLOCK_MONOTONIC; the kernel only reads them.
-        let result = unsafe {
-            libc::syscall(
-                libc::SYS_futex_waitv,
-                entries.as_ptr(),
-                entries.len() as libc::c_uint,
-                0 as libc::c_uint,
-                &deadline as *const libc::timespec,
-                libc::CLOCK_MONOTONIC,
-            )
-        };
-        if result >= 0 {
-            WAITV.store(WAITV_PRESENT, Ordering::Relaxed);
-            return Ok(Woke::Woken(result as usize));
-        }
-        match Errno::last() {
-            // The deadline is absolute: a signal's retry neither ends nor extends the wait.
-            Errno::EINTR => continue,
-            Errno::EAGAIN => return Ok(Woke::Changed),
-            Errno::ETIMEDOUT => return Ok(Woke::TimedOut),
-            other => return Err(other),
-        }
-    }
-}
-
 /// The fallback without `futex_waitv`: the first word alone, in 10 ms slices when a token
 /// must be watched.
 fn single_word_sleep(
@@ -314,7 +235,7 @@ fn single_word_sleep(
         } else {
             left
         };
-        match futex_wait(word, expected, slice) {
+        match futex::futex_wait(word, expected, slice) {
             FutexWait::Woken => return Woke::Woken(0),
             FutexWait::Changed => return Woke::Changed,
             FutexWait::TimedOut | FutexWait::Interrupted => {
@@ -331,92 +252,6 @@ fn single_word_sleep(
                 }
             }
         }
-    }
-}
-
-/// CLOCK_MONOTONIC now + `timeout`, saturating at about 136 years.
-fn monotonic_after(timeout: Duration) -> libc::timespec {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into `now`, which is live and writable.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    let timeout = timeout.min(Duration::from_secs(u32::MAX as u64));
-    let mut nanos = now.tv_nsec as u64 + u64::from(timeout.subsec_nanos());
-    let mut secs = now.tv_sec as u64 + timeout.as_secs();
-    if nanos >= 1_000_000_000 {
-        nanos -= 1_000_000_000;
-        secs += 1;
-    }
-    libc::timespec {
-        tv_sec: secs as libc::time_t,
-        tv_nsec: nanos as libc::c_long,
-    }
-}
-
-/// How one `FUTEX_WAIT` ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FutexWait {
-    Woken,
-    Changed,
-    TimedOut,
-    Interrupted,
-}
-
-/// One `FUTEX_WAIT` on `word` while it holds `expected`, for at most `timeout` (relative).
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> FutexWait {
-    let timeout = timeout.min(Duration::from_secs(u32::MAX as u64));
-    let timeout = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: `word` is a valid, aligned u32 for the duration of the call; FUTEX_WAIT only reads
-    // it, and `timeout` points to a live timespec.
-    let result = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            &timeout as *const libc::timespec,
-            std::ptr::null::<u32>(),
-            0u32,
-        )
-    };
-    if result == 0 {
-        return FutexWait::Woken;
-    }
-    match Errno::last() {
-        Errno::EAGAIN => FutexWait::Changed,
-        Errno::EINTR => FutexWait::Interrupted,
-        _ => FutexWait::TimedOut,
-    }
-}
-
-/// Wakes at most one waiter sleeping on `word` (in any process that maps it); true when one
-/// was woken.
-pub(crate) fn futex_wake(word: &AtomicU32) -> bool {
-    wake(word, 1) > 0
-}
-
-/// Wakes every waiter sleeping on `word`.
-pub(crate) fn futex_wake_all(word: &AtomicU32) {
-    wake(word, i32::MAX as u32);
-}
-
-fn wake(word: &AtomicU32, count: u32) -> libc::c_long {
-    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not access memory through it.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            count,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        )
     }
 }
 
@@ -464,24 +299,6 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn futex_wait_returns_on_timeout_and_on_value_change() {
-        let word = AtomicU32::new(1);
-        let started = Instant::now();
-        assert_eq!(
-            futex_wait(&word, 1, Duration::from_millis(20)),
-            FutexWait::TimedOut
-        );
-        assert!(
-            started.elapsed() >= Duration::from_millis(20),
-            "the timeout really waited"
-        );
-        assert_eq!(
-            futex_wait(&word, 0, Duration::from_secs(5)),
-            FutexWait::Changed
-        );
-    }
-
-    #[test]
     fn sleep_on_times_out_after_the_timeout_and_sees_a_changed_word() {
         let word = AtomicU32::new(1);
         let started = Instant::now();
@@ -498,9 +315,9 @@ mod tests {
         let give_up = Instant::now() + Duration::from_secs(30);
         loop {
             let caught = if wake_all {
-                wake(word, i32::MAX as u32) > 0
+                futex::futex_wake_all(word)
             } else {
-                futex_wake(word)
+                futex::futex_wake(word)
             };
             if caught {
                 return;
@@ -616,14 +433,6 @@ mod mutant_kills {
     use super::*;
     use std::sync::Arc;
 
-    fn nanos(at: &libc::timespec) -> u128 {
-        at.tv_sec as u128 * 1_000_000_000 + at.tv_nsec as u128
-    }
-
-    fn monotonic_now() -> libc::timespec {
-        monotonic_after(Duration::ZERO)
-    }
-
     /// Waits for `sleeper` to end, at most 30 s (a broken wait fails here, not hangs).
     fn join_within_30s<T>(sleeper: std::thread::JoinHandle<T>) -> T {
         let give_up = Instant::now() + Duration::from_secs(30);
@@ -632,44 +441,6 @@ mod mutant_kills {
             std::thread::sleep(Duration::from_millis(1));
         }
         sleeper.join().unwrap()
-    }
-
-    #[test]
-    fn futex_deadlines_are_normalised_and_exactly_the_timeout_ahead() {
-        // 999_999_999 ns carries into the seconds unless the clock reads an exact second.
-        for timeout in [
-            Duration::ZERO,
-            Duration::from_nanos(1),
-            Duration::from_nanos(999_999_999),
-            Duration::new(1, 999_999_999),
-            Duration::from_millis(20),
-            Duration::new(7, 500_000_000),
-        ] {
-            let before = monotonic_now();
-            let at = monotonic_after(timeout);
-            let after = monotonic_now();
-            assert!(
-                (0..1_000_000_000).contains(&at.tv_nsec),
-                "tv_nsec {} for {timeout:?}",
-                at.tv_nsec
-            );
-            let (at, timeout) = (nanos(&at), timeout.as_nanos());
-            assert!(
-                nanos(&before) + timeout <= at && at <= nanos(&after) + timeout,
-                "{timeout} ns ahead"
-            );
-        }
-        // Saturates rather than overflowing: about 136 years ahead.
-        let far = monotonic_after(Duration::MAX);
-        assert!(far.tv_sec >= u32::MAX as libc::time_t);
-    }
-
-    #[test]
-    fn a_wake_with_nobody_asleep_wakes_nobody() {
-        let word = AtomicU32::new(0);
-        assert!(!futex_wake(&word));
-        futex_wake_all(&word);
-        assert_eq!(futex_wait(&word, 0, Duration::ZERO), FutexWait::TimedOut);
     }
 
     #[test]
@@ -716,7 +487,7 @@ mod mutant_kills {
             "a sleep over 127 words was cut short"
         );
         let give_up = Instant::now() + Duration::from_secs(30);
-        while !futex_wake(&words[126]) && !sleeper.is_finished() {
+        while !futex::futex_wake(&words[126]) && !sleeper.is_finished() {
             assert!(Instant::now() < give_up, "the sleeper never went to sleep");
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -819,7 +590,7 @@ mod mutant_kills {
             })
         };
         let give_up = Instant::now() + Duration::from_secs(30);
-        while !futex_wake(&word) && !sleeper.is_finished() {
+        while !futex::futex_wake(&word) && !sleeper.is_finished() {
             assert!(Instant::now() < give_up, "the sleeper never went to sleep");
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -850,7 +621,7 @@ mod mutant_kills {
             })
         };
         other.store(1, Ordering::Release);
-        futex_wake(&other);
+        futex::futex_wake(&other);
         assert_eq!(join_within_30s(sleeper), Woke::Changed);
     }
 
@@ -888,6 +659,6 @@ mod mutant_kills {
             deadline_after(Duration::MAX).is_none(),
             "overflow: no deadline"
         );
-        assert!(waitv_supported());
+        assert!(futex::waitv_supported());
     }
 }
