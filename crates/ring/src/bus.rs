@@ -57,7 +57,7 @@ impl Default for BusOptions {
 impl BusOptions {
     /// Upstream's default spin threshold (10,000 of its polls). Ours is a span of time, 37 ns
     /// per unit: a 370 µs spin on an empty ring before the consumer sleeps.
-    pub const DEFAULT_SPIN_THRESHOLD: u32 = 10_000;
+    pub const DEFAULT_SPIN_THRESHOLD: u32 = crate::ring::consumer::DEFAULT_SPIN_THRESHOLD;
 
     /// The largest ring a connector maps by default: 1 GiB per ring.
     pub const DEFAULT_MAX_CAPACITY: usize = 1 << 30;

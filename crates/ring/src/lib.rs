@@ -139,6 +139,8 @@ mod rpc;
 mod select;
 mod sys;
 mod trace;
+#[cfg(all(test, feature = "tracing"))]
+mod trace_events;
 mod wait;
 mod wire;
 
