@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::handshake::{self, AllowedPeers, WaitLimits};
 use crate::ring::consumer::Consumer;
 use crate::ring::producer::Producer;
@@ -66,7 +66,7 @@ impl BusOptions {
     /// [`DEFAULT_MAX_CAPACITY`](BusOptions::DEFAULT_MAX_CAPACITY)). Mapping populates every
     /// page, charged to the connector, so a hostile listener announcing 2 GiB rings could
     /// otherwise make us commit 4 GiB; a larger announcement fails with
-    /// [`Error::CapacityLimit`](crate::Error::CapacityLimit) before anything is mapped.
+    /// [`Error::CapacityLimit`] before anything is mapped.
     pub fn max_capacity(mut self, bytes: usize) -> Self {
         self.max_capacity = bytes;
         self
@@ -75,7 +75,7 @@ impl BusOptions {
     /// Refuses a ring the listener announced above [`max_capacity`](BusOptions::max_capacity).
     pub(crate) fn check_announced_capacity(&self, capacity: u32) -> Result<()> {
         if capacity as usize > self.max_capacity {
-            return Err(crate::Error::CapacityLimit {
+            return Err(Error::CapacityLimit {
                 capacity: capacity.into(),
                 limit: self.max_capacity,
             });
@@ -103,14 +103,14 @@ impl BusOptions {
     /// connection backlog is full (it is not accepting), every 10 ms (default: no retry, as
     /// upstream). Each attempt is non-blocking, so neither case outlives this timeout or the
     /// cancel token; with no retry, a full backlog fails at once with
-    /// [`Error::NobodyListening`](crate::Error::NobodyListening) saying so, where upstream's
+    /// [`Error::NobodyListening`] saying so, where upstream's
     /// blocking connect would wait for the listener to accept.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// How long `listen` waits for a peer before [`Error::Timeout`](crate::Error::Timeout)
+    /// How long `listen` waits for a peer before [`Error::Timeout`]
     /// (default: as long as it takes, as upstream). The socket file is removed either way.
     pub fn listen_timeout(mut self, timeout: Duration) -> Self {
         self.listen_timeout = Some(timeout);
@@ -125,7 +125,7 @@ impl BusOptions {
     }
 
     /// A token that cancels `listen` / `connect` and, afterwards, every blocking call of the
-    /// bus's ends ([`Error::Cancelled`](crate::Error::Cancelled)); see [`CancelToken`].
+    /// bus's ends ([`Error::Cancelled`]); see [`CancelToken`].
     pub fn cancel_token(mut self, token: CancelToken) -> Self {
         self.cancel = Some(token);
         self
@@ -194,7 +194,7 @@ impl BusOptions {
             rings.push((handshake.capacity_rev, handshake.shm_size_rev));
         }
         if fds.len() != rings.len() {
-            return Err(crate::Error::Handshake(format!(
+            return Err(Error::Handshake(format!(
                 "the listener sent {} file descriptors for {} rings",
                 fds.len(),
                 rings.len()

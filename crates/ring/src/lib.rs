@@ -114,6 +114,29 @@
 //! The oldest kernel that runs it is therefore 5.3. Upstream's macOS port (POSIX shared
 //! memory, `__ulock_wait`) is not reimplemented.
 //!
+//! # Layout
+//! For contributors: the crate's modules stand on floors, lowest first, and a module imports
+//! (`use crate::…`, and `crate::…` paths in code, tests included) only from its own floor or
+//! below.
+//!
+//! 1. Base: `error`; `trace`, the `lifecycle!` macro; `wire`, the format (`layout`, `type_id`).
+//! 2. `sys`: every raw system call (futexes, the eventfd, `flock`, the guarded in-memory
+//!    mapping, peer credentials and pidfds, sock_diag). It knows no crate type above `error`:
+//!    `futex_waitv` takes plain words and a timeout, not a cancel token.
+//! 3. `wait`: the one wait path (futex sleeps, socket readiness, pauses, deadlines) and
+//!    `CancelToken`, which wakes its waiters through `sys`, never through `wait`.
+//! 4. `ring` (the shared region, producer, consumer, typed messages, counters) and `handshake`
+//!    (the Unix-socket bootstrap and its socket file). The two never import each other.
+//! 5. `bus`, which joins a handshake to a ring, and `asynchronous` (feature `async`) with its
+//!    reactor.
+//! 6. `rpc`, `select`, `listener`, `fuzzing`, and the `trace_events` test module.
+//! 7. `lib.rs`: these docs, the module list and the re-exports.
+//!
+//! Inside the crate an item is named by its home module (`crate::error::Error`,
+//! `crate::wire::layout::…`), never through the re-exports below; doc links may point at the
+//! public paths, the pages users read. A unit test builds only what its own floor offers;
+//! tests of the public API as a whole live in `tests/`.
+//!
 //! [tachyon-ipc]: https://pypi.org/project/tachyon-ipc/
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -1,6 +1,7 @@
 //! Lifecycle events: through `tracing` with the `tracing` feature, compiled out without it.
 //! Only points a service operator acts on are events (listening, a peer connected, refused
-//! or gone, corruption found); nothing on the per-message path.
+//! or gone, corruption found); nothing on the per-message path. The events' own test, which
+//! needs a whole bus, is the top-floor `trace_events` module.
 
 /// `lifecycle!(info, pid = 1, "peer connected")`: a `tracing` event of that level, target
 /// `tachyon_ring`, when the feature is on. When it is off, nothing runs, but every field and

@@ -1,8 +1,9 @@
+// Floor: asynchronous, beside bus, above ring; never imports rpc, select, listener, fuzzing.
 //! Async ends (feature `async`, also enabled by `tokio`): receive and wait for space without
 //! blocking an executor thread.
 //!
 //! An end that finds nothing to do registers its ring with the process's one reactor thread
-//! (`reactor.rs`), which sleeps on every registered ring's futex word at once, exactly as a
+//! (`reactor`), which sleeps on every registered ring's futex word at once, exactly as a
 //! [`Selector`](crate::Selector) does, and wakes the task whose ring changed. So any number of
 //! async rings cost one sleeping thread, and an idle ring costs a wake-up per 50 ms (the nap
 //! that bounds a missed wake and notices a dead peer).

@@ -1,5 +1,7 @@
+// Floor: handshake, above wait, beside ring; never imports ring (bus joins the two).
 //! The bootstrap: one Unix-socket exchange that hands the memfd(s) and the 32-byte handshake
-//! from listener to connector, after which the socket is gone.
+//! from listener to connector, after which the socket is gone. The listener's socket file
+//! (bound, locked, removed) is `socket_file`.
 
 pub(crate) mod socket_file;
 

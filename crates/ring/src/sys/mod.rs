@@ -1,4 +1,4 @@
-// Floor: sys, above base (error, trace, wire); it knows no crate type above `error`.
+// Floor: sys, above base; imports only error, trace and wire, and names no type above error.
 //! The only place the crate issues raw system calls (through `libc`, in `unsafe`); the code
 //! above calls these functions instead. (The safe `nix` and `memmap2` wrappers that `ring::shm`
 //! and `handshake` use for memfds, their mappings and sockets stay with those modules.) Plain

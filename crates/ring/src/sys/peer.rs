@@ -1,5 +1,6 @@
-//! Who is on the other end: the peer's credentials from the socket, and a pidfd that tells
-//! when it has exited (upstream has no peer-death detection: its consumer waits forever).
+//! Who is on the other end: the peer's credentials from the socket, and a pidfd (or, without
+//! one, its `/proc/PID/stat` start time) that tells when it has exited (upstream has no
+//! peer-death detection: its consumer waits forever).
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 

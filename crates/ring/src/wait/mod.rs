@@ -1,3 +1,4 @@
+// Floor: wait, above sys; imports only sys and base, never ring, handshake or higher.
 //! The one wait path of the crate: sleeping on shared futex words (one ring's, or many at once
 //! with `futex_waitv`), sleeping on a socket, and plain pauses, each ended early by a
 //! [`CancelToken`] and never by an unrelated signal.

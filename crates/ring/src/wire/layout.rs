@@ -2,7 +2,7 @@
 //!
 //! This module is the only place the numbers of the wire live. Everything else in the crate
 //! names them from here. `docs/wire-format.md` explains the format in prose; the compile-time
-//! assertions at the bottom of this file pin the layouts to it.
+//! assertions at the end of this file (before its tests) pin the layouts to it.
 
 use core::cell::UnsafeCell;
 use core::mem::{offset_of, size_of};
