@@ -9,7 +9,7 @@ use clap::Parser;
 /// See every tachyon bus on this machine (tachyon-ring's and tachyon-ipc's) without touching
 /// it. With no output flag, an interactive view; run as root to see every process's rings.
 #[derive(Parser, Debug)]
-#[command(name = "tachyon-top", version)]
+#[command(name = "tachyon-top", version, args_override_self = true)]
 pub(crate) struct Cli {
     /// Print one snapshot as JSON (schema tachyon-top/1) after one --interval, and exit.
     #[arg(long)]

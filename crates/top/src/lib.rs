@@ -18,7 +18,7 @@
 //!
 //! # Guarantees
 //! - Nothing is ever written to a ring: every mapping is `PROT_READ`.
-//! - A file is mapped only after [`map::verify_before_mapping`]-style checks (a memfd on
+//! - A file is mapped only after one check (a memfd on
 //!   tmpfs, sealed against shrinking, long enough for its header, then for the capacity the
 //!   header announces): a truncated or hostile file gives a ring with an
 //!   [`error`](RingReport::error), never a `SIGBUS`.
@@ -39,7 +39,7 @@
 
 mod discover;
 mod error;
-pub mod map;
+mod map;
 mod monitor;
 mod peek;
 mod procfs;

@@ -19,17 +19,17 @@ use crate::error::InspectError;
 
 /// The header words of one ring, as loaded at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeaderWords {
+pub(crate) struct HeaderWords {
     /// `state` (see [`tachyon_ring::layout::state`]).
-    pub state: u32,
+    pub(crate) state: u32,
     /// The producer's published head, in bytes since the ring was made.
-    pub head: u64,
+    pub(crate) head: u64,
     /// The consumer's published tail.
-    pub tail: u64,
+    pub(crate) tail: u64,
     /// The consumer's futex word (see [`tachyon_ring::layout::sleeping`]).
-    pub consumer_sleeping: u32,
+    pub(crate) consumer_sleeping: u32,
     /// What the consumer advertises at offset 648 (0 unless it is tachyon-ring's).
-    pub consumer_features: u64,
+    pub(crate) consumer_features: u64,
 }
 
 /// A ring's header mapped read-only (and, for `--peek`, the whole ring).

@@ -513,7 +513,11 @@ fn files_that_are_not_rings_give_error_rows() {
         ],
         0,
     );
-    assert_eq!(check.matches("WARNING: ").count(), 4, "{check}");
+    assert_eq!(
+        check.matches(&format!("WARNING: {prefix}-")).count(),
+        4,
+        "{check}"
+    );
 }
 
 /// `--prometheus FILE` and `--listen ADDR` expose one ring's metrics, labelled.

@@ -71,13 +71,22 @@ fn keys_line(app: &App) -> Line<'static> {
 fn draw_table(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let rows = app.rows();
     let header = Row::new([
-        "LABEL", "KIND", "STATE", "CAP", "FILL", "FILL%", "MB/s", "MSG/s", "CONSUMER", "PIDS",
-        "ALARMS",
+        "LABEL",
+        "KIND",
+        "STATE",
+        "CAP",
+        "FILL",
+        "FILL%",
+        "MB/s",
+        "MSG/s",
+        "CONSUMER",
+        "PIDS",
+        "ALARMS / ERROR",
     ])
     .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
     let body: Vec<Row> = rows.iter().map(|ring| table_row(ring)).collect();
     let widths = [
-        Constraint::Min(20),
+        Constraint::Fill(3),
         Constraint::Length(12),
         Constraint::Length(8),
         Constraint::Length(8),
@@ -87,7 +96,7 @@ fn draw_table(frame: &mut Frame<'_>, app: &App, area: Rect) {
         Constraint::Length(9),
         Constraint::Length(17),
         Constraint::Length(14),
-        Constraint::Length(16),
+        Constraint::Fill(2),
     ];
     let table = Table::new(body, widths)
         .header(header)
@@ -134,14 +143,14 @@ fn table_row(ring: &RingReport) -> Row<'static> {
             Cell::from(ring.label.clone()),
             Cell::from(ring.kind.name()),
             Cell::from("error"),
-            Cell::from(error),
+            Cell::from(""),
             Cell::from(""),
             Cell::from(""),
             Cell::from(""),
             Cell::from(""),
             Cell::from(""),
             Cell::from(pids),
-            Cell::from(alarms),
+            Cell::from(error),
         ])
         .style(style);
     };
