@@ -8,17 +8,18 @@
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::Instant;
 
 use pyo3::exceptions::{PyIndexError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
-use tachyon_ring::{Bus, Consumer, Error, Producer};
+use pyo3::types::PyBytes;
+use tachyon_ring::{Bus, BusOptions, Consumer, Error, Producer};
 
 use crate::errors::{TachyonError, to_py};
-use crate::guard::{Lent, RX_CLOSED, RX_DANGLING};
+use crate::guard::{Lent, RX_CLOSED, RX_DANGLING, guard_pymethods};
 use crate::staging::with_bytes;
-use crate::wait::{Deadline, cancellable, deadline, wait_in_slices};
+use crate::wait::{Deadline, cancellable, deadline, time_limit, timed_out, wait_watching};
 
 /// The end of the ring this object holds.
 enum End {
@@ -92,19 +93,20 @@ fn wait_for_room(
 ) -> PyResult<()> {
     // Publish what is committed first: the consumer cannot free what it cannot see.
     producer.flush();
-    wait_in_slices(
-        py,
-        deadline,
-        "waiting for room in the ring",
-        |slice| match producer.reserve_timeout(len, slice) {
+    wait_watching(py, deadline, "waiting for room in the ring", |attempt| {
+        producer.set_cancel_token(attempt.token.cloned());
+        let room = match producer.reserve_timeout(len, attempt.timeout) {
             Ok(slot) => {
                 slot.rollback();
                 Ok(Some(()))
             }
             Err(Error::Timeout(_)) => Ok(None),
             Err(other) => Err(other),
-        },
-    )
+        };
+        // The bus's own token, from `listen`, ended with the call that made the bus.
+        producer.set_cancel_token(None);
+        room
+    })
 }
 
 /// Checks that `len` bytes fit now, or (with a `timeout`) waits for room.
@@ -127,8 +129,13 @@ fn make_room(
 
 /// Waits until a message is ready. `deadline` None: as long as it takes.
 fn wait_for_message(py: Python<'_>, consumer: &mut Consumer, deadline: Deadline) -> PyResult<()> {
-    wait_in_slices(py, deadline, "waiting for a message", |slice| {
-        consumer.wait_ready(slice).map(|ready| ready.then_some(()))
+    wait_watching(py, deadline, "waiting for a message", |attempt| {
+        consumer.set_cancel_token(attempt.token.cloned());
+        consumer.set_spin_threshold(attempt.spin_threshold());
+        let ready = consumer.wait_ready(attempt.timeout);
+        consumer.set_spin_threshold(BusOptions::DEFAULT_SPIN_THRESHOLD);
+        consumer.set_cancel_token(None);
+        ready.map(|ready| ready.then_some(()))
     })
 }
 
@@ -195,7 +202,8 @@ impl TachyonBus {
         self.set_open(|| {
             cancellable(py, move |token| {
                 Bus::options().cancel_token(token).listen(&path, capacity)
-            })
+            })?
+            .map_err(to_py)
         })
     }
 
@@ -205,21 +213,24 @@ impl TachyonBus {
     #[pyo3(signature = (socket_path, *, timeout = None))]
     fn connect(&self, py: Python<'_>, socket_path: &str, timeout: Option<f64>) -> PyResult<()> {
         let path = socket_path.to_owned();
-        let deadline = deadline(timeout)?;
+        let limit = time_limit(timeout)?;
         self.set_open(|| {
-            if timeout.is_none() {
+            let Some(limit) = limit else {
                 return py.detach(|| Bus::connect(&path)).map_err(to_py);
+            };
+            let started = Instant::now();
+            match cancellable(py, move |token| {
+                Bus::options()
+                    .cancel_token(token)
+                    .connect_timeout(limit)
+                    .connect(&path)
+            })? {
+                Ok(bus) => Ok(bus),
+                Err(Error::NobodyListening { .. }) => {
+                    Err(timed_out(started, "waiting for a listener"))
+                }
+                Err(other) => Err(to_py(other)),
             }
-            wait_in_slices(
-                py,
-                deadline,
-                "waiting for a listener",
-                |slice| match Bus::options().connect_timeout(slice).connect(&path) {
-                    Ok(bus) => Ok(Some(bus)),
-                    Err(Error::NobodyListening { .. }) => Ok(None),
-                    Err(other) => Err(other),
-                },
-            )
         })
     }
 
@@ -583,78 +594,37 @@ impl TxGuard {
     }
 }
 
-#[pymethods]
-impl TxGuard {
-    /// Payload bytes to send (at most the size acquired); 0 until set.
-    #[getter]
-    fn get_actual_size(&self) -> usize {
-        self.actual_size.load(Relaxed)
-    }
-
-    #[setter]
-    fn set_actual_size(&self, value: usize) -> PyResult<()> {
-        self.actual_size.store(value, Relaxed);
-        Ok(())
-    }
-
-    /// The message's 32-bit type id (route << 16 | msg_type).
-    #[getter]
-    fn get_type_id(&self) -> u32 {
-        self.type_id.load(Relaxed)
-    }
-
-    #[setter]
-    fn set_type_id(&self, value: u32) -> PyResult<()> {
-        self.type_id.store(value, Relaxed);
-        Ok(())
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (exc_type = None, exc_value = None, traceback = None))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        exc_type: Option<&Bound<'_, PyAny>>,
-        exc_value: Option<&Bound<'_, PyAny>>,
-        traceback: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
-        let _ = (exc_value, traceback);
-        let dangling = "Dangling memoryview detected: release the buffer before exiting the \
-                        context (the message was not sent).";
-        if self.lent.exit(dangling)? && exc_type.is_none_or(|t| t.is_none()) {
-            self.commit(py)?;
+guard_pymethods! {
+    impl TxGuard {
+        /// Payload bytes to send (at most the size acquired); 0 until set.
+        #[getter]
+        fn get_actual_size(&self) -> usize {
+            self.actual_size.load(Relaxed)
         }
-        Ok(false)
-    }
 
-    /// # Safety
-    /// Called by Python's buffer protocol with a valid `view`.
-    unsafe fn __getbuffer__(
-        slf: Bound<'_, Self>,
-        view: *mut ffi::Py_buffer,
-        flags: c_int,
-    ) -> PyResult<()> {
-        // SAFETY: view comes from Python; the view holds `slf`, the guard owning the bytes, and
-        // `None` lends them all.
-        unsafe {
-            slf.get().lent.export(
-                slf.as_any(),
-                view,
-                flags,
-                None,
-                "TxGuard already committed.",
-            )
+        #[setter]
+        fn set_actual_size(&self, value: usize) -> PyResult<()> {
+            self.actual_size.store(value, Relaxed);
+            Ok(())
+        }
+
+        /// The message's 32-bit type id (route << 16 | msg_type).
+        #[getter]
+        fn get_type_id(&self) -> u32 {
+            self.type_id.load(Relaxed)
+        }
+
+        #[setter]
+        fn set_type_id(&self, value: u32) -> PyResult<()> {
+            self.type_id.store(value, Relaxed);
+            Ok(())
         }
     }
-
-    /// # Safety
-    /// Called by Python's buffer protocol.
-    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
-        self.lent.release();
-    }
+    exit: commit(
+        "Dangling memoryview detected: release the buffer before exiting the context (the \
+         message was not sent)."
+    ),
+    buffer: "TxGuard already committed.",
 }
 
 /// A received message: read it through the buffer protocol (`memoryview(rx)`, `bytes(rx)`).
@@ -665,51 +635,22 @@ pub struct RxGuard {
     type_id: u32,
 }
 
-#[pymethods]
-impl RxGuard {
-    /// Payload bytes.
-    #[getter]
-    fn actual_size(&self) -> usize {
-        self.lent.len()
-    }
+guard_pymethods! {
+    impl RxGuard {
+        /// Payload bytes.
+        #[getter]
+        fn actual_size(&self) -> usize {
+            self.lent.len()
+        }
 
-    /// The message's 32-bit type id.
-    #[getter]
-    fn type_id(&self) -> u32 {
-        self.type_id
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        self.lent.exit(RX_DANGLING)?;
-        Ok(false)
-    }
-
-    /// # Safety
-    /// Called by Python's buffer protocol with a valid `view`.
-    unsafe fn __getbuffer__(
-        slf: Bound<'_, Self>,
-        view: *mut ffi::Py_buffer,
-        flags: c_int,
-    ) -> PyResult<()> {
-        // SAFETY: view comes from Python; the view holds `slf`, the guard owning the bytes, and
-        // `None` lends them all.
-        unsafe {
-            slf.get()
-                .lent
-                .export(slf.as_any(), view, flags, None, RX_CLOSED)
+        /// The message's 32-bit type id.
+        #[getter]
+        fn type_id(&self) -> u32 {
+            self.type_id
         }
     }
-
-    /// # Safety
-    /// Called by Python's buffer protocol.
-    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
-        self.lent.release();
-    }
+    exit: release(RX_DANGLING),
+    buffer: RX_CLOSED,
 }
 
 /// `RxBatchGuard`'s and `RxMsgView`'s words for an access after the block.
@@ -723,40 +664,33 @@ pub struct RxBatchGuard {
     items: Vec<(usize, usize, u32)>,
 }
 
-#[pymethods]
-impl RxBatchGuard {
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        self.lent
-            .exit("Dangling memoryview detected in batch: release before exiting context.")?;
-        Ok(false)
-    }
-
-    fn __len__(&self) -> usize {
-        self.items.len()
-    }
-
-    fn __getitem__(slf: &Bound<'_, Self>, index: isize) -> PyResult<RxMsgView> {
-        let this = slf.get();
-        let len = this.items.len() as isize;
-        let i = if index < 0 { index + len } else { index };
-        if !(0..len).contains(&i) {
-            return Err(PyIndexError::new_err("Batch index out of range."));
+guard_pymethods! {
+    impl RxBatchGuard {
+        fn __len__(&self) -> usize {
+            self.items.len()
         }
-        if this.lent.is_done() {
-            return Err(PyRuntimeError::new_err(
-                "Cannot access messages: batch already committed.",
-            ));
+
+        fn __getitem__(slf: &Bound<'_, Self>, index: isize) -> PyResult<RxMsgView> {
+            let this = slf.get();
+            let len = this.items.len() as isize;
+            let i = if index < 0 { index + len } else { index };
+            if !(0..len).contains(&i) {
+                return Err(PyIndexError::new_err("Batch index out of range."));
+            }
+            if this.lent.is_done() {
+                return Err(PyRuntimeError::new_err(
+                    "Cannot access messages: batch already committed.",
+                ));
+            }
+            Ok(RxMsgView {
+                batch: slf.clone().unbind(),
+                index: i as usize,
+            })
         }
-        Ok(RxMsgView {
-            batch: slf.clone().unbind(),
-            index: i as usize,
-        })
     }
+    exit: release(
+        "Dangling memoryview detected in batch: release before exiting context."
+    ),
 }
 
 /// One message of a batch: buffer protocol and DLPack (`numpy.from_dlpack(view)`,

@@ -141,3 +141,93 @@ impl Lent {
         Ok(capsule)
     }
 }
+
+/// The `#[pymethods]` block of a guard (a `#[pyclass]` with a `lent: Lent` field): the
+/// guard's own methods, with those every guard shares added to them.
+///
+/// ```ignore
+/// guard_pymethods! {
+///     impl RxGuard { /* the guard's own methods */ }
+///     exit: release(RX_DANGLING),
+///     buffer: RX_CLOSED,
+/// }
+/// ```
+///
+/// - `__enter__` returns the guard.
+/// - `__exit__(exc_type=None, exc_value=None, traceback=None)` ends the block; `DANGLING` is
+///   the BufferError message for a memoryview still alive ([`Lent::exit`]). With
+///   `exit: commit(DANGLING)` (a TX guard), leaving without an exception then calls the
+///   guard's `fn commit(&self, py: Python<'_>) -> PyResult<()>`; with `exit:
+///   release(DANGLING)` (an RX guard), nothing more happens.
+/// - `buffer: CLOSED` (optional): `__getbuffer__` (all the bytes; BufferError `CLOSED` after
+///   the block, [`Lent::export`]) and `__releasebuffer__`.
+///
+/// PyO3 takes one `#[pymethods]` block per class and expands no macro inside one, so the
+/// macro writes the whole block. (It cannot take `*args`: PyO3 names its own varargs variable
+/// with the argument's span, which hygiene hides inside a macro; hence the three optional
+/// arguments of every `__exit__`, as the stubs declare them.)
+macro_rules! guard_pymethods {
+    (
+        impl $guard:ident { $($own:tt)* }
+        exit: $exit:ident($dangling:expr),
+        $(buffer: $closed:expr,)?
+    ) => {
+        // PyO3's wrappers call `__getbuffer__` / `__releasebuffer__` inside an `unsafe fn`,
+        // with spans from this macro, which the crate's `deny(unsafe_op_in_unsafe_fn)` then
+        // takes for ours; the methods written here use explicit `unsafe` blocks all the same.
+        #[allow(unsafe_op_in_unsafe_fn)]
+        const _: () = {
+            #[pyo3::pymethods]
+            impl $guard {
+                $($own)*
+
+                fn __enter__(slf: pyo3::Py<Self>) -> pyo3::Py<Self> {
+                    slf
+                }
+
+                #[pyo3(signature = (exc_type = None, exc_value = None, traceback = None))]
+                fn __exit__(
+                    &self,
+                    py: pyo3::Python<'_>,
+                    exc_type: Option<&pyo3::Bound<'_, pyo3::PyAny>>,
+                    exc_value: Option<&pyo3::Bound<'_, pyo3::PyAny>>,
+                    traceback: Option<&pyo3::Bound<'_, pyo3::PyAny>>,
+                ) -> pyo3::PyResult<bool> {
+                    let _ = (py, exc_value, traceback);
+                    let clean = self.lent.exit($dangling)? && exc_type.is_none_or(|t| t.is_none());
+                    $crate::guard::guard_pymethods!(@on_exit $exit, self, py, clean);
+                    Ok(false)
+                }
+
+                $(
+                    /// # Safety
+                    /// Called by Python's buffer protocol with a valid `view`.
+                    unsafe fn __getbuffer__(
+                        slf: pyo3::Bound<'_, Self>,
+                        view: *mut pyo3::ffi::Py_buffer,
+                        flags: std::ffi::c_int,
+                    ) -> pyo3::PyResult<()> {
+                        // SAFETY: view comes from Python; the view holds `slf`, the guard
+                        // owning the bytes, and `None` lends them all.
+                        unsafe { slf.get().lent.export(slf.as_any(), view, flags, None, $closed) }
+                    }
+
+                    /// # Safety
+                    /// Called by Python's buffer protocol.
+                    unsafe fn __releasebuffer__(&self, _view: *mut pyo3::ffi::Py_buffer) {
+                        self.lent.release();
+                    }
+                )?
+            }
+        };
+    };
+    (@on_exit commit, $guard:ident, $py:ident, $clean:ident) => {
+        if $clean {
+            $guard.commit($py)?;
+        }
+    };
+    (@on_exit release, $guard:ident, $py:ident, $clean:ident) => {
+        let _ = $clean;
+    };
+}
+pub(crate) use guard_pymethods;

@@ -6,7 +6,7 @@
 //!
 //! Module map:
 //! - [`errors`]: the exception hierarchy, one class per kind of [`tachyon_ring::Error`];
-//! - [`wait`]: the one place a call waits (GIL released, in slices, signals checked);
+//! - [`wait`]: the one place a call waits (GIL released, woken by signals through `signals`);
 //! - [`staging`]: the private buffers guards export through the buffer protocol and DLPack;
 //! - `guard`: what every guard shares (its buffer, live exports, the end of its block);
 //! - [`bus`]: `TachyonBus` and its guards; [`rpc`]: `TachyonRpcBus` and its guards.
@@ -35,6 +35,7 @@ pub mod bus;
 pub mod errors;
 mod guard;
 pub mod rpc;
+mod signals;
 pub mod staging;
 pub mod wait;
 

@@ -1,20 +1,20 @@
 //! `TachyonRpcBus` (upstream's `_tachyon.TachyonRpcBus`) and its guards. The listener is the
 //! callee (serve / reply), the connector the caller (call / wait), as upstream's convention.
 
-use std::ffi::c_int;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
-use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
-use tachyon_ring::{Callee, Caller, Error, RpcBus};
+use tachyon_ring::{BusOptions, Callee, Caller, CancelToken, Error, RpcBus};
 
 use crate::bus::lock;
 use crate::errors::{TachyonError, to_py};
-use crate::guard::{Lent, RX_CLOSED, RX_DANGLING};
-use crate::wait::{cancellable, deadline, wait_in_slices};
+use crate::guard::{Lent, RX_CLOSED, RX_DANGLING, guard_pymethods};
+use crate::wait::{
+    Attempt, cancellable, deadline, time_limit, timed_out, wait_in_slices, wait_watching,
+};
 
 enum End {
     Unset,
@@ -59,6 +59,37 @@ fn positive(max_payload_size: i64) -> PyResult<usize> {
     usize::try_from(max_payload_size)
         .map_err(|_| PyValueError::new_err("max_payload_size too large"))
 }
+
+/// Looks for room for a reply every [`REPLY_ROOM_POLL`] (the callee's `reserve_reply` has no
+/// waiting form) until there is, the attempt's timeout has passed (`Ok(None)`), or its token
+/// fires.
+fn room_for_reply(
+    callee: &mut Callee,
+    correlation_id: u64,
+    size: usize,
+    attempt: Attempt<'_>,
+) -> Result<Option<()>, Error> {
+    let started = Instant::now();
+    loop {
+        match callee.reserve_reply(correlation_id, size) {
+            // Room is there; the slot rolls back as it drops here.
+            Ok(_slot) => return Ok(Some(())),
+            Err(Error::Full { .. }) => {}
+            Err(other) => return Err(other),
+        }
+        if attempt.token.is_some_and(CancelToken::is_cancelled) {
+            return Err(Error::Cancelled("waiting for room for a reply"));
+        }
+        let left = attempt.timeout.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        std::thread::sleep(left.min(REPLY_ROOM_POLL));
+    }
+}
+
+/// How often a reply waiting for room looks again (and at its cancel token).
+const REPLY_ROOM_POLL: Duration = Duration::from_micros(200);
 
 /// Upstream's two-ring request/reply bus.
 #[pyclass(frozen, module = "tachyon_rs._tachyon_rs")]
@@ -114,7 +145,8 @@ impl TachyonRpcBus {
                 tachyon_ring::Bus::options()
                     .cancel_token(token)
                     .rpc_listen(&path, cap_fwd, cap_rev)
-            })?;
+            })?
+            .map_err(to_py)?;
             Ok(End::Callee(Box::new(callee)))
         })
     }
@@ -124,21 +156,26 @@ impl TachyonRpcBus {
     #[pyo3(signature = (socket_path, *, timeout = None))]
     fn connect(&self, py: Python<'_>, socket_path: &str, timeout: Option<f64>) -> PyResult<()> {
         let path = socket_path.to_owned();
-        let deadline = deadline(timeout)?;
+        let limit = time_limit(timeout)?;
         self.set(|| {
-            let caller = if timeout.is_none() {
-                py.detach(|| RpcBus::connect(&path)).map_err(to_py)?
-            } else {
-                wait_in_slices(py, deadline, "waiting for an RPC listener", |slice| {
-                    match tachyon_ring::Bus::options()
-                        .connect_timeout(slice)
-                        .rpc_connect(&path)
-                    {
-                        Ok(caller) => Ok(Some(caller)),
-                        Err(Error::NobodyListening { .. }) => Ok(None),
-                        Err(other) => Err(other),
-                    }
-                })?
+            let Some(limit) = limit else {
+                let caller = py.detach(|| RpcBus::connect(&path)).map_err(to_py)?;
+                return Ok(End::Caller(Box::new(caller)));
+            };
+            let started = Instant::now();
+            // Connected on a thread of its own: the token stays with the caller's rings for
+            // good, so it must fire only when the call is abandoned.
+            let caller = match cancellable(py, move |token| {
+                tachyon_ring::Bus::options()
+                    .cancel_token(token)
+                    .connect_timeout(limit)
+                    .rpc_connect(&path)
+            })? {
+                Ok(caller) => caller,
+                Err(Error::NobodyListening { .. }) => {
+                    return Err(timed_out(started, "waiting for an RPC listener"));
+                }
+                Err(other) => return Err(to_py(other)),
             };
             Ok(End::Caller(Box::new(caller)))
         })
@@ -170,7 +207,7 @@ impl TachyonRpcBus {
                         py,
                         deadline(timeout)?,
                         "waiting for room for a call",
-                        |slice| match caller.reserve_call_timeout(size, slice) {
+                        |attempt| match caller.reserve_call_timeout(size, attempt.timeout) {
                             // Room is there; the slot rolls back as it drops here.
                             Ok(_slot) => Ok(Some(())),
                             Err(Error::Timeout(_)) => Ok(None),
@@ -204,18 +241,8 @@ impl TachyonRpcBus {
                 Ok(_unused_slot_rolls_back) => {}
                 Err(Error::Full { .. }) if timeout.is_some() => {
                     let deadline = deadline(timeout)?;
-                    wait_in_slices(py, deadline, "waiting for room for a reply", |slice| {
-                        match callee.reserve_reply(correlation_id, size) {
-                            // Room is there; the slot rolls back as it drops here.
-                            Ok(_slot) => Ok(Some(())),
-                            Err(Error::Full { .. }) => {
-                                std::thread::sleep(
-                                    slice.min(std::time::Duration::from_micros(200)),
-                                );
-                                Ok(None)
-                            }
-                            Err(other) => Err(other),
-                        }
+                    wait_watching(py, deadline, "waiting for room for a reply", |attempt| {
+                        room_for_reply(callee, correlation_id, size, attempt)
                     })?;
                 }
                 Err(other) => return Err(to_py(other)),
@@ -238,13 +265,19 @@ impl TachyonRpcBus {
         let deadline = deadline(timeout)?;
         let mut end = self.state()?;
         let caller = caller(&mut end)?;
-        let (msg_type, data) = wait_in_slices(py, deadline, "waiting for a reply", |slice| {
-            match caller.wait_timeout(correlation_id, slice) {
+        // The RPC ends take no cancel token, so on the main thread this waits in slices; the
+        // spin runs in the first only (later ones restart the naps, not the spin). The default
+        // threshold, which the caller was built with, is put back at the end.
+        let reply = wait_in_slices(py, deadline, "waiting for a reply", |attempt| {
+            caller.set_reply_wait(attempt.spin_threshold(), false);
+            match caller.wait_timeout(correlation_id, attempt.timeout) {
                 Ok(reply) => Ok(Some((reply.msg_type(), reply.data().to_vec()))),
                 Err(Error::Timeout(_)) => Ok(None),
                 Err(other) => Err(other),
             }
-        })?;
+        });
+        caller.set_reply_wait(BusOptions::DEFAULT_SPIN_THRESHOLD, false);
+        let (msg_type, data) = reply?;
         Ok(RpcRxGuard::new(data, msg_type, correlation_id))
     }
 
@@ -260,10 +293,10 @@ impl TachyonRpcBus {
         let deadline = deadline(timeout)?;
         let mut end = self.state()?;
         let callee = callee(&mut end)?;
-        let (id, msg_type, data) =
-            wait_in_slices(py, deadline, "waiting for a request", |slice| match callee
-                .serve_timeout(slice)
-            {
+        // In slices on the main thread, spinning in the first only: see `wait`.
+        let request = wait_in_slices(py, deadline, "waiting for a request", |attempt| {
+            callee.set_request_wait(attempt.spin_threshold(), false);
+            match callee.serve_timeout(attempt.timeout) {
                 Ok(request) => {
                     let (msg_type, data) = (request.msg_type(), request.data().to_vec());
                     // Answered later through `reply`: defer, or dropping the request here would
@@ -272,7 +305,10 @@ impl TachyonRpcBus {
                 }
                 Err(Error::Timeout(_)) => Ok(None),
                 Err(other) => Err(other),
-            })?;
+            }
+        });
+        callee.set_request_wait(BusOptions::DEFAULT_SPIN_THRESHOLD, false);
+        let (id, msg_type, data) = request?;
         Ok(RpcRxGuard::new(data, msg_type, id))
     }
 
@@ -331,84 +367,43 @@ impl RpcTxGuard {
     }
 }
 
-#[pymethods]
-impl RpcTxGuard {
-    /// Payload bytes to send (at most the size acquired).
-    #[getter]
-    fn get_actual_size(&self) -> usize {
-        self.actual_size.load(Relaxed)
-    }
-
-    #[setter]
-    fn set_actual_size(&self, value: usize) -> PyResult<()> {
-        self.actual_size.store(value, Relaxed);
-        Ok(())
-    }
-
-    /// The application message type (0..65535).
-    #[getter]
-    fn get_msg_type(&self) -> u64 {
-        self.msg_type.load(Relaxed)
-    }
-
-    #[setter]
-    fn set_msg_type(&self, value: u64) -> PyResult<()> {
-        self.msg_type.store(value, Relaxed);
-        Ok(())
-    }
-
-    /// The call's correlation id once sent; 0 before, and for replies.
-    #[getter]
-    fn out_cid(&self) -> u64 {
-        self.out_cid.load(Relaxed)
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (exc_type = None, exc_value = None, traceback = None))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        exc_type: Option<&Bound<'_, PyAny>>,
-        exc_value: Option<&Bound<'_, PyAny>>,
-        traceback: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
-        let _ = (exc_value, traceback);
-        let dangling = "Dangling memoryview detected: release the buffer before exiting the \
-                        context (nothing was sent).";
-        if self.lent.exit(dangling)? && exc_type.is_none_or(|t| t.is_none()) {
-            self.commit(py)?;
+guard_pymethods! {
+    impl RpcTxGuard {
+        /// Payload bytes to send (at most the size acquired).
+        #[getter]
+        fn get_actual_size(&self) -> usize {
+            self.actual_size.load(Relaxed)
         }
-        Ok(false)
-    }
 
-    /// # Safety
-    /// Called by Python's buffer protocol with a valid `view`.
-    unsafe fn __getbuffer__(
-        slf: Bound<'_, Self>,
-        view: *mut ffi::Py_buffer,
-        flags: c_int,
-    ) -> PyResult<()> {
-        // SAFETY: view comes from Python; the view holds `slf`, the guard owning the bytes, and
-        // `None` lends them all.
-        unsafe {
-            slf.get().lent.export(
-                slf.as_any(),
-                view,
-                flags,
-                None,
-                "RpcTxGuard already committed.",
-            )
+        #[setter]
+        fn set_actual_size(&self, value: usize) -> PyResult<()> {
+            self.actual_size.store(value, Relaxed);
+            Ok(())
+        }
+
+        /// The application message type (0..65535).
+        #[getter]
+        fn get_msg_type(&self) -> u64 {
+            self.msg_type.load(Relaxed)
+        }
+
+        #[setter]
+        fn set_msg_type(&self, value: u64) -> PyResult<()> {
+            self.msg_type.store(value, Relaxed);
+            Ok(())
+        }
+
+        /// The call's correlation id once sent; 0 before, and for replies.
+        #[getter]
+        fn out_cid(&self) -> u64 {
+            self.out_cid.load(Relaxed)
         }
     }
-
-    /// # Safety
-    /// Called by Python's buffer protocol.
-    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
-        self.lent.release();
-    }
+    exit: commit(
+        "Dangling memoryview detected: release the buffer before exiting the context \
+         (nothing was sent)."
+    ),
+    buffer: "RpcTxGuard already committed.",
 }
 
 /// A request (serve side) or reply (wait side), read through the buffer protocol.
@@ -430,55 +425,26 @@ impl RpcRxGuard {
     }
 }
 
-#[pymethods]
-impl RpcRxGuard {
-    /// Payload bytes.
-    #[getter]
-    fn actual_size(&self) -> usize {
-        self.lent.len()
-    }
+guard_pymethods! {
+    impl RpcRxGuard {
+        /// Payload bytes.
+        #[getter]
+        fn actual_size(&self) -> usize {
+            self.lent.len()
+        }
 
-    /// The message type (RPC slots carry route 0, so this is the msg_type).
-    #[getter]
-    fn type_id(&self) -> u32 {
-        u32::from(self.msg_type)
-    }
+        /// The message type (RPC slots carry route 0, so this is the msg_type).
+        #[getter]
+        fn type_id(&self) -> u32 {
+            u32::from(self.msg_type)
+        }
 
-    /// The call's correlation id (pass it to `reply`).
-    #[getter]
-    fn correlation_id(&self) -> u64 {
-        self.correlation_id
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        self.lent.exit(RX_DANGLING)?;
-        Ok(false)
-    }
-
-    /// # Safety
-    /// Called by Python's buffer protocol with a valid `view`.
-    unsafe fn __getbuffer__(
-        slf: Bound<'_, Self>,
-        view: *mut ffi::Py_buffer,
-        flags: c_int,
-    ) -> PyResult<()> {
-        // SAFETY: view comes from Python; the view holds `slf`, the guard owning the bytes, and
-        // `None` lends them all.
-        unsafe {
-            slf.get()
-                .lent
-                .export(slf.as_any(), view, flags, None, RX_CLOSED)
+        /// The call's correlation id (pass it to `reply`).
+        #[getter]
+        fn correlation_id(&self) -> u64 {
+            self.correlation_id
         }
     }
-
-    /// # Safety
-    /// Called by Python's buffer protocol.
-    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
-        self.lent.release();
-    }
+    exit: release(RX_DANGLING),
+    buffer: RX_CLOSED,
 }
