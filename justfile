@@ -52,13 +52,15 @@ bench pairs="9":
     target/compare/release/tachyon-compare-fan-in run --pairs {{pairs}} --out-dir target/compare
     {{just_executable()}} --justfile {{justfile()}} --working-directory {{justfile_directory()}} bench-python
 
-# Formatting, clippy with warnings as errors, rustdoc with warnings as errors.
+# Formatting, clippy with warnings as errors, rustdoc with warnings as errors, the ring
+# crate's floors (crates/ring/tests/floors.rs).
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy -p tachyon-ring --features tracing --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
     RUSTDOCFLAGS="-D warnings" cargo doc -p tachyon-ring --no-deps --quiet
+    cargo test -p tachyon-ring --test floors
 
 # Every exported path of tachyon-ring (rustdoc's stable HTML; `cargo public-api` needs nightly):
 # diff two runs to show a change left the API as it was.

@@ -3,18 +3,16 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use tachyon_ring::{BusOptions, Callee, Caller, CancelToken, Error, RpcBus};
+use tachyon_ring::{BusOptions, Callee, Caller, Error, RpcBus};
 
 use crate::bus::lock;
 use crate::errors::{TachyonError, to_py};
 use crate::guard::{Lent, RX_CLOSED, RX_DANGLING, guard_pymethods};
-use crate::wait::{
-    Attempt, cancellable, deadline, time_limit, timed_out, wait_in_slices, wait_watching,
-};
+use crate::wait::{cancellable, deadline, time_limit, timed_out, wait_watching};
 
 enum End {
     Unset,
@@ -59,37 +57,6 @@ fn positive(max_payload_size: i64) -> PyResult<usize> {
     usize::try_from(max_payload_size)
         .map_err(|_| PyValueError::new_err("max_payload_size too large"))
 }
-
-/// Looks for room for a reply every [`REPLY_ROOM_POLL`] (the callee's `reserve_reply` has no
-/// waiting form) until there is, the attempt's timeout has passed (`Ok(None)`), or its token
-/// fires.
-fn room_for_reply(
-    callee: &mut Callee,
-    correlation_id: u64,
-    size: usize,
-    attempt: Attempt<'_>,
-) -> Result<Option<()>, Error> {
-    let started = Instant::now();
-    loop {
-        match callee.reserve_reply(correlation_id, size) {
-            // Room is there; the slot rolls back as it drops here.
-            Ok(_slot) => return Ok(Some(())),
-            Err(Error::Full { .. }) => {}
-            Err(other) => return Err(other),
-        }
-        if attempt.token.is_some_and(CancelToken::is_cancelled) {
-            return Err(Error::Cancelled("waiting for room for a reply"));
-        }
-        let left = attempt.timeout.saturating_sub(started.elapsed());
-        if left.is_zero() {
-            return Ok(None);
-        }
-        std::thread::sleep(left.min(REPLY_ROOM_POLL));
-    }
-}
-
-/// How often a reply waiting for room looks again (and at its cancel token).
-const REPLY_ROOM_POLL: Duration = Duration::from_micros(200);
 
 /// Upstream's two-ring request/reply bus.
 #[pyclass(frozen, module = "tachyon_rs._tachyon_rs")]
@@ -203,17 +170,19 @@ impl TachyonRpcBus {
             match caller.reserve_call(size) {
                 Ok(_unused_slot_rolls_back) => {}
                 Err(Error::Full { .. }) if timeout.is_some() => {
-                    wait_in_slices(
-                        py,
-                        deadline(timeout)?,
-                        "waiting for room for a call",
-                        |attempt| match caller.reserve_call_timeout(size, attempt.timeout) {
-                            // Room is there; the slot rolls back as it drops here.
-                            Ok(_slot) => Ok(Some(())),
-                            Err(Error::Timeout(_)) => Ok(None),
-                            Err(other) => Err(other),
-                        },
-                    )?;
+                    let deadline = deadline(timeout)?;
+                    let room =
+                        wait_watching(py, deadline, "waiting for room for a call", |attempt| {
+                            caller.set_cancel_token(attempt.token.cloned());
+                            match caller.reserve_call_timeout(size, attempt.timeout) {
+                                // Room is there; the slot rolls back as it drops here.
+                                Ok(_slot) => Ok(Some(())),
+                                Err(Error::Timeout(_)) => Ok(None),
+                                Err(other) => Err(other),
+                            }
+                        });
+                    caller.set_cancel_token(None);
+                    room?;
                 }
                 Err(other) => return Err(to_py(other)),
             }
@@ -241,9 +210,22 @@ impl TachyonRpcBus {
                 Ok(_unused_slot_rolls_back) => {}
                 Err(Error::Full { .. }) if timeout.is_some() => {
                     let deadline = deadline(timeout)?;
-                    wait_watching(py, deadline, "waiting for room for a reply", |attempt| {
-                        room_for_reply(callee, correlation_id, size, attempt)
-                    })?;
+                    let room =
+                        wait_watching(py, deadline, "waiting for room for a reply", |attempt| {
+                            callee.set_cancel_token(attempt.token.cloned());
+                            match callee.reserve_reply_timeout(
+                                correlation_id,
+                                size,
+                                attempt.timeout,
+                            ) {
+                                // Room is there; the slot rolls back as it drops here.
+                                Ok(_slot) => Ok(Some(())),
+                                Err(Error::Timeout(_)) => Ok(None),
+                                Err(other) => Err(other),
+                            }
+                        });
+                    callee.set_cancel_token(None);
+                    room?;
                 }
                 Err(other) => return Err(to_py(other)),
             }
@@ -265,10 +247,10 @@ impl TachyonRpcBus {
         let deadline = deadline(timeout)?;
         let mut end = self.state()?;
         let caller = caller(&mut end)?;
-        // The RPC ends take no cancel token, so on the main thread this waits in slices; the
-        // spin runs in the first only (later ones restart the naps, not the spin). The default
-        // threshold, which the caller was built with, is put back at the end.
-        let reply = wait_in_slices(py, deadline, "waiting for a reply", |attempt| {
+        // The default threshold, which the caller was built with, and no token are put back at
+        // the end.
+        let reply = wait_watching(py, deadline, "waiting for a reply", |attempt| {
+            caller.set_cancel_token(attempt.token.cloned());
             caller.set_reply_wait(attempt.spin_threshold(), false);
             match caller.wait_timeout(correlation_id, attempt.timeout) {
                 Ok(reply) => Ok(Some((reply.msg_type(), reply.data().to_vec()))),
@@ -277,6 +259,7 @@ impl TachyonRpcBus {
             }
         });
         caller.set_reply_wait(BusOptions::DEFAULT_SPIN_THRESHOLD, false);
+        caller.set_cancel_token(None);
         let (msg_type, data) = reply?;
         Ok(RpcRxGuard::new(data, msg_type, correlation_id))
     }
@@ -293,8 +276,9 @@ impl TachyonRpcBus {
         let deadline = deadline(timeout)?;
         let mut end = self.state()?;
         let callee = callee(&mut end)?;
-        // In slices on the main thread, spinning in the first only: see `wait`.
-        let request = wait_in_slices(py, deadline, "waiting for a request", |attempt| {
+        // As `wait` does.
+        let request = wait_watching(py, deadline, "waiting for a request", |attempt| {
+            callee.set_cancel_token(attempt.token.cloned());
             callee.set_request_wait(attempt.spin_threshold(), false);
             match callee.serve_timeout(attempt.timeout) {
                 Ok(request) => {
@@ -308,6 +292,7 @@ impl TachyonRpcBus {
             }
         });
         callee.set_request_wait(BusOptions::DEFAULT_SPIN_THRESHOLD, false);
+        callee.set_cancel_token(None);
         let (id, msg_type, data) = request?;
         Ok(RpcRxGuard::new(data, msg_type, id))
     }

@@ -1,6 +1,5 @@
 //! The one wait path of the extension: every blocking call (receive, serve, wait for a reply,
-//! wait for room, listen, connect) goes through [`wait_watching`], [`wait_in_slices`] or
-//! [`cancellable`].
+//! wait for room, listen, connect) goes through [`wait_watching`] or [`cancellable`].
 //!
 //! The GIL is released while waiting, and signals end the wait at once: on the main thread,
 //! `signals::Armed` has CPython's signal handler wake the wait (see the `signals` module),
@@ -9,14 +8,11 @@
 //! the wait goes on, with a fresh token, for the time that is left. Any other thread runs no
 //! signal handlers, so its wait is a single call.
 //!
-//! - [`wait_watching`]: a wait the ring can end through a `CancelToken` (`Consumer` and
-//!   `Producer` take one with `set_cancel_token`): after a first call of at most [`UNARMED`]
-//!   (2 ms), one blocking call for the rest of the timeout, so the ring's spin runs once and
-//!   its naps (0.5 ms doubling to 50 ms) restart once, not once per 20 ms slice as they did.
-//! - [`wait_in_slices`]: the RPC ends, whose `Caller` / `Callee` take no token after they are
-//!   built (the ring crate has no `set_cancel_token` for them): on the main thread the wait is
-//!   cut into slices of at most [`SLICE`], with the handlers run between slices, and only the
-//!   first slice spins ([`Attempt::spin_threshold`]); elsewhere it is one call.
+//! - [`wait_watching`]: a wait the ring can end through a `CancelToken` (`Consumer`,
+//!   `Producer`, `Caller` and `Callee` take one with `set_cancel_token`): after a first call
+//!   of at most [`UNARMED`] (2 ms), one blocking call for the rest of the timeout, so the
+//!   ring's spin runs once and its naps (0.5 ms doubling to 50 ms) restart once, not once per
+//!   20 ms slice as they did.
 //! - [`cancellable`]: a call that must not be cut short unless a handler raises (`listen`,
 //!   `connect`): it runs on a thread of its own with a token of its own.
 
@@ -154,8 +150,7 @@ pub const UNARMED: Duration = Duration::from_millis(2);
 /// signal; the handlers then run, and the call is made again with a fresh token for the time
 /// left.
 /// Elsewhere the token is `None` and the rest is one call. Should the wakeup fd be impossible
-/// to set (a sub-interpreter), the calls are [`SLICE`]s with the handlers run between them, as
-/// in [`wait_in_slices`].
+/// to set (a sub-interpreter), the calls are [`SLICE`]s with the handlers run between them.
 ///
 /// Errors: the crate's error from `attempt`, `WaitTimeoutError` at the deadline (naming
 /// `what`), or whatever a signal handler raised (`KeyboardInterrupt` for Ctrl-C).
@@ -219,42 +214,6 @@ where
 fn cancels(token: &CancelToken) -> Waker {
     let token = token.clone();
     Arc::new(move || token.cancel())
-}
-
-/// Calls `attempt` with the GIL released until it returns `Some`, for the waits that cannot
-/// watch a token (the RPC ends; [`Attempt::token`] is always `None`). On the main thread each
-/// call gets at most [`SLICE`] (less near the deadline) and Python's signal handlers run
-/// between calls; elsewhere it gets all the time left. `attempt` returns `Ok(None)` when its
-/// time ran out without success.
-///
-/// Errors: as [`wait_watching`].
-pub fn wait_in_slices<T, F>(
-    py: Python<'_>,
-    deadline: Deadline,
-    what: &str,
-    mut attempt: F,
-) -> PyResult<T>
-where
-    T: Send,
-    F: FnMut(Attempt<'_>) -> Result<Option<T>, Error> + Send,
-{
-    let started = Instant::now();
-    let slice = runs_signal_handlers(py)?.then_some(SLICE);
-    let mut first = true;
-    loop {
-        let left = time_left(deadline, started, what)?;
-        let call = Attempt {
-            token: None,
-            timeout: slice.map_or(left, |slice| slice.min(left)),
-            first: std::mem::replace(&mut first, false),
-        };
-        match py.detach(|| attempt(call)) {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) => {}
-            Err(error) => return Err(to_py(error)),
-        }
-        py.check_signals()?;
-    }
 }
 
 /// What the thread waiting in [`cancellable`] is told.

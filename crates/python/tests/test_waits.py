@@ -348,17 +348,16 @@ IDLE_CASES = [
     ("recv", "main thread", 0.01),
     ("recv", "other thread", 0.01),
     ("serve", "other thread", 0.01),
-    # The RPC ends take no cancel token, so on the main thread they still wait in 20 ms slices
-    # (wait.rs), spinning in the first only: 0.6-1.2 % of a core here, against 2.4-3.7 % when
-    # every slice spun.
-    ("serve", "main thread", 0.02),
+    # The RPC ends wait as the bus does since `Caller`/`Callee` take a cancel token; in 20 ms
+    # slices they cost 0.6-1.2 % of a core here (2.4-3.7 % when every slice spun).
+    ("serve", "main thread", 0.01),
 ]
 
 
 @pytest.mark.parametrize("case,where,most", IDLE_CASES)
 def test_an_idle_wait_costs_almost_no_cpu(sock, case, where, most):
     """A receive that waits 2 s on an idle ring (the peer connected, sending nothing) uses
-    under 1 % of a core (2 % for the sliced RPC wait), every thread of the process included.
+    under 1 % of a core, every thread of the process included.
     The ring's own wait costs ~0.15 % here (spin once, then naps from 0.5 ms doubling to
     50 ms); cutting the wait into 20 ms slices restarted that spin and those naps 50 times a
     second: 2.6-3.7 % of a core."""

@@ -137,6 +137,11 @@
 //! public paths, the pages users read. A unit test builds only what its own floor offers;
 //! tests of the public API as a whole live in `tests/`.
 //!
+//! `tests/floors.rs` holds these rules against the source (every `crate::` path outside
+//! comments and strings: no import from a floor above, none through the re-exports, none
+//! between `ring` and `handshake`, no circle), and `./just lint` runs it: a module added on no
+//! floor fails it until it is given one there.
+//!
 //! [tachyon-ipc]: https://pypi.org/project/tachyon-ipc/
 #![deny(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_op_in_unsafe_fn)]

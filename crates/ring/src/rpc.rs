@@ -22,6 +22,7 @@ use crate::ring::producer::{Producer, WriteSlot};
 use crate::ring::shm::Region;
 use crate::sys::peer::{ListenReport, PeerCredentials, PeerWatch};
 use crate::trace::lifecycle;
+use crate::wait::cancel::CancelToken;
 use crate::wire::layout::Handshake;
 use crate::wire::type_id;
 
@@ -205,6 +206,14 @@ impl Caller {
         self.replies.set_spin_threshold(spin_threshold);
         self.replies.set_pure_spin(pure_spin);
     }
+
+    /// Ends this caller's waits (for room for a call, for a reply) with
+    /// [`Error::Cancelled`] once `token` is cancelled, as [`Consumer::set_cancel_token`] does
+    /// for one ring; `None` removes it. A message that arrives is still delivered first.
+    pub fn set_cancel_token(&mut self, token: Option<CancelToken>) {
+        self.requests.set_cancel_token(token.clone());
+        self.replies.set_cancel_token(token);
+    }
 }
 
 fn check_reply(message: Message<'_>, id: u64) -> Result<Reply<'_>> {
@@ -338,6 +347,24 @@ impl Callee {
         reserve_reply(&mut self.replies, id, max_len)
     }
 
+    /// Like [`reserve_reply`](Callee::reserve_reply), waiting up to `timeout` for room (as
+    /// [`Producer::reserve_timeout`] does) instead of failing with [`Error::Full`] at once.
+    pub fn reserve_reply_timeout(
+        &mut self,
+        id: u64,
+        max_len: usize,
+        timeout: Duration,
+    ) -> Result<ReplySlot<'_>> {
+        if id == 0 {
+            return Err(Error::ZeroCorrelationId);
+        }
+        Ok(ReplySlot {
+            slot: self.replies.reserve_timeout(max_len, timeout)?,
+            id,
+            answered: None,
+        })
+    }
+
     /// The caller's process as the kernel saw it at connect time.
     pub fn peer_credentials(&self) -> Option<PeerCredentials> {
         self.peer.as_ref().map(|peer| peer.credentials)
@@ -354,6 +381,14 @@ impl Callee {
     pub fn set_request_wait(&mut self, spin_threshold: u32, pure_spin: bool) {
         self.requests.set_spin_threshold(spin_threshold);
         self.requests.set_pure_spin(pure_spin);
+    }
+
+    /// Ends this callee's waits (for a request, for room for a reply) with
+    /// [`Error::Cancelled`] once `token` is cancelled, as [`Consumer::set_cancel_token`] does
+    /// for one ring; `None` removes it.
+    pub fn set_cancel_token(&mut self, token: Option<CancelToken>) {
+        self.requests.set_cancel_token(token.clone());
+        self.replies.set_cancel_token(token);
     }
 }
 

@@ -183,6 +183,73 @@ fn a_cancel_ends_an_rpc_wait_and_an_rpc_serve() {
     }
 }
 
+/// A token given to built RPC ends (`set_cancel_token`, as the Python binding does for each
+/// wait) ends a wait for a reply, a serve, and a wait for room for a reply; `None` takes it
+/// away again, so a later wait ends at its own deadline.
+#[test]
+fn a_token_set_on_built_rpc_ends_ends_their_waits() {
+    for round in 0..10 {
+        let path = socket("rpc-set");
+        let room_token = CancelToken::new();
+        let callee_token = CancelToken::new();
+        let caller_token = CancelToken::new();
+        // The callee tells the caller when its wait for room has ended (so that the caller's
+        // reading of replies cannot make room first).
+        let (room_done, go) = std::sync::mpsc::channel::<()>();
+        let callee = {
+            let (path, room_token, callee_token) =
+                (path.clone(), room_token.clone(), callee_token.clone());
+            std::thread::spawn(move || -> Result<(), Error> {
+                // A reply ring of one page: a few replies nobody reads fill it.
+                let mut callee = RpcBus::listen(&path, 4096, 4096)?;
+                let first = callee.serve_timeout(LONG)?.defer();
+                while callee.reply(first, 2, &[0; 512]).is_ok() {}
+                callee.set_cancel_token(Some(room_token));
+                let room = callee.reserve_reply_timeout(first, 512, LONG).map(drop);
+                assert!(matches!(room, Err(Error::Cancelled(_))), "room: {room:?}");
+                room_done.send(()).unwrap();
+                // The second call is never answered; the third request never comes.
+                callee.set_cancel_token(None);
+                callee.serve_timeout(LONG)?.defer();
+                callee.set_cancel_token(Some(callee_token));
+                callee.serve_timeout(LONG).map(drop)
+            })
+        };
+        let caller = {
+            let (path, caller_token) = (path.clone(), caller_token.clone());
+            std::thread::spawn(move || -> Result<(), Error> {
+                let mut caller = Bus::options().connect_timeout(LONG).rpc_connect(&path)?;
+                caller.call(1, b"first")?;
+                go.recv().unwrap();
+                let second = caller.call(1, b"second")?;
+                caller.set_cancel_token(Some(caller_token));
+                let waited = caller.wait_timeout(second, LONG).map(drop);
+                // Without the token a wait runs to its own deadline.
+                caller.set_cancel_token(None);
+                match caller.wait_timeout(second, Duration::from_millis(5)) {
+                    Err(Error::Timeout(_)) => waited,
+                    other => panic!("after set_cancel_token(None): {:?}", other.map(drop)),
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20) + delay(round));
+        room_token.cancel();
+        std::thread::sleep(Duration::from_millis(20) + delay(round));
+        caller_token.cancel();
+        callee_token.cancel();
+        let caller = caller.join().unwrap();
+        assert!(
+            matches!(caller, Err(Error::Cancelled(_))),
+            "caller: {caller:?}"
+        );
+        let callee = callee.join().unwrap();
+        assert!(
+            matches!(callee, Err(Error::Cancelled(_))),
+            "callee: {callee:?}"
+        );
+    }
+}
+
 /// `pthread_kill`s `thread` with SIGUSR1 every 2 ms until `stop` is set.
 fn bombard(thread: libc::pthread_t, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u32> {
     struct Thread(libc::pthread_t);
