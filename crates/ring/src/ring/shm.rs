@@ -35,7 +35,11 @@ pub(crate) struct Region {
 /// Held only for its `Drop`: unmapping or freeing the bytes.
 #[allow(dead_code)]
 enum Backing {
-    Mapped(MmapRaw),
+    /// The mapping, and a close-on-exec fd on the memfd kept open for as long as the ring
+    /// lives: one fd per ring end. Tools that find rings by `/proc/PID/fd` (upstream's, and
+    /// `tachyon-top`, which then also tells which process holds which end) see ours as they
+    /// see upstream's, which keeps its fd open too.
+    Mapped(MmapRaw, File),
     Heap(HeapArena),
 }
 
@@ -121,7 +125,7 @@ impl Region {
         Ok(Region {
             base: map.as_mut_ptr(),
             capacity,
-            _backing: Backing::Mapped(map),
+            _backing: Backing::Mapped(map, file),
             #[cfg(any(test, feature = "fuzzing"))]
             scripted_peer: ScriptedPeer::default(),
         })
@@ -481,6 +485,37 @@ mod tests {
                 "a page past the end must fault"
             );
         }
+    }
+
+    /// Each end holds one close-on-exec fd on the memfd for as long as its region lives (so
+    /// tools that list `/proc/PID/fd` find the ring), and closes it with the region.
+    #[test]
+    fn a_mapped_region_holds_one_cloexec_fd_on_its_memfd_until_dropped() {
+        use std::os::fd::AsRawFd;
+        let name = format!("/tmp/held-{}.sock", std::process::id());
+        let (region, fd) = Region::create_memfd(&name, 4096).unwrap();
+        let sent = fd.as_raw_fd();
+        drop(fd); // as the bus does once the fd is sent
+        let held = || -> Vec<(i32, i32)> {
+            std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .flatten()
+                .filter_map(|entry| {
+                    let target = std::fs::read_link(entry.path()).ok()?;
+                    let number: i32 = entry.file_name().to_str()?.parse().ok()?;
+                    (target.to_string_lossy() == format!("/memfd:{name} (deleted)")).then(|| {
+                        // SAFETY: F_GETFD on a number we just listed; at worst EBADF.
+                        (number, unsafe { libc::fcntl(number, libc::F_GETFD) })
+                    })
+                })
+                .collect()
+        };
+        let open = held();
+        assert_eq!(open.len(), 1, "fds on the memfd: {open:?}");
+        assert_ne!(open[0].0, sent, "the sent fd was closed; another is held");
+        assert_eq!(open[0].1 & libc::FD_CLOEXEC, libc::FD_CLOEXEC, "{open:?}");
+        drop(region);
+        assert_eq!(held(), [], "the region's fd outlived it");
     }
 
     #[test]
