@@ -507,3 +507,102 @@ impl Waiting {
         }
     }
 }
+
+#[cfg(test)]
+mod mutant_kills {
+    //! A ring's end found by the peers' checks, while the selector waits and while other rings
+    //! keep it busy: claims a mutation test showed no other test in the fast set would notice
+    //! breaking (the cross-process fan-in tests in `/tests` cover them too, outside it).
+    use super::*;
+    use crate::ring::producer::Producer;
+    use crate::ring::shm::Region;
+
+    const LONG: Duration = Duration::from_secs(10);
+
+    fn ring() -> (Arc<Region>, Producer, Consumer) {
+        let region = Arc::new(Region::heap(1 << 14).unwrap());
+        let producer = Producer::new(Arc::clone(&region), None);
+        let consumer = Consumer::new(Arc::clone(&region), 0, false, None);
+        (region, producer, consumer)
+    }
+
+    #[test]
+    fn a_sleep_finding_any_ring_published_does_not_sleep() {
+        // A message published between the scan and the sleep (before the word said SLEEPING,
+        // so no wake comes): the sleep's own look at every head must see it and not sleep.
+        let (_region_a, _producer_a, a) = ring();
+        let (_region_b, mut producer_b, b) = ring();
+        let mut selector = Selector::new();
+        selector.add("a", a);
+        selector.add("b", b);
+        let generation = selector.take_adds();
+        producer_b.send(1, b"late").unwrap();
+        producer_b.flush();
+        let started = Instant::now();
+        let woke = selector.sleep(generation, Duration::from_secs(2)).unwrap();
+        assert_eq!(woke, Woke::Changed);
+        assert!(started.elapsed() < Duration::from_secs(1), "it slept");
+        assert_eq!(selector.sleep_ends().sleeps, 0);
+        match selector.select_timeout(LONG).unwrap() {
+            Selected::Message { key, message } => {
+                assert_eq!((*key, message.data()), ("b", &b"late"[..]))
+            }
+            Selected::Ended { key, error } => panic!("{key} ended: {error}"),
+        }
+    }
+
+    #[test]
+    fn a_ring_marked_fatal_leaves_a_waiting_selector() {
+        let (_region_a, _producer_a, a) = ring();
+        let (region_b, _producer_b, b) = ring();
+        let mut selector = Selector::new();
+        selector.add("a", a);
+        selector.add("b", b);
+        let marker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            region_b.mark_fatal();
+        });
+        match selector.select_timeout(LONG) {
+            Ok(Selected::Ended { key, error }) => {
+                assert_eq!(key, "b");
+                assert!(matches!(error, Error::Corrupt(_)), "{error}");
+            }
+            Ok(Selected::Message { key, .. }) => panic!("a message on {key}"),
+            Err(error) => panic!("the fatal ring was never reported: {error}"),
+        }
+        marker.join().unwrap();
+        assert_eq!(selector.keys().copied().collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
+    fn a_ring_marked_fatal_is_reported_while_another_never_runs_dry() {
+        // Every call finds a message on `busy`, so only the peers' check between messages
+        // (the clock read every 64th call) can find `dead`; the selector first idles past
+        // its first check's due time, so a check that is due must be made, not skipped.
+        let (dead_region, _dead_producer, dead) = ring();
+        let (_busy_region, mut busy_producer, busy) = ring();
+        let mut selector = Selector::new();
+        selector.add("dead", dead);
+        selector.add("busy", busy);
+        dead_region.mark_fatal();
+        std::thread::sleep(Duration::from_millis(100));
+        let started = Instant::now();
+        for call in 0.. {
+            busy_producer.send(1, b"x").unwrap();
+            busy_producer.flush();
+            match selector.select_timeout(LONG).unwrap() {
+                Selected::Message { key, .. } => assert_eq!(*key, "busy"),
+                Selected::Ended { key, error } => {
+                    assert_eq!(key, "dead");
+                    assert!(matches!(error, Error::Corrupt(_)), "{error}");
+                    assert!(call <= CALLS_PER_CLOCK_READ, "found only at call {call}");
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < LONG,
+                "the fatal ring was not reported in {call} calls"
+            );
+        }
+    }
+}

@@ -169,3 +169,84 @@ async fn an_idle_async_receive_is_woken_by_the_send() {
     }
     sender.join().unwrap();
 }
+
+/// `reactor_sleeps` counts the reactor thread's sleeps: an async receive idle for 200 ms (naps
+/// of 0.5 ms doubling to 50 ms) makes the thread sleep several times. Other tests share the
+/// reactor and only add sleeps.
+#[tokio::test(flavor = "current_thread")]
+async fn the_reactor_counts_its_sleeps() {
+    let (_producer, consumer) = Bus::in_memory(1 << 12).unwrap().split();
+    let mut consumer = AsyncConsumer::new(consumer);
+    let before = tachyon_ring::reactor_sleeps();
+    let outcome = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await;
+    assert!(outcome.is_err(), "nothing was sent");
+    let after = tachyon_ring::reactor_sleeps();
+    assert!(after >= before + 3, "sleeps {before} -> {after}");
+}
+
+/// `AsyncConsumer::try_recv` takes a published message without waiting, and finds none on an
+/// empty ring.
+#[test]
+fn an_async_consumers_try_recv_takes_what_is_published() {
+    let (mut producer, consumer) = Bus::in_memory(1 << 12).unwrap().split();
+    let mut consumer = AsyncConsumer::new(consumer);
+    assert!(consumer.try_recv().unwrap().is_none());
+    producer.send(7, b"now").unwrap();
+    producer.flush();
+    let message = consumer.try_recv().unwrap().expect("a published message");
+    assert_eq!((message.type_id(), message.data()), (7, &b"now"[..]));
+}
+
+/// Two producers on full rings wait for space at once, each in a task of its own: each is
+/// woken when its own consumer frees space (each end registers with the reactor under a key
+/// of its own, so one's wait cannot replace the other's).
+#[tokio::test(flavor = "current_thread")]
+async fn two_producers_wait_for_space_at_once_and_both_get_it() {
+    let mut tasks = Vec::new();
+    let mut drains = Vec::new();
+    for ring in 0..2u8 {
+        let (mut producer, mut consumer) = Bus::in_memory(1 << 10).unwrap().split();
+        while producer.send(1, &[ring; 100]).is_ok() {}
+        producer.flush();
+        tasks.push(tokio::spawn(async move {
+            let mut producer = AsyncProducer::new(producer);
+            producer.send(2, &[ring]).await.unwrap();
+            producer.wake_stats()
+        }));
+        drains.push(std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30 + 40 * u64::from(ring)));
+            loop {
+                let message = consumer.recv_timeout(LONG).unwrap();
+                if message.type_id() == 2 {
+                    return message.data().to_vec();
+                }
+            }
+        }));
+    }
+    for (ring, task) in tasks.into_iter().enumerate() {
+        let stats = tokio::time::timeout(LONG, task).await.unwrap().unwrap();
+        // The wait was woken by the reactor at least once (space found, or its nap ran out).
+        assert!(
+            stats.woken_by_ring + stats.naps_run_out >= 1,
+            "ring {ring}: {stats:?}"
+        );
+    }
+    for (ring, drain) in drains.into_iter().enumerate() {
+        assert_eq!(drain.join().unwrap(), [ring as u8]);
+    }
+}
+
+/// A producer waiting for space on a ring nobody drains naps 50 ms between its looks at the
+/// peer (the reactor watches the tail meanwhile): 150 ms of waiting wakes the task a few
+/// times, never in a loop.
+#[tokio::test(flavor = "current_thread")]
+async fn a_wait_for_space_wakes_its_task_every_50_ms_not_in_a_loop() {
+    let (mut producer, _consumer) = Bus::in_memory(1 << 10).unwrap().split();
+    while producer.send(1, &[0; 100]).is_ok() {}
+    let mut producer = AsyncProducer::new(producer);
+    let outcome = tokio::time::timeout(Duration::from_millis(150), producer.reserve(100)).await;
+    assert!(outcome.is_err(), "nobody freed space");
+    let stats = producer.wake_stats();
+    assert!(stats.naps_run_out <= 10, "{stats:?}");
+    assert_eq!(stats.woken_by_ring, 0, "{stats:?}");
+}

@@ -218,7 +218,9 @@ fn problems(sources: &BTreeMap<String, String>) -> Vec<String> {
             for (a, b) in APART {
                 let (from, to) = (top(module), top(&target));
                 if (from == *a && to == *b) || (from == *b && to == *a) {
-                    problems.push(format!("{module} imports {target}: {a}/ and {b}/ stay apart"));
+                    problems.push(format!(
+                        "{module} imports {target}: {a}/ and {b}/ stay apart"
+                    ));
                 }
             }
             if target != *module && !module.starts_with(&format!("{target}::")) {
@@ -293,9 +295,18 @@ fn the_checker_catches_an_upward_import_a_circle_a_re_export_and_ring_meeting_ha
         ("lib", "mod error; pub use error::Error;"),
         ("error", "pub enum Error {}"),
         ("sys::futex", "use crate::error::Error;"),
-        ("wait", "use crate::sys::futex; // crate::bus::Bus in a comment\n/// [`x`](crate::Bus)"),
-        ("ring::consumer", "use crate::{error::Error, wait::{self, Naps}};"),
-        ("bus", "use crate::ring::consumer::Consumer; fn f() { let _ = \"crate::rpc\"; }"),
+        (
+            "wait",
+            "use crate::sys::futex; // crate::bus::Bus in a comment\n/// [`x`](crate::Bus)",
+        ),
+        (
+            "ring::consumer",
+            "use crate::{error::Error, wait::{self, Naps}};",
+        ),
+        (
+            "bus",
+            "use crate::ring::consumer::Consumer; fn f() { let _ = \"crate::rpc\"; }",
+        ),
         ("rpc", "use crate::bus;"),
     ]);
     assert_eq!(problems(&clean), Vec::<String>::new());
@@ -303,12 +314,21 @@ fn the_checker_catches_an_upward_import_a_circle_a_re_export_and_ring_meeting_ha
     let mut upward = clean.clone();
     upward.insert("sys::futex".into(), "use crate::wait::Naps;".into());
     let found = problems(&upward);
-    assert!(found.iter().any(|p| p.contains("a floor above")), "{found:?}");
+    assert!(
+        found.iter().any(|p| p.contains("a floor above")),
+        "{found:?}"
+    );
     assert!(found.iter().any(|p| p.starts_with("circle:")), "{found:?}");
 
     let mut circle = clean.clone();
-    circle.insert("ring::producer".into(), "use crate::ring::consumer::X;".into());
-    circle.insert("ring::consumer".into(), "fn f() { crate::ring::producer::g(); }".into());
+    circle.insert(
+        "ring::producer".into(),
+        "use crate::ring::consumer::X;".into(),
+    );
+    circle.insert(
+        "ring::consumer".into(),
+        "fn f() { crate::ring::producer::g(); }".into(),
+    );
     let found = problems(&circle);
     assert_eq!(
         found,
@@ -322,7 +342,10 @@ fn the_checker_catches_an_upward_import_a_circle_a_re_export_and_ring_meeting_ha
     assert!(found.iter().any(|p| p.contains("re-exports")), "{found:?}");
 
     let mut apart = clean.clone();
-    apart.insert("handshake".into(), "use crate::ring::consumer::Consumer;".into());
+    apart.insert(
+        "handshake".into(),
+        "use crate::ring::consumer::Consumer;".into(),
+    );
     let found = problems(&apart);
     assert!(found.iter().any(|p| p.contains("stay apart")), "{found:?}");
 

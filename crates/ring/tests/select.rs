@@ -302,3 +302,94 @@ fn each_sleep_is_counted_by_what_ended_it() {
             + after_add.changed
     );
 }
+
+/// Removing a ring keeps the turn where it was: the ring after the last one served is next,
+/// whether the removed ring came before it or was it.
+#[test]
+fn after_a_ring_is_removed_the_turn_goes_on_from_the_ring_after() {
+    let (mut producers, consumers) = rings(4);
+    let mut selector = Selector::new();
+    for (key, consumer) in consumers.into_iter().enumerate() {
+        selector.add(key, consumer);
+    }
+    for producer in &mut producers {
+        for i in 0..10u8 {
+            producer.send(1, &[i]).unwrap();
+        }
+        producer.flush();
+    }
+    assert_eq!(next_key(&mut selector), 0);
+    assert_eq!(next_key(&mut selector), 1);
+    // Ring 2 is next; removing ring 0, before it, changes nothing.
+    assert!(selector.remove(&0).is_some());
+    assert_eq!(next_key(&mut selector), 2);
+    // Ring 3 is next; removing it hands the turn to the ring after it (1, wrapping round).
+    assert!(selector.remove(&3).is_some());
+    assert_eq!(next_key(&mut selector), 1);
+    assert_eq!(next_key(&mut selector), 2);
+}
+
+/// `len` and `is_empty` follow adds and removes.
+#[test]
+fn len_and_is_empty_count_the_rings() {
+    let (_producers, consumers) = rings(2);
+    let mut selector = Selector::new();
+    assert!(selector.is_empty());
+    assert_eq!(selector.len(), 0);
+    for (key, consumer) in consumers.into_iter().enumerate() {
+        selector.add(key, consumer);
+    }
+    assert!(!selector.is_empty());
+    assert_eq!(selector.len(), 2);
+    assert!(selector.remove(&0).is_some());
+    assert_eq!(selector.len(), 1);
+}
+
+/// A selector that took a ring through a handle still sleeps when idle: its sleeps expect the
+/// add queue's word as it is now, so they run out as naps rather than return at once.
+#[test]
+fn a_selector_that_took_an_add_still_sleeps_when_idle() {
+    let (_producers, mut consumers) = rings(2);
+    let mut selector = Selector::new();
+    selector.add(0, consumers.remove(0));
+    selector.handle().add(1, consumers.remove(0));
+    assert!(matches!(
+        selector.select_timeout(Duration::from_millis(20)),
+        Err(Error::Timeout(_))
+    ));
+    assert_eq!(selector.len(), 2, "the add was taken");
+    let before = selector.sleep_ends();
+    assert!(matches!(
+        selector.select_timeout(Duration::from_millis(100)),
+        Err(Error::Timeout(_))
+    ));
+    let after = selector.sleep_ends();
+    assert!(
+        after.timed_out >= before.timed_out + 2,
+        "idle 100 ms without a nap running out: {before:?} -> {after:?}"
+    );
+}
+
+/// A select that gives up before its spin window ends never sleeps: the selector spins for the
+/// whole window (37 ms at a threshold of 1,000,000) before it sleeps, and looks at the clock
+/// (deadline first) every 1024 polls meanwhile.
+#[test]
+fn a_select_shorter_than_the_spin_window_never_sleeps() {
+    let (_producers, consumers) = rings(2);
+    let mut selector = Selector::with_options(&Bus::options().spin_threshold(1_000_000));
+    for (key, consumer) in consumers.into_iter().enumerate() {
+        selector.add(key, consumer);
+    }
+    for _ in 0..3 {
+        assert!(matches!(
+            selector.select_timeout(Duration::from_millis(10)),
+            Err(Error::Timeout(_))
+        ));
+    }
+    assert_eq!(
+        selector.sleep_ends().sleeps,
+        0,
+        "{:?}",
+        selector.sleep_ends()
+    );
+}

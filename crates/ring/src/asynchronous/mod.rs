@@ -436,6 +436,103 @@ mod tests {
         assert_eq!(space_or_tail(&mut producer, 1, || {}).unwrap(), None);
     }
 
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    /// Marks `region` fatal (state 4) after 300 ms: long enough for a waiting end's naps to
+    /// have grown to their 50 ms cap.
+    fn mark_fatal_later(region: &Arc<Region>) -> std::thread::JoinHandle<()> {
+        let region = Arc::clone(region);
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            region.mark_fatal();
+        })
+    }
+
+    #[test]
+    fn a_ring_marked_fatal_ends_a_long_idle_receive_and_a_long_wait_for_space() {
+        // The peer is looked at every 50 ms however long the wait has been idle: a wait whose
+        // polls come 50 ms apart (naps at their cap) must still look.
+        let bound = std::time::Duration::from_secs(10);
+        let runtime = runtime();
+        let region = Arc::new(Region::heap(1 << 12).unwrap());
+        let mut consumer = AsyncConsumer::new(Consumer::new(Arc::clone(&region), 0, false, None));
+        let marker = mark_fatal_later(&region);
+        let outcome = runtime.block_on(async {
+            tokio::time::timeout(bound, consumer.recv())
+                .await
+                .map(|received| received.map(|message| message.len()))
+        });
+        assert!(
+            matches!(outcome, Ok(Err(Error::Corrupt(_)))),
+            "receive: {outcome:?}"
+        );
+        marker.join().unwrap();
+
+        let region = Arc::new(Region::heap(256).unwrap());
+        let mut producer = Producer::new(Arc::clone(&region), None);
+        while producer.send(1, b"x").is_ok() {}
+        let mut producer = AsyncProducer::new(producer);
+        let marker = mark_fatal_later(&region);
+        let outcome = runtime.block_on(async {
+            tokio::time::timeout(bound, producer.reserve(1))
+                .await
+                .map(|reserved| reserved.map(|slot| slot.len()))
+        });
+        assert!(
+            matches!(outcome, Ok(Err(Error::Corrupt(_)))),
+            "reserve: {outcome:?}"
+        );
+        marker.join().unwrap();
+    }
+
+    #[test]
+    fn a_dropped_wait_for_space_leaves_the_reactor() {
+        // A reserve future dropped while it waits must not be woken (nor counted) when the
+        // consumer later frees space.
+        use std::sync::atomic::AtomicUsize;
+        use std::task::{Wake, Waker};
+        struct Counting(AtomicUsize);
+        impl Wake for Counting {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let region = Arc::new(Region::heap(256).unwrap());
+        let mut producer = Producer::new(Arc::clone(&region), None);
+        let mut consumer = Consumer::new(Arc::clone(&region), 0, false, None);
+        while producer.send(1, b"x").is_ok() {}
+        let mut producer = AsyncProducer::new(producer);
+        let counting = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&counting));
+        let mut cx = Context::from_waker(&waker);
+        {
+            let mut reserve = std::pin::pin!(producer.reserve(1));
+            assert!(
+                reserve.as_mut().poll(&mut cx).is_pending(),
+                "the ring is full"
+            );
+        } // dropped: leaves the reactor
+        // 0 unless this thread stalled for the 50 ms of the reserve's nap.
+        let woken_before = counting.0.load(Ordering::SeqCst);
+        while consumer.try_recv().unwrap().is_some() {}
+        consumer.flush();
+        // The reactor looks at a waiting producer's tail every 200 µs.
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        assert_eq!(
+            counting.0.load(Ordering::SeqCst),
+            woken_before,
+            "a dropped reserve was woken"
+        );
+        if woken_before == 0 {
+            assert_eq!(producer.wake_stats(), WakeStats::default());
+        }
+    }
+
     #[test]
     fn an_async_receive_hands_a_pure_spin_ring_its_advertisement_back() {
         use crate::wire::layout::sleeping;

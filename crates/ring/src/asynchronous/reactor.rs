@@ -424,6 +424,7 @@ mod tests {
                 .store(sleeping::SLEEPING, Ordering::Release);
         }
         let far = Instant::now() + Duration::from_secs(3600);
+        assert_eq!(reactor.waker_panics(), 0, "no waker has run yet");
         let panicking = Waker::from(Arc::new(PanickingWaker));
         reactor
             .register(
@@ -470,6 +471,7 @@ mod tests {
             counting.0.load(Ordering::SeqCst) == 1
         });
         assert!(reactor.is_alive());
+        assert_eq!(reactor.waker_panics(), 1, "the healthy waker did not panic");
         assert_eq!(counters.snapshot().woken_by_ring, 2);
     }
 
@@ -516,6 +518,175 @@ mod tests {
         assert!(
             matches!(&refused, Err(Error::Os { syscall, .. }) if syscall.contains("reactor")),
             "{refused:?}"
+        );
+    }
+
+    /// Whether thread `tid` of this process is blocked in the kernel (state `S`).
+    fn blocked(tid: nix::unistd::Pid) -> bool {
+        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("State:"))
+            .is_some_and(|state| state.trim_start().starts_with('S'))
+    }
+
+    #[test]
+    fn a_foreign_producers_wake_is_credited_to_the_ring_it_woke() {
+        // tachyon-ipc's producer publishes and FUTEX_WAKEs the word but leaves it SLEEPING:
+        // only the word whose wake ended the reactor's sleep tells a wake from a missed one.
+        let (tids, tid) = std::sync::mpsc::channel();
+        let reactor = start(move || tids.send(nix::unistd::gettid()).unwrap());
+        let tid = tid.recv().unwrap();
+        eventually("the reactor sleeps", || {
+            reactor.sleeps() >= 1 && blocked(tid)
+        });
+        let ring = region();
+        let word = &ring.header().consumer_sleeping;
+        word.store(sleeping::SLEEPING, Ordering::Release);
+        let counting = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let counters = Arc::new(WakeCounters::default());
+        let slept = reactor.sleeps();
+        reactor
+            .register(
+                1,
+                &ring,
+                Interest::Message { tail: 0 },
+                None,
+                Instant::now() + Duration::from_secs(3600),
+                &Waker::from(Arc::clone(&counting)),
+                &counters,
+            )
+            .unwrap();
+        // Asleep again, now on the ring's word too: the wake below must end that sleep.
+        eventually("the reactor sleeps on the ring", || {
+            reactor.sleeps() > slept && blocked(tid)
+        });
+        ring.header().head.store(64, Ordering::Release);
+        crate::sys::futex::futex_wake(word);
+        eventually("the task was woken", || {
+            counting.0.load(Ordering::SeqCst) == 1
+        });
+        let stats = counters.snapshot();
+        assert_eq!(
+            (stats.woken_by_ring, stats.missed_wakes),
+            (1, 0),
+            "{stats:?}"
+        );
+    }
+
+    #[test]
+    fn a_producer_waiting_for_space_costs_a_look_every_200_us_not_a_spin() {
+        // Nothing wakes a wait for space: the reactor naps SPACE_POLL between looks at the
+        // tail. 100 ms of waiting is at most ~500 naps; a reactor that spun would count tens of
+        // thousands.
+        let reactor = start(|| {});
+        let ring = region();
+        let counters = Arc::new(WakeCounters::default());
+        reactor
+            .register(
+                1,
+                &ring,
+                Interest::Space { tail_seen: 0 },
+                None,
+                Instant::now() + Duration::from_secs(3600),
+                &Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0)))),
+                &counters,
+            )
+            .unwrap();
+        let before = reactor.sleeps();
+        std::thread::sleep(Duration::from_millis(100));
+        let naps = reactor.sleeps() - before;
+        assert!(naps <= 1_000, "{naps} sleeps in 100 ms");
+        assert_eq!(
+            counters.snapshot(),
+            WakeStats::default(),
+            "the tail never moved"
+        );
+    }
+
+    #[test]
+    fn a_deregistered_task_is_never_woken() {
+        // A receive future dropped mid-wait deregisters: the reactor must forget its waker,
+        // though the entry would soon be due (its nap running out).
+        let reactor = start(|| {});
+        let counters = Arc::new(WakeCounters::default());
+        let (dropped, witness) = (region(), region());
+        for ring in [&dropped, &witness] {
+            ring.header()
+                .consumer_sleeping
+                .store(sleeping::SLEEPING, Ordering::Release);
+        }
+        let forgotten = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let registered_at = Instant::now();
+        reactor
+            .register(
+                1,
+                &dropped,
+                Interest::Message { tail: 0 },
+                None,
+                registered_at + Duration::from_millis(100),
+                &Waker::from(Arc::clone(&forgotten)),
+                &counters,
+            )
+            .unwrap();
+        reactor.deregister(1);
+        // 0 unless this thread stalled for the whole 100 ms (then the wake came before).
+        let woken_before = forgotten.0.load(Ordering::SeqCst);
+        // A second task due later shows the reactor has looked past the first one's due time.
+        let witness_waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        reactor
+            .register(
+                2,
+                &witness,
+                Interest::Message { tail: 0 },
+                None,
+                registered_at + Duration::from_millis(200),
+                &Waker::from(Arc::clone(&witness_waker)),
+                &Arc::new(WakeCounters::default()),
+            )
+            .unwrap();
+        eventually("the witness's nap ran out", || {
+            witness_waker.0.load(Ordering::SeqCst) == 1
+        });
+        assert_eq!(
+            forgotten.0.load(Ordering::SeqCst),
+            woken_before,
+            "a deregistered task was woken"
+        );
+        if woken_before == 0 {
+            assert_eq!(counters.snapshot(), WakeStats::default());
+        }
+    }
+
+    #[test]
+    fn a_wait_for_space_is_ready_once_the_tail_moves_past_the_tail_seen() {
+        // Nothing wakes a producer waiting for space: the reactor looks at the tail, and only
+        // a tail that moved (or a cancel, or the nap's end) makes the task ready.
+        let ring = region();
+        let header = ring.header();
+        header.tail.store(128, Ordering::Release);
+        let token = CancelToken::new();
+        let entry = Entry {
+            region: Arc::clone(&ring),
+            interest: Interest::Space { tail_seen: 128 },
+            cancel: Some(token.clone()),
+            due: Instant::now() + Duration::from_secs(3600),
+            waker: Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0)))),
+            counters: Arc::default(),
+        };
+        let now = Instant::now();
+        assert_eq!(entry.ready(now, None), None, "the tail has not moved");
+        assert_eq!(
+            entry.ready(now + Duration::from_secs(3600), None),
+            Some(Reason::NapRanOut)
+        );
+        token.cancel();
+        assert_eq!(entry.ready(now, None), Some(Reason::Cancelled));
+        header.tail.store(192, Ordering::Release);
+        assert_eq!(
+            entry.ready(now, None),
+            Some(Reason::Ring),
+            "the consumer freed space"
         );
     }
 
