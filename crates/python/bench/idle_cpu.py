@@ -30,53 +30,81 @@ import tachyon_rs
 REPO = Path(__file__).resolve().parents[3]
 RUST_EXAMPLE = REPO / "target" / "release" / "examples" / "idle_cpu"
 
-# The idle producer: connects, says so, and holds the ring until its stdin closes.
+# The idle peers: each connects, says so, and holds the bus until its stdin closes.
 PRODUCER = """
 import sys, tachyon_rs
 bus = tachyon_rs.Bus.connect(sys.argv[1], timeout=10)
 print("connected", flush=True)
 sys.stdin.read()
 """
+RPC_CALLER = """
+import sys, tachyon_rs
+caller = tachyon_rs.RpcBus.rpc_connect(sys.argv[1], timeout=10)
+print("connected", flush=True)
+sys.stdin.read()
+"""
 
 
-def idle_producer(path: str) -> subprocess.Popen:
-    producer = subprocess.Popen(
-        [sys.executable, "-c", PRODUCER, path],
+def idle_peer(path: str, code: str = PRODUCER) -> subprocess.Popen:
+    peer = subprocess.Popen(
+        [sys.executable, "-c", code, path],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    if producer.stdout.readline().strip() != "connected":
-        raise RuntimeError("the producer did not connect")
-    return producer
+    if peer.stdout.readline().strip() != "connected":
+        raise RuntimeError("the idle peer did not connect")
+    return peer
 
 
-def python_trial(path: str, seconds: float) -> dict:
-    """One idle ``recv_zero_copy(timeout=seconds)`` in this process, on its main thread."""
+def idle_trial(path: str, seconds: float, listen, peer_code: str, wait) -> dict:
+    """Listens with ``listen(path)`` (in a thread), connects an idle peer running
+    ``peer_code``, then measures one ``wait(end, seconds)`` in this process, on its main
+    thread, which must time out."""
     box = {}
-    listener = threading.Thread(
-        target=lambda: box.setdefault("bus", tachyon_rs.Bus.listen(path, 1 << 16))
-    )
+    listener = threading.Thread(target=lambda: box.setdefault("end", listen(path)))
     listener.start()
     while not os.path.exists(path):
         time.sleep(0.01)
-    producer = idle_producer(path)
+    peer = idle_peer(path, peer_code)
     listener.join()
-    bus = box["bus"]
+    end = box["end"]
     try:
         before, started = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
         try:
-            bus.recv_zero_copy(timeout=seconds)
-            raise RuntimeError("a message arrived on the idle ring")
+            wait(end, seconds)
+            raise RuntimeError("something arrived on the idle bus")
         except tachyon_rs.WaitTimeoutError:
             pass
         wall, after = time.monotonic() - started, resource.getrusage(resource.RUSAGE_SELF)
     finally:
-        producer.stdin.close()
-        producer.wait()
-        bus.__exit__(None, None, None)
+        peer.stdin.close()
+        peer.wait()
+        end.__exit__(None, None, None)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall_s": wall, "cpu_s": cpu, "voluntary_switches": after.ru_nvcsw - before.ru_nvcsw}
+
+
+def python_trial(path: str, seconds: float) -> dict:
+    """One idle ``Bus.recv_zero_copy(timeout=seconds)``."""
+    return idle_trial(
+        path,
+        seconds,
+        lambda p: tachyon_rs.Bus.listen(p, 1 << 16),
+        PRODUCER,
+        lambda bus, t: bus.recv_zero_copy(timeout=t),
+    )
+
+
+def rpc_trial(path: str, seconds: float) -> dict:
+    """One idle ``RpcBus.serve(timeout=seconds)``, a caller connected that makes no call."""
+    return idle_trial(
+        path,
+        seconds,
+        lambda p: tachyon_rs.RpcBus.rpc_listen(p, 1 << 16, 1 << 16),
+        RPC_CALLER,
+        lambda callee, t: callee.serve(timeout=t),
+    )
 
 
 def rust_trial(path: str, seconds: float) -> dict:
@@ -88,7 +116,7 @@ def rust_trial(path: str, seconds: float) -> dict:
         if consumer.poll() is not None:
             raise RuntimeError("the Rust example exited before listening")
         time.sleep(0.01)
-    producer = idle_producer(path)
+    producer = idle_peer(path)
     out, _ = consumer.communicate(timeout=seconds + 30)
     producer.stdin.close()
     producer.wait()
@@ -106,14 +134,16 @@ def main() -> None:
         sys.exit(
             f"{RUST_EXAMPLE} missing: cargo build --release -p tachyon-python --example idle_cpu"
         )
-    results = {"tachyon_rs recv_zero_copy(timeout)": [], "Rust Consumer::recv_timeout": []}
+    cases = (
+        ("tachyon_rs recv_zero_copy(timeout)", python_trial),
+        ("tachyon_rs RpcBus.serve(timeout)", rpc_trial),
+        ("Rust Consumer::recv_timeout", rust_trial),
+    )
+    results = {name: [] for name, _ in cases}
     folder = tempfile.mkdtemp(prefix="idle-cpu-", dir="/tmp")
     try:
         for trial in range(args.trials):
-            for name, run in (
-                ("tachyon_rs recv_zero_copy(timeout)", python_trial),
-                ("Rust Consumer::recv_timeout", rust_trial),
-            ):
+            for name, run in cases:
                 path = os.path.join(folder, f"{trial}-{len(results[name])}.sock")
                 result = run(path, args.seconds)
                 results[name].append(result)

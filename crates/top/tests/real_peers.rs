@@ -101,16 +101,7 @@ fn python_producer_into_our_consumer_is_one_ring_with_both_processes() {
 fn our_producer_into_the_python_consumer_is_seen_and_peeked() {
     let _serial = serial();
     let socket = socket("ours-into-py");
-    let mut consumer = python_script("consumer.py");
-    consumer.args([
-        "--listen",
-        "--socket",
-        socket.to_str().unwrap(),
-        "--mode",
-        "pattern",
-    ]);
-    let consumer = Proc::spawn("python consumer", consumer);
-    wait_for_socket(&socket, Duration::from_secs(30));
+    let consumer = python_consumer_listening(&socket);
     let producer = Proc::spawn(
         "producer",
         command(
@@ -228,18 +219,10 @@ fn a_paused_consumer_is_stalled_and_fails_the_check() {
         ),
     );
     wait_for_socket(&socket, Duration::from_secs(20));
-    let mut producer = python_script("producer.py");
-    producer.args([
-        "--connect",
-        "--socket",
-        socket.to_str().unwrap(),
-        "--count",
-        "100000000",
-        "--retry-full",
-        "--gap-us",
-        "20..20",
-    ]);
-    let producer = Proc::spawn("python producer", producer);
+    let producer = python_producer_connecting(
+        &socket,
+        &["--count", "100000000", "--retry-full", "--gap-us", "20..20"],
+    );
     wait_for_pair(&socket, &[consumer.pid(), producer.pid()], &[]);
     let healthy = snapshot(&socket, &["--stall-after", "0.5"]);
     assert_eq!(
@@ -289,19 +272,17 @@ fn a_corrupted_ring_is_fatal() {
         std::thread::spawn(move || tachyon_ring::Bus::listen(&socket, 1 << 16))
     };
     wait_for_socket(&socket, Duration::from_secs(20));
-    let mut producer = python_script("producer.py");
-    producer.args([
-        "--connect",
-        "--socket",
-        socket.to_str().unwrap(),
-        "--count",
-        "1000",
-        "--pause-after",
-        "3",
-        "--pause-ms",
-        "60000",
-    ]);
-    let producer = Proc::spawn("python producer", producer);
+    let producer = python_producer_connecting(
+        &socket,
+        &[
+            "--count",
+            "1000",
+            "--pause-after",
+            "3",
+            "--pause-ms",
+            "60000",
+        ],
+    );
     let bus = listening.join().unwrap().expect("the producer connects");
     let mut consumer = bus.into_consumer();
     for _ in 0..3 {
@@ -359,16 +340,7 @@ fn a_corrupted_ring_is_fatal() {
 fn a_vanished_peer_leaves_an_orphaned_ring() {
     let _serial = serial();
     let socket = socket("orphan");
-    let mut consumer = python_script("consumer.py");
-    consumer.args([
-        "--listen",
-        "--socket",
-        socket.to_str().unwrap(),
-        "--mode",
-        "pattern",
-    ]);
-    let consumer = Proc::spawn("python consumer", consumer);
-    wait_for_socket(&socket, Duration::from_secs(30));
+    let consumer = python_consumer_listening(&socket);
     let label = socket.to_str().unwrap().to_string();
     let producer = Proc::spawn(
         "producer",

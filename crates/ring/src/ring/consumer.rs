@@ -224,15 +224,7 @@ impl Consumer {
             return;
         }
         self.pure_spin = pure_spin;
-        let word = if pure_spin {
-            sleeping::PURE_SPIN
-        } else {
-            sleeping::AWAKE
-        };
-        self.region
-            .header()
-            .consumer_sleeping
-            .store(word, Ordering::Release);
+        self.advertise_awake();
     }
 
     /// Futex sleeps so far, and how many of them ended in a producer's wake (rather than a
@@ -522,6 +514,12 @@ impl Consumer {
     /// A pure-spin consumer whose ring a selector or the async reactor slept on gets its
     /// advertisement back, so producers keep skipping the wake for it.
     pub(crate) fn end_sleep(&mut self) {
+        self.advertise_awake();
+    }
+
+    /// Writes the futex word an awake consumer shows producers: `PURE_SPIN` (skip the wake)
+    /// for a pure-spin consumer, `AWAKE` otherwise.
+    fn advertise_awake(&self) {
         let awake = if self.pure_spin {
             sleeping::PURE_SPIN
         } else {

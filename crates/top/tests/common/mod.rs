@@ -111,19 +111,44 @@ pub fn python_into_ours(socket: &Path, capacity: usize, ticks: u64) -> (Proc, Pr
         ),
     );
     wait_for_socket(socket, Duration::from_secs(20));
-    let mut producer = python_script("producer.py");
-    producer.args([
-        "--connect",
+    let ticks = ticks.to_string();
+    let producer = python_producer_connecting(
+        socket,
+        &[
+            "--count",
+            "1000000",
+            "--pause-after",
+            &ticks,
+            "--pause-ms",
+            "60000",
+        ],
+    );
+    (consumer, producer)
+}
+
+/// The real Python consumer (`python/consumer.py`) listening at `socket`, checking the
+/// pattern our producer example writes; returns once the socket is there.
+pub fn python_consumer_listening(socket: &Path) -> Proc {
+    let mut consumer = python_script("consumer.py");
+    consumer.args([
+        "--listen",
         "--socket",
         socket.to_str().unwrap(),
-        "--count",
-        "1000000",
-        "--pause-after",
-        &ticks.to_string(),
-        "--pause-ms",
-        "60000",
+        "--mode",
+        "pattern",
     ]);
-    (consumer, Proc::spawn("python producer", producer))
+    let consumer = Proc::spawn("python consumer", consumer);
+    wait_for_socket(socket, Duration::from_secs(30));
+    consumer
+}
+
+/// The real Python producer (`python/producer.py`) connecting to `socket`, with `args` after
+/// `--connect --socket PATH`.
+pub fn python_producer_connecting(socket: &Path, args: &[&str]) -> Proc {
+    let mut producer = python_script("producer.py");
+    producer.args(["--connect", "--socket", socket.to_str().unwrap()]);
+    producer.args(args);
+    Proc::spawn("python producer", producer)
 }
 
 /// Waits until one ring labelled `socket` is held by both `pids`; returns the snapshot.
