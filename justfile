@@ -24,6 +24,12 @@ test: lint pytest pytest-older
 itest: build
     cargo test -p tachyon-itest --test real_peer --test market --test rpc --test reliability --test listener --test socket_paths --test rpc_abandoned --test compat --test fan_in --test signals
 
+# tachyon-top (crates/top): every bus on the machine, ours and upstream's; args go to it
+# (`./just top --json`, `./just top --watch`, `./just top --check`).
+top *args:
+    cargo build --release -p tachyon-top --quiet
+    ./target/release/tachyon-top {{args}}
+
 # The seed's demo: tachyon-consumer listens, the Python producer sends 1,000,000 ticks.
 demo count="1000000": build
     #!/usr/bin/env bash
