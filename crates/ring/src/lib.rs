@@ -83,6 +83,10 @@
 //! turns away (refused for its uid, or gone before the handshake) and for a peer it can watch
 //! only without a pidfd. Nothing on the per-message path.
 //!
+//! Each ring end also keeps one close-on-exec fd on its memfd for the ring's life (as
+//! upstream's core does; an RPC bus holds two): the cost of one fd per ring, so that tools
+//! listing `/proc/PID/fd` (`tachyon-top`, upstream's own) find the bus.
+//!
 //! # Features
 //! - `tracing` (off): the lifecycle events above. Off by default because the crate is a
 //!   building block that should cost nothing it is not asked for: without the feature the
