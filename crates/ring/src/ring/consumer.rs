@@ -234,10 +234,12 @@ impl Consumer {
     }
 
     /// Naps that ran to their timeout although a message had been published meanwhile and the
-    /// sleeping word was left as it was: each one a producer that published without waking
-    /// us. Always 0 with this crate's producer;
-    /// upstream's can cause them (its wake has a window, see `docs/wire-format.md`), and each
-    /// costs at most the nap, the first of which is 0.5 ms.
+    /// sleeping word was left as it was: a producer that published without waking us, or
+    /// whose wake had not come yet. This crate's producer never skips the wake, so with it a
+    /// nap runs out this way only while the producer is descheduled between its head store
+    /// and its wake (a late wake, not a lost one); upstream's can also lose its wake (it has a
+    /// window, see `docs/wire-format.md`). Each costs at most the nap, the first of which is
+    /// 0.5 ms.
     pub fn missed_wakes(&self) -> u64 {
         self.missed_wakes
     }
