@@ -195,6 +195,14 @@ impl Caller {
         check_reply(self.replies.recv_timeout(timeout)?, id)
     }
 
+    /// Like [`wait`](Caller::wait), but a signal that interrupts the sleep ends it with
+    /// [`Error::Interrupted`] (see [`Consumer::recv_interruptible`]); wait again for the same
+    /// id to go on.
+    pub fn wait_interruptible(&mut self, id: u64) -> Result<Reply<'_>> {
+        self.replies.discard_correlation_ids_below(id);
+        check_reply(self.replies.recv_interruptible(None)?, id)
+    }
+
     /// The callee's process as the kernel saw it at connect time.
     pub fn peer_credentials(&self) -> Option<PeerCredentials> {
         self.peer.as_ref().map(|peer| peer.credentials)
@@ -329,6 +337,17 @@ impl Callee {
     /// Like [`serve`](Callee::serve), giving up with [`Error::Timeout`] after `timeout`.
     pub fn serve_timeout(&mut self, timeout: Duration) -> Result<Request<'_>> {
         let message = self.requests.recv_timeout(timeout)?;
+        Ok(Request {
+            message,
+            replies: &mut self.replies,
+            answered: false,
+        })
+    }
+
+    /// Like [`serve`](Callee::serve), but a signal that interrupts the sleep ends it with
+    /// [`Error::Interrupted`] (see [`Consumer::recv_interruptible`]).
+    pub fn serve_interruptible(&mut self) -> Result<Request<'_>> {
+        let message = self.requests.recv_interruptible(None)?;
         Ok(Request {
             message,
             replies: &mut self.replies,
@@ -526,6 +545,18 @@ impl fmt::Debug for ReplySlot<'_> {
 }
 
 impl ReplySlot<'_> {
+    /// Sends the first `len` bytes as the reply to call `id` instead of the one the slot was
+    /// reserved for: for an interface that names the call only at commit (upstream's C ABI,
+    /// `tachyon_rpc_commit_reply`). Id 0 is refused ([`Error::ZeroCorrelationId`]; the slot
+    /// is rolled back).
+    pub fn commit_to(mut self, id: u64, len: usize, msg_type: u16) -> Result<()> {
+        if id == 0 {
+            return Err(Error::ZeroCorrelationId);
+        }
+        self.id = id;
+        self.commit(len, msg_type)
+    }
+
     /// Sends the first `len` bytes as the reply, of type `msg_type`.
     pub fn commit(self, len: usize, msg_type: u16) -> Result<()> {
         self.slot

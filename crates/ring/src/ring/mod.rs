@@ -5,6 +5,8 @@
 //! - `producer`, `consumer`: the two ends, one per ring.
 //! - `pod`: typed messages (`T: bytemuck::Pod`) on both ends.
 //! - `stats`: each end's counters.
+//! - `batch`: several consecutive messages held at once and released together.
+pub(crate) mod batch;
 pub(crate) mod consumer;
 mod pod;
 pub(crate) mod producer;
