@@ -10,6 +10,7 @@ use crate::handshake::{self, AllowedPeers, WaitLimits};
 use crate::ring::consumer::Consumer;
 use crate::ring::producer::Producer;
 use crate::ring::shm::Region;
+use crate::ring::state::RingState;
 use crate::sys::peer::{ListenReport, PeerCredentials, PeerLiveness, PeerWatch};
 use crate::trace::lifecycle;
 use crate::wait::cancel::CancelToken;
@@ -344,6 +345,11 @@ impl Bus {
     /// How this bus notices its peer's death (a pidfd, or a fallback).
     pub fn peer_liveness(&self) -> Option<PeerLiveness> {
         self.peer.as_ref().map(|peer| peer.liveness())
+    }
+
+    /// A handle on the ring's shared state word, for any thread (see [`RingState`]).
+    pub fn ring_state(&self) -> RingState {
+        RingState::new(&self.region)
     }
 
     /// The producing end.

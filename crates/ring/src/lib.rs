@@ -190,6 +190,7 @@ pub use listener::Listener;
 pub use ring::batch::{Batch, BatchMessage};
 pub use ring::consumer::{Consumer, Message};
 pub use ring::producer::{Producer, WriteSlot};
+pub use ring::state::RingState;
 pub use ring::stats::{ConsumerStats, ProducerStats};
 pub use rpc::{CallSlot, Callee, Caller, ERROR_REPLY_TYPE, Reply, ReplySlot, Request, RpcBus};
 pub use select::{Selected, Selector, SelectorHandle, SleepEnds};

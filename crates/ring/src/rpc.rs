@@ -20,6 +20,7 @@ use crate::handshake;
 use crate::ring::consumer::{Consumer, Message};
 use crate::ring::producer::{Producer, WriteSlot};
 use crate::ring::shm::Region;
+use crate::ring::state::RingState;
 use crate::sys::peer::{ListenReport, PeerCredentials, PeerWatch};
 use crate::trace::lifecycle;
 use crate::wait::cancel::CancelToken;
@@ -203,6 +204,12 @@ impl Caller {
         check_reply(self.replies.recv_interruptible(None)?, id)
     }
 
+    /// Handles on the state words of the request (forward) and reply (reverse) rings, for
+    /// any thread (see [`RingState`]).
+    pub fn ring_states(&self) -> [RingState; 2] {
+        [self.requests.ring_state(), self.replies.ring_state()]
+    }
+
     /// The callee's process as the kernel saw it at connect time.
     pub fn peer_credentials(&self) -> Option<PeerCredentials> {
         self.peer.as_ref().map(|peer| peer.credentials)
@@ -382,6 +389,12 @@ impl Callee {
             id,
             answered: None,
         })
+    }
+
+    /// Handles on the state words of the request (forward) and reply (reverse) rings, for
+    /// any thread (see [`RingState`]).
+    pub fn ring_states(&self) -> [RingState; 2] {
+        [self.requests.ring_state(), self.replies.ring_state()]
     }
 
     /// The caller's process as the kernel saw it at connect time.

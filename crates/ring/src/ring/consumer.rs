@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::ring::shm::Region;
+use crate::ring::state::RingState;
 use crate::ring::stats::ConsumerStats;
 use crate::sys::futex::Woke;
 use crate::sys::peer::PeerWatch;
@@ -198,6 +199,11 @@ impl Consumer {
     /// Ring bytes.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// A handle on this ring's shared state word, for any thread (see [`RingState`]).
+    pub fn ring_state(&self) -> RingState {
+        RingState::new(&self.region)
     }
 
     /// Messages received since the bus opened.
