@@ -41,7 +41,10 @@ impl std::fmt::Debug for tachyon_bus_t {
 enum Side {
     /// No role yet: the bus as the handshake left it, and a polling mode set before the
     /// first receive.
-    Unused { bus: Box<Bus>, pure_spin: bool },
+    Unused {
+        bus: Box<Bus>,
+        pure_spin: bool,
+    },
     Tx(Tx),
     Rx(Rx),
     Closed,
@@ -684,8 +687,7 @@ pub unsafe extern "C" fn tachyon_commit_rx_batch(
         }
         if let Some(rx) = side.rx() {
             if let Held::Batch(_) = rx.held {
-                let Held::Batch(batch) = std::mem::replace(&mut rx.held, Held::Nothing)
-                else {
+                let Held::Batch(batch) = std::mem::replace(&mut rx.held, Held::Nothing) else {
                     unreachable!("matched above");
                 };
                 batch.commit_first(count);

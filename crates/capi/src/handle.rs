@@ -62,7 +62,9 @@ impl Life {
         // AcqRel: the last release sees every use made through the other references.
         let last = self
             .refs
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |refs| refs.checked_sub(1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |refs| {
+                refs.checked_sub(1)
+            })
             .is_ok_and(|before| before == 1);
         if last {
             self.magic.store(DEAD, Ordering::Release);
