@@ -848,7 +848,7 @@ fn a_batch_writes_no_more_views_than_messages() {
     send(producer, 1, b"a");
     send(producer, 2, b"b");
     let sentinel = tachyon_msg_view_t {
-        ptr: 1 as *const c_void,
+        ptr: std::ptr::dangling::<c_void>(),
         actual_size: 99,
         reserved_: 99,
         type_id: 99,
