@@ -263,3 +263,39 @@ fn c_producer_to_c_consumer() {
     assert_eq!(received.get("received"), TICKS);
     assert_eq!(received.get("volume"), volume_of(TICKS));
 }
+
+/// The real Python producer killed mid-stream (SIGKILL after 1,000 ticks): the C consumer's
+/// blocking receive returns 0 once everything published was taken, and
+/// `tachyon_get_state` says `TACHYON_STATE_FATAL_ERROR` (upstream would wait forever).
+#[test]
+fn the_c_consumer_sees_the_real_python_producer_die() {
+    let dir = tempfile::tempdir().unwrap();
+    let consumer = compile("consumer", dir.path());
+    let path = socket("peer-death");
+    let mut listener = spawn(Command::new(&consumer).args(["--socket", &path, "--listen"]));
+    wait_for_socket(&path, &mut listener);
+    let mut producer = spawn(
+        Command::new(python())
+            .arg(root().join("python/producer.py"))
+            .args(["--socket", &path, "--connect", "--retry-full"])
+            .args(["--count", "100000", "--die-after", "1000"]),
+    );
+    let status = producer.wait().unwrap();
+    assert!(!status.success(), "the producer was to kill itself");
+    let give_up = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = listener.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > give_up {
+            let _ = listener.kill();
+            panic!("the C consumer did not notice the dead producer within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "the consumer's exit for a dead peer"
+    );
+}
