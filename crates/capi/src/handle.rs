@@ -138,3 +138,66 @@ pub(crate) unsafe fn path_from(path: *const std::ffi::c_char) -> Option<std::pat
     let bytes = unsafe { std::ffi::CStr::from_ptr(path) }.to_bytes();
     Some(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_the_fallback() {
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let value = ffi(tachyon_error_t::TACHYON_ERR_SYSTEM, || panic!("inside"));
+        std::panic::set_hook(hook);
+        assert_eq!(value, tachyon_error_t::TACHYON_ERR_SYSTEM);
+        assert_eq!(ffi(1u8, || 2), 2);
+    }
+
+    #[test]
+    fn errors_map_to_upstreams_codes() {
+        use tachyon_error_t::*;
+        let os = |syscall| Error::Os {
+            syscall,
+            path: None,
+            source: std::io::ErrorKind::PermissionDenied.into(),
+        };
+        assert_eq!(code(&os("memfd_create")), TACHYON_ERR_OPEN);
+        assert_eq!(code(&os("ftruncate")), TACHYON_ERR_TRUNCATE);
+        assert_eq!(code(&os("fchmod")), TACHYON_ERR_CHMOD);
+        assert_eq!(code(&os("fcntl(F_ADD_SEALS)")), TACHYON_ERR_SEAL);
+        assert_eq!(code(&os("mmap")), TACHYON_ERR_MAP);
+        assert_eq!(code(&os("connect")), TACHYON_ERR_NETWORK);
+        assert_eq!(code(&os("flock")), TACHYON_ERR_SYSTEM);
+        assert_eq!(code(&Error::Full { needed: 1, free: 0 }), TACHYON_ERR_FULL);
+        assert_eq!(code(&Error::Interrupted("x")), TACHYON_ERR_INTERRUPTED);
+        assert_eq!(code(&Error::ZeroCorrelationId), TACHYON_ERR_INVALID_SZ);
+        assert_eq!(code(&Error::Handshake("short".into())), TACHYON_ERR_NETWORK);
+        assert_eq!(code(&Error::Corrupt("x".into())), TACHYON_ERR_SYSTEM);
+    }
+
+    #[test]
+    fn slots_round_up_as_upstreams() {
+        assert_eq!(padded_payload(0), Some(0));
+        assert_eq!(padded_payload(1), Some(64));
+        assert_eq!(padded_payload(64), Some(64));
+        assert_eq!(padded_payload(65), Some(128));
+        assert_eq!(
+            padded_payload(u32::MAX as usize - 64),
+            Some(u32::MAX as usize - 63)
+        );
+        assert_eq!(padded_payload(u32::MAX as usize - 63), None);
+    }
+
+    #[test]
+    fn a_handle_dies_with_its_last_reference() {
+        let life = Life::new();
+        life.acquire();
+        assert!(!life.release());
+        assert!(life.is_live());
+        assert!(life.release());
+        assert!(!life.is_live());
+        assert!(!life.release(), "a second destroy does nothing");
+        life.acquire();
+        assert!(!life.is_live(), "a ref does not revive it");
+    }
+}

@@ -210,6 +210,19 @@ fn the_header_declares_the_36_functions_and_the_types() {
     }
 }
 
+/// The system's `cc` or `c++`, else the venv's zig wrapper (python/bootstrap.sh installs it).
+fn compiler(name: &str) -> std::path::PathBuf {
+    let works = std::process::Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if works {
+        name.into()
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../.venv/bin/zig-{name}"))
+    }
+}
+
 /// The header compiles as C99 and as C++, and C sees the same layout and values.
 #[test]
 fn the_header_compiles_and_c_sees_the_same_layout() {
@@ -232,7 +245,7 @@ _Static_assert(TACHYON_ROUTE_ID(0x10002u) == 1 && TACHYON_MSG_TYPE(0x10002u) == 
 int main(void) { return 0; }
 "#;
     std::fs::write(dir.path().join("check.c"), check).unwrap();
-    let c = std::process::Command::new("cc")
+    let c = std::process::Command::new(compiler("cc"))
         .args(["-std=c99", "-Wall", "-Werror", "-pedantic", "-fsyntax-only"])
         .arg(dir.path().join("check.c"))
         .status()
@@ -246,7 +259,7 @@ int main(void) { return 0; }
         "#include \"tachyon.h\"\nstatic_assert(sizeof(tachyon_msg_view_t) == 32, \"\");\nint main() { return 0; }\n",
     )
     .unwrap();
-    let cpp = std::process::Command::new("c++")
+    let cpp = std::process::Command::new(compiler("c++"))
         .args(["-std=c++17", "-Wall", "-Werror", "-fsyntax-only"])
         .arg(dir.path().join("check.cpp"))
         .status()

@@ -32,7 +32,7 @@ fn compile(name: &str, dir: &Path) -> PathBuf {
     let staged = staged();
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/c/{name}.c"));
     let binary = dir.join(name);
-    let status = Command::new("cc")
+    let status = Command::new(c_compiler())
         .args([
             "-std=c99",
             "-O2",
@@ -52,6 +52,22 @@ fn compile(name: &str, dir: &Path) -> PathBuf {
         .expect("cc runs");
     assert!(status.success(), "cc failed on {}", source.display());
     binary
+}
+
+/// `$CC`, else the system's `cc`, else the venv's zig (python/bootstrap.sh installs it).
+fn c_compiler() -> PathBuf {
+    if let Some(cc) = std::env::var_os("CC") {
+        return cc.into();
+    }
+    let works = Command::new("cc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if works {
+        "cc".into()
+    } else {
+        root().join(".venv/bin/zig-cc")
+    }
 }
 
 /// The venv's Python, with the real tachyon-ipc 0.5.1 importable.

@@ -132,7 +132,8 @@
 //!    `futex_waitv` takes plain words and a timeout, not a cancel token.
 //! 3. `wait`: the one wait path (futex sleeps, socket readiness, pauses, deadlines) and
 //!    `CancelToken`, which wakes its waiters through `sys`, never through `wait`.
-//! 4. `ring` (the shared region, producer, consumer, typed messages, counters) and `handshake`
+//! 4. `ring` (the shared region, producer, consumer, batches, typed messages, counters, the
+//!    state word) and `handshake`
 //!    (the Unix-socket bootstrap and its socket file). The two never import each other.
 //! 5. `bus`, which joins a handshake to a ring, and `asynchronous` (feature `async`) with its
 //!    reactor.
