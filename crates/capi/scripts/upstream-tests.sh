@@ -63,3 +63,50 @@ PY
 cd "$sdist"
 PYTHONPATH="$work/site" "$python" -m pytest -p no:cacheprovider -rs \
   tests/test_bus.py tests/test_rpc.py "$@"
+
+# One more check of our own, through upstream's binding: a signal during a blocking receive
+# ends the C call with NULL, the binding runs the Python handler (PyErr_CheckSignals), and
+# the handler's exception comes out of the receive, within the timer's time.
+PYTHONPATH="$work/site" "$python" - <<'PY'
+import os, signal, sys, threading, time
+import tachyon
+
+path = f"/tmp/tachyon-capi-signal-{os.getpid()}.sock"
+if os.path.exists(path):
+    os.unlink(path)
+held = {}
+listener = threading.Thread(target=lambda: held.setdefault("bus", tachyon.Bus.listen(path, 1 << 16)))
+listener.start()
+deadline = time.monotonic() + 10
+while True:
+    try:
+        producer = tachyon.Bus.connect(path)
+        break
+    except ConnectionError:
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.01)
+listener.join()
+consumer = held["bus"]
+
+class Alarm(Exception):
+    pass
+
+def on_alarm(signum, frame):
+    raise Alarm()
+
+signal.signal(signal.SIGALRM, on_alarm)
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+started = time.monotonic()
+try:
+    next(iter(consumer))
+    sys.exit("upstream-tests: the receive returned a message nobody sent")
+except Alarm:
+    waited = time.monotonic() - started
+assert 0.25 <= waited < 5, waited
+producer.send(b"after", type_id=3)
+message = next(iter(consumer))
+assert (message.type_id, message.data) == (3, b"after"), message
+print(f"upstream-tests: a signal ended a blocking receive after {waited:.2f} s; the bus still works",
+      file=sys.stderr)
+PY
