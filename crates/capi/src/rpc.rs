@@ -2,8 +2,9 @@
 //!
 //! The listener is the callee (it serves requests and replies), the connector the caller,
 //! as in upstream's convention; calls of the other role fail (NULL or `TACHYON_ERR_SYSTEM`).
-//! Each end holds at most one thing between calls: the caller an acquired call or a reply,
-//! the callee a request or an acquired reply (see the README for what that rules out).
+//! Between calls the caller holds at most one thing (an acquired call or a reply); the callee
+//! a request, an acquired reply, or both (a reply written in place while the request is
+//! read).
 #![allow(non_camel_case_types)]
 
 use std::ffi::{c_char, c_int, c_void};
@@ -57,17 +58,20 @@ enum CallerHeld {
     ),
 }
 
+/// The callee and what it holds: a request (from `tachyon_rpc_serve`), a reply being
+/// written (from `tachyon_rpc_acquire_reply_tx`), or both, the reply then borrowing the
+/// request (so a request can be answered in place while it is still read).
 struct CalleeEnd {
-    /// From `Box::into_raw`; freed by `Drop` after `held`, which borrows it.
+    /// From `Box::into_raw`; freed by `Drop` after `request` and `reply`, which borrow it.
     callee: NonNull<Callee>,
-    held: CalleeHeld,
+    /// The held request, boxed and turned raw so that `reply` can borrow it; freed by
+    /// `release_request`.
+    request: Option<NonNull<Request<'static>>>,
+    /// `tachyon_rpc_commit_serve` came while `reply` borrowed the request: the request is
+    /// released as soon as the reply is committed or rolled back.
+    request_released: bool,
+    reply: Option<ReplySlot<'static>>,
     pure_spin: bool,
-}
-
-enum CalleeHeld {
-    Nothing,
-    Request(Request<'static>),
-    Reply(ReplySlot<'static>),
 }
 
 // SAFETY: the end owns what its pointer points to (a `Box` turned raw) and the slot or
@@ -97,24 +101,54 @@ impl Drop for CallerEnd {
 }
 
 impl CalleeEnd {
+    fn holds_nothing(&self) -> bool {
+        self.request.is_none() && self.reply.is_none()
+    }
+
     /// The callee, while nothing borrows it.
     fn callee(&mut self) -> &'static mut Callee {
-        debug_assert!(matches!(self.held, CalleeHeld::Nothing));
+        debug_assert!(self.holds_nothing());
         // SAFETY: as in `CallerEnd::caller`.
         unsafe { &mut *self.callee.as_ptr() }
+    }
+
+    /// The held request, while no reply borrows it.
+    fn request(&mut self) -> Option<&'static mut Request<'static>> {
+        debug_assert!(self.reply.is_none());
+        // SAFETY: from `Box::into_raw` in `tachyon_rpc_serve`, freed only by
+        // `release_request`; no reply slot borrows it now (callers check `reply` first) and
+        // the handle's mutex makes this the only use. The `'static` is the borrow a reply
+        // slot keeps, ended before the request is freed.
+        self.request
+            .map(|request| unsafe { &mut *request.as_ptr() })
+    }
+
+    /// Releases the held request, unanswered or not, without sending anything on its behalf
+    /// (upstream's callee sends nothing either).
+    fn release_request(&mut self) {
+        debug_assert!(self.reply.is_none());
+        self.request_released = false;
+        if let Some(request) = self.request.take() {
+            // SAFETY: from `Box::into_raw` in `tachyon_rpc_serve`; no reply borrows it now.
+            unsafe { Box::from_raw(request.as_ptr()) }.defer();
+        }
+    }
+
+    /// Drops the reply slot (rolled back unless committed), and releases a request whose
+    /// commit waited for it.
+    fn end_reply(&mut self) {
+        self.reply = None;
+        if self.request_released {
+            self.release_request();
+        }
     }
 }
 
 impl Drop for CalleeEnd {
     fn drop(&mut self) {
-        // A request still held is released unanswered, as upstream's would be (no error
-        // reply on its behalf).
-        if let CalleeHeld::Request(request) = std::mem::replace(&mut self.held, CalleeHeld::Nothing)
-        {
-            request.defer();
-        }
-        self.held = CalleeHeld::Nothing;
-        // SAFETY: from `Box::into_raw` in `tachyon_rpc_listen`; the only borrow is gone.
+        self.reply = None;
+        self.release_request();
+        // SAFETY: from `Box::into_raw` in `tachyon_rpc_listen`; its borrowers are gone.
         drop(unsafe { Box::from_raw(self.callee.as_ptr()) });
     }
 }
@@ -186,7 +220,9 @@ pub unsafe extern "C" fn tachyon_rpc_listen(
                 let states = callee.ring_states();
                 let end = End::Callee(CalleeEnd {
                     callee: NonNull::from(Box::leak(Box::new(callee))),
-                    held: CalleeHeld::Nothing,
+                    request: None,
+                    request_released: false,
+                    reply: None,
                     pure_spin: false,
                 });
                 // SAFETY: `out_rpc` is non-NULL and writable (the caller's promise).
@@ -396,7 +432,7 @@ pub unsafe extern "C" fn tachyon_rpc_serve(
         let End::Callee(end) = end else {
             return ptr::null();
         };
-        if !matches!(end.held, CalleeHeld::Nothing) {
+        if !end.holds_nothing() {
             return ptr::null();
         }
         let pure_spin = end.pure_spin;
@@ -411,7 +447,7 @@ pub unsafe extern "C" fn tachyon_rpc_serve(
                     out_size.write(request.data().len());
                 }
                 let payload = request.data().as_ptr().cast();
-                end.held = CalleeHeld::Request(request);
+                end.request = Some(NonNull::from(Box::leak(Box::new(request))));
                 payload
             }
             Err(error) => {
@@ -423,7 +459,9 @@ pub unsafe extern "C" fn tachyon_rpc_serve(
 }
 
 /// Releases the request held by `tachyon_rpc_serve` (answered or not: answer it with
-/// `tachyon_rpc_reply` before or after); `TACHYON_SUCCESS` also when none is held.
+/// `tachyon_rpc_reply` before or after); `TACHYON_SUCCESS` also when none is held. A reply
+/// acquired in place while the request was held keeps it until that reply is committed or
+/// rolled back.
 ///
 /// # Safety
 /// `rpc` is NULL or a handle from this library.
@@ -433,13 +471,10 @@ pub unsafe extern "C" fn tachyon_rpc_commit_serve(rpc: *mut tachyon_rpc_bus_t) -
     let handle = unsafe { live(rpc) };
     with_end(handle, TACHYON_ERR_NULL_PTR, |_, end| {
         if let End::Callee(end) = end {
-            if let CalleeHeld::Request(_) = end.held {
-                let CalleeHeld::Request(request) =
-                    std::mem::replace(&mut end.held, CalleeHeld::Nothing)
-                else {
-                    unreachable!("matched above");
-                };
-                request.defer();
+            if end.reply.is_some() {
+                end.request_released = end.request.is_some();
+            } else {
+                end.release_request();
             }
         }
         TACHYON_SUCCESS
@@ -478,17 +513,20 @@ pub unsafe extern "C" fn tachyon_rpc_reply(
         // SAFETY: `payload` points to `size` readable bytes (the caller's promise); they may
         // lie in the held request's slot, which stays unreleased until the reply is sent.
         let bytes = unsafe { std::slice::from_raw_parts(payload.cast::<u8>(), size) };
-        let sent =
-            match &mut end.held {
-                CalleeHeld::Nothing => end.callee().reply(correlation_id, msg_type, bytes),
-                CalleeHeld::Request(request) => request
+        if end.reply.is_some() {
+            return TACHYON_ERR_SYSTEM;
+        }
+        let sent = match end.request() {
+            None => end.callee().reply(correlation_id, msg_type, bytes),
+            Some(request) => {
+                request
                     .reserve_reply(size, Duration::ZERO)
                     .and_then(|(_, mut slot)| {
                         slot[..size].copy_from_slice(bytes);
                         slot.commit_to(correlation_id, size, msg_type)
-                    }),
-                CalleeHeld::Reply(_) => return TACHYON_ERR_SYSTEM,
-            };
+                    })
+            }
+        };
         match sent {
             Ok(()) => TACHYON_SUCCESS,
             Err(error) => {
@@ -602,8 +640,9 @@ pub unsafe extern "C" fn tachyon_rpc_rollback_call(rpc: *mut tachyon_rpc_bus_t) 
 }
 
 /// Reserves a reply of up to `max_size` bytes and returns where to write it, or NULL (ring
-/// full, too large, the caller's handle, a request still held). A reply still acquired is
-/// rolled back first. The call it answers is named at `tachyon_rpc_commit_reply`.
+/// full, too large, the caller's handle). A reply still acquired is rolled back first. The
+/// call it answers is named at `tachyon_rpc_commit_reply`; a request held meanwhile stays
+/// readable until then.
 ///
 /// # Safety
 /// `rpc` is NULL or a handle from this library.
@@ -618,19 +657,22 @@ pub unsafe extern "C" fn tachyon_rpc_acquire_reply_tx(
         let End::Callee(end) = end else {
             return ptr::null_mut();
         };
-        match end.held {
-            CalleeHeld::Request(_) => return ptr::null_mut(),
-            CalleeHeld::Reply(_) => end.held = CalleeHeld::Nothing,
-            CalleeHeld::Nothing => {}
-        }
+        end.end_reply();
         let Some(max_len) = padded_payload(max_size) else {
             return ptr::null_mut();
         };
-        // The id is a placeholder: `commit_to` names the call at commit.
-        match end.callee().reserve_reply(u64::MAX, max_len) {
+        // Reserved through the held request when there is one (which stays readable), else
+        // through the callee with a placeholder id; either way `commit_to` names the call.
+        let reserved = match end.request() {
+            Some(request) => request
+                .reserve_reply(max_len, Duration::ZERO)
+                .map(|(_, slot)| slot),
+            None => end.callee().reserve_reply(u64::MAX, max_len),
+        };
+        match reserved {
             Ok(mut slot) => {
                 let payload = slot.as_mut_ptr().cast::<c_void>();
-                end.held = CalleeHeld::Reply(slot);
+                end.reply = Some(slot);
                 payload
             }
             Err(error) => {
@@ -666,10 +708,12 @@ pub unsafe extern "C" fn tachyon_rpc_commit_reply(
         let End::Callee(end) = end else {
             return TACHYON_ERR_SYSTEM;
         };
-        let CalleeHeld::Reply(slot) = std::mem::replace(&mut end.held, CalleeHeld::Nothing) else {
+        let Some(slot) = end.reply.take() else {
             return TACHYON_ERR_SYSTEM;
         };
-        match slot.commit_to(cid, actual_size, msg_type) {
+        let committed = slot.commit_to(cid, actual_size, msg_type);
+        end.end_reply();
+        match committed {
             Ok(()) => TACHYON_SUCCESS,
             Err(_) => TACHYON_ERR_SYSTEM,
         }
@@ -687,8 +731,8 @@ pub unsafe extern "C" fn tachyon_rpc_rollback_reply(rpc: *mut tachyon_rpc_bus_t)
     let handle = unsafe { live(rpc) };
     with_end(handle, (), |handle, end| {
         if let End::Callee(end) = end {
-            if let CalleeHeld::Reply(_) = end.held {
-                end.held = CalleeHeld::Nothing;
+            if end.reply.is_some() {
+                end.end_reply();
                 return;
             }
         }

@@ -880,3 +880,76 @@ fn a_batch_writes_no_more_views_than_messages() {
         tachyon_bus_destroy(consumer);
     }
 }
+
+/// A callee answers in place while it still reads the request (upstream allows both at
+/// once): the request stays readable until the reply is committed, even when
+/// `tachyon_rpc_commit_serve` comes first; a rollback of such a reply releases nothing early.
+#[test]
+fn rpc_reply_in_place_while_the_request_is_held() {
+    let (callee, caller) = rpc_pair("inplace");
+    let callee = Send(callee);
+    let serving = std::thread::spawn(move || {
+        let callee = callee;
+        for round in 0..3 {
+            let (mut cid, mut msg_type, mut size) = (0u64, 0u32, 0usize);
+            // SAFETY: a live handle, valid pointers; the request is read while held.
+            unsafe {
+                let request = tachyon_rpc_serve(callee.0, &mut cid, &mut msg_type, &mut size, 100);
+                assert!(!request.is_null());
+                let request = request.cast::<u8>();
+                if round == 1 {
+                    // A reply acquired and rolled back first: the request is still held.
+                    assert!(!tachyon_rpc_acquire_reply_tx(callee.0, size).is_null());
+                    tachyon_rpc_rollback_reply(callee.0);
+                    assert_eq!(tachyon_rpc_get_state(callee.0), TACHYON_STATE_READY);
+                }
+                let reply = tachyon_rpc_acquire_reply_tx(callee.0, size).cast::<u8>();
+                assert!(!reply.is_null());
+                // A second request cannot be served meanwhile.
+                let (mut c, mut m, mut n) = (0u64, 0u32, 0usize);
+                assert!(tachyon_rpc_serve(callee.0, &mut c, &mut m, &mut n, 1).is_null());
+                if round == 2 {
+                    // Released early: it stays readable until the reply is committed.
+                    assert_eq!(tachyon_rpc_commit_serve(callee.0), TACHYON_SUCCESS);
+                }
+                for i in 0..size {
+                    *reply.add(i) = (*request.add(i)).to_ascii_uppercase();
+                }
+                assert_eq!(
+                    tachyon_rpc_reply(callee.0, cid, request.cast(), size, 1),
+                    TACHYON_ERR_SYSTEM,
+                    "a reply is already acquired"
+                );
+                assert_eq!(
+                    tachyon_rpc_commit_reply(callee.0, cid, size, msg_type + 1),
+                    TACHYON_SUCCESS
+                );
+                assert_eq!(tachyon_rpc_commit_serve(callee.0), TACHYON_SUCCESS);
+            }
+        }
+        callee
+    });
+    for (round, word) in [&b"one"[..], b"two", b"three"].iter().enumerate() {
+        let (mut size, mut msg_type, mut cid) = (0usize, 0u32, 0u64);
+        // SAFETY: a live handle and valid pointers; the reply is read before its commit.
+        unsafe {
+            assert_eq!(
+                tachyon_rpc_call(caller, word.as_ptr().cast(), word.len(), 10, &mut cid),
+                TACHYON_SUCCESS
+            );
+            assert_eq!(cid, round as u64 + 1);
+            let reply = tachyon_rpc_wait(caller, cid, &mut size, &mut msg_type, 100);
+            assert!(!reply.is_null());
+            let data = std::slice::from_raw_parts(reply.cast::<u8>(), size);
+            assert_eq!((msg_type, data), (11, &word.to_ascii_uppercase()[..]));
+            assert_eq!(tachyon_rpc_commit_rx(caller), TACHYON_SUCCESS);
+        }
+    }
+    let callee = serving.join().unwrap().0;
+    // SAFETY: live handles.
+    unsafe {
+        assert_eq!(tachyon_rpc_get_state(caller), TACHYON_STATE_READY);
+        tachyon_rpc_destroy(caller);
+        tachyon_rpc_destroy(callee);
+    }
+}
