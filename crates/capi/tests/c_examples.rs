@@ -315,3 +315,73 @@ fn the_c_consumer_sees_the_real_python_producer_die() {
         "the consumer's exit for a dead peer"
     );
 }
+
+/// The static library: both examples linked with `libtachyon.a` (and the system libraries
+/// tachyon.pc lists as private) stream to each other; and the shared library exports exactly
+/// the 36 functions of the ABI.
+#[test]
+fn the_static_library_links_and_the_shared_one_exports_36_functions() {
+    let staged = staged();
+    let dir = tempfile::tempdir().unwrap();
+    let compile_static = |name: &str| {
+        let binary = dir.path().join(format!("{name}-static"));
+        let status = Command::new(c_compiler())
+            .args([
+                "-std=c99",
+                "-O2",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+            ])
+            .arg(format!("-I{}", staged.join("include").display()))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/c/{name}.c")))
+            .arg(staged.join("lib/libtachyon.a"))
+            .args([
+                "-lgcc_s",
+                "-lutil",
+                "-lrt",
+                "-lpthread",
+                "-lm",
+                "-ldl",
+                "-lc",
+            ])
+            .arg("-o")
+            .arg(&binary)
+            .status()
+            .expect("cc runs");
+        assert!(status.success(), "static link of {name} failed");
+        binary
+    };
+    let (producer, consumer) = (compile_static("producer"), compile_static("consumer"));
+    let linked = Command::new("ldd")
+        .arg(&consumer)
+        .output()
+        .expect("ldd runs");
+    assert!(
+        !String::from_utf8_lossy(&linked.stdout).contains("libtachyon"),
+        "the static consumer still loads libtachyon.so"
+    );
+    let path = socket("static");
+    let mut listener = spawn(Command::new(&consumer).args(["--socket", &path, "--listen"]));
+    wait_for_socket(&path, &mut listener);
+    let producer =
+        spawn(Command::new(&producer).args(["--socket", &path, "--connect", "--count", "10000"]));
+    finish(producer, "the static C producer");
+    let received = last_json(&finish(listener, "the static C consumer"));
+    assert_eq!(received.get("received"), 10_000);
+    assert_eq!(received.get("volume"), volume_of(10_000));
+
+    let symbols = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(staged.join("lib/libtachyon.so"))
+        .output()
+        .expect("nm runs");
+    let text = String::from_utf8_lossy(&symbols.stdout);
+    let exported: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(exported.len(), 36, "{exported:?}");
+    assert!(exported.iter().all(|name| name.starts_with("tachyon_")));
+}
