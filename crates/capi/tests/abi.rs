@@ -953,3 +953,57 @@ fn rpc_reply_in_place_while_the_request_is_held() {
         tachyon_rpc_destroy(callee);
     }
 }
+
+/// Upstream's thread rules: one thread consumes while others read the state and take and
+/// drop references; none of them waits for the blocked receive.
+#[test]
+fn state_and_references_from_other_threads_while_a_receive_blocks() {
+    let (consumer, producer) = spsc_pair("threads", 4096);
+    let blocked = consumer as usize;
+    let consumer = Send(consumer);
+    let receiver = std::thread::spawn(move || {
+        let consumer = consumer;
+        let (mut type_id, mut size) = (0u32, 0usize);
+        // SAFETY: a live handle and valid out-pointers.
+        let payload =
+            unsafe { tachyon_acquire_rx_blocking(consumer.0, &mut type_id, &mut size, 0) };
+        assert!(!payload.is_null());
+        // SAFETY: as above.
+        assert_eq!(unsafe { tachyon_commit_rx(consumer.0) }, TACHYON_SUCCESS);
+        (consumer, type_id)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    let watchers: Vec<_> = (0..4)
+        .map(|_| {
+            let producer = Send(producer);
+            std::thread::spawn(move || {
+                let producer = producer;
+                for _ in 0..1000 {
+                    // SAFETY: a live handle; references taken and dropped in pairs.
+                    unsafe {
+                        assert_eq!(tachyon_get_state(producer.0), TACHYON_STATE_READY);
+                        let blocked = blocked as *const tachyon_bus_t;
+                        assert_eq!(tachyon_get_state(blocked), TACHYON_STATE_READY);
+                        tachyon_bus_ref(producer.0);
+                        tachyon_bus_destroy(producer.0);
+                    }
+                }
+            })
+        })
+        .collect();
+    for watcher in watchers {
+        watcher.join().unwrap();
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    send(producer, 42, b"x");
+    let (consumer, type_id) = receiver.join().unwrap();
+    assert_eq!(type_id, 42);
+    // SAFETY: live handles; the producer's count is back to one.
+    unsafe {
+        assert_eq!(tachyon_get_state(consumer.0), TACHYON_STATE_READY);
+        tachyon_bus_destroy(producer);
+        assert_eq!(tachyon_get_state(producer), TACHYON_STATE_UNKNOWN);
+        tachyon_bus_destroy(consumer.0);
+    }
+}
