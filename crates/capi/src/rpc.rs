@@ -2,9 +2,9 @@
 //!
 //! The listener is the callee (it serves requests and replies), the connector the caller,
 //! as in upstream's convention; calls of the other role fail (NULL or `TACHYON_ERR_SYSTEM`).
-//! Between calls the caller holds at most one thing (an acquired call or a reply); the callee
-//! a request, an acquired reply, or both (a reply written in place while the request is
-//! read).
+//! Between calls each end may hold one thing in each direction, as upstream's: the caller an
+//! acquired call and a reply, the callee a request and an acquired reply (written in place
+//! while the request is read).
 #![allow(non_camel_case_types)]
 
 use std::ffi::{c_char, c_int, c_void};
@@ -12,7 +12,9 @@ use std::ptr::{self, NonNull};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tachyon_ring::{CallSlot, Callee, Caller, Reply, ReplySlot, Request, RingState, RpcBus};
+use tachyon_ring::{
+    CallSlot, Callee, Caller, Calls, Replies, Reply, ReplySlot, Request, RingState, RpcBus,
+};
 
 use crate::handle::{Life, code, ffi, padded_payload, path_from};
 use crate::types::{tachyon_error_t, tachyon_state_t};
@@ -43,19 +45,18 @@ enum End {
     Closed,
 }
 
+/// The caller, split into its two directions so that a call can be acquired or sent while a
+/// reply is held (as upstream allows), and what each holds.
 struct CallerEnd {
-    /// From `Box::into_raw`; freed by `Drop` after `held`, which borrows it.
+    /// From `Box::into_raw`; freed by `Drop` last: `calls` and `replies` borrow it.
     caller: NonNull<Caller>,
-    held: CallerHeld,
+    /// `Caller::split`'s halves, boxed and turned raw so that `call` and `reply` can borrow
+    /// them; freed by `Drop` after those.
+    calls: NonNull<Calls<'static>>,
+    replies: NonNull<Replies<'static>>,
+    call: Option<CallSlot<'static>>,
+    reply: Option<Reply<'static>>,
     pure_spin: bool,
-}
-
-enum CallerHeld {
-    Nothing,
-    Call(CallSlot<'static>),
-    Reply(
-        #[expect(dead_code, reason = "held for its drop, which releases the slot")] Reply<'static>,
-    ),
 }
 
 /// The callee and what it holds: a request (from `tachyon_rpc_serve`), a reply being
@@ -82,21 +83,48 @@ unsafe impl Send for CallerEnd {}
 unsafe impl Send for CalleeEnd {}
 
 impl CallerEnd {
-    /// The caller, while nothing borrows it.
-    fn caller(&mut self) -> &'static mut Caller {
-        debug_assert!(matches!(self.held, CallerHeld::Nothing));
-        // SAFETY: from `Box::into_raw`, freed only in `Drop`; nothing held borrows it now
-        // (callers check `held` first) and the handle's mutex makes this the only use. The
-        // `'static` is the borrow a held slot or reply keeps, ended before the free.
-        unsafe { &mut *self.caller.as_ptr() }
+    fn new(caller: Caller) -> CallerEnd {
+        let caller = NonNull::from(Box::leak(Box::new(caller)));
+        // SAFETY: just leaked; the halves borrow it until `Drop` frees them, then it.
+        let (calls, replies) = unsafe { &mut *caller.as_ptr() }.split();
+        CallerEnd {
+            caller,
+            calls: NonNull::from(Box::leak(Box::new(calls))),
+            replies: NonNull::from(Box::leak(Box::new(replies))),
+            call: None,
+            reply: None,
+            pure_spin: false,
+        }
+    }
+
+    /// The calling direction, while no acquired call borrows it.
+    fn calls(&mut self) -> &'static mut Calls<'static> {
+        debug_assert!(self.call.is_none());
+        // SAFETY: from `Box::into_raw` in `new`, freed only in `Drop`; no call slot borrows
+        // it now (callers drop or check `call` first) and the handle's mutex makes this the
+        // only use. The `'static` is the borrow a held call slot keeps, ended before the free.
+        unsafe { &mut *self.calls.as_ptr() }
+    }
+
+    /// The reply direction, while no held reply borrows it.
+    fn replies(&mut self) -> &'static mut Replies<'static> {
+        debug_assert!(self.reply.is_none());
+        // SAFETY: as in `calls`, for `reply`.
+        unsafe { &mut *self.replies.as_ptr() }
     }
 }
 
 impl Drop for CallerEnd {
     fn drop(&mut self) {
-        self.held = CallerHeld::Nothing;
-        // SAFETY: from `Box::into_raw` in `tachyon_rpc_connect`; the only borrow is gone.
-        drop(unsafe { Box::from_raw(self.caller.as_ptr()) });
+        self.call = None;
+        self.reply = None;
+        // SAFETY: all three from `Box::into_raw` (`new`); what borrowed the halves is gone,
+        // and the halves (which borrow the caller) go before it.
+        unsafe {
+            drop(Box::from_raw(self.calls.as_ptr()));
+            drop(Box::from_raw(self.replies.as_ptr()));
+            drop(Box::from_raw(self.caller.as_ptr()));
+        }
     }
 }
 
@@ -255,11 +283,7 @@ pub unsafe extern "C" fn tachyon_rpc_connect(
         match RpcBus::connect(&path) {
             Ok(caller) => {
                 let states = caller.ring_states();
-                let end = End::Caller(CallerEnd {
-                    caller: NonNull::from(Box::leak(Box::new(caller))),
-                    held: CallerHeld::Nothing,
-                    pure_spin: false,
-                });
+                let end = End::Caller(CallerEnd::new(caller));
                 // SAFETY: `out_rpc` is non-NULL and writable (the caller's promise).
                 unsafe { out_rpc.write(new_handle(states, end)) };
                 TACHYON_SUCCESS
@@ -317,12 +341,11 @@ pub unsafe extern "C" fn tachyon_rpc_call(
         let End::Caller(caller) = end else {
             return TACHYON_ERR_SYSTEM;
         };
-        if !matches!(caller.held, CallerHeld::Nothing) {
-            return TACHYON_ERR_SYSTEM;
-        }
+        // A call still acquired is abandoned, as upstream's acquire overwrites it.
+        caller.call = None;
         // SAFETY: `payload` points to `size` readable bytes (the caller's promise).
         let bytes = unsafe { std::slice::from_raw_parts(payload.cast::<u8>(), size) };
-        match caller.caller().call(msg_type, bytes) {
+        match caller.calls().call(msg_type, bytes) {
             Ok(id) => {
                 // SAFETY: non-NULL and writable (the caller's promise).
                 unsafe { out_correlation_id.write(id) };
@@ -364,21 +387,30 @@ pub unsafe extern "C" fn tachyon_rpc_wait(
         let End::Caller(end) = end else {
             return ptr::null();
         };
-        if !matches!(end.held, CallerHeld::Nothing) {
-            return ptr::null();
+        let found = |reply: &Reply<'static>| -> *const c_void {
+            // SAFETY: both out-pointers are non-NULL and writable (the caller's promise).
+            unsafe {
+                out_size.write(reply.data().len());
+                out_msg_type.write(u32::from(reply.msg_type()));
+            }
+            reply.data().as_ptr().cast()
+        };
+        if let Some(reply) = &end.reply {
+            // The reply still held is handed out again (upstream reads the same slot until it
+            // is committed); a wait for another call must commit it first.
+            return if reply.correlation_id() == correlation_id {
+                found(reply)
+            } else {
+                ptr::null()
+            };
         }
         let pure_spin = end.pure_spin;
-        let caller = end.caller();
-        caller.set_reply_wait(spin_threshold, pure_spin);
-        match caller.wait_interruptible(correlation_id) {
+        let replies = end.replies();
+        replies.set_reply_wait(spin_threshold, pure_spin);
+        match replies.wait_interruptible(correlation_id) {
             Ok(reply) => {
-                // SAFETY: both out-pointers are non-NULL and writable (the caller's promise).
-                unsafe {
-                    out_size.write(reply.data().len());
-                    out_msg_type.write(u32::from(reply.msg_type()));
-                }
-                let payload = reply.data().as_ptr().cast();
-                end.held = CallerHeld::Reply(reply);
+                let payload = found(&reply);
+                end.reply = Some(reply);
                 payload
             }
             Err(error) => {
@@ -400,9 +432,7 @@ pub unsafe extern "C" fn tachyon_rpc_commit_rx(rpc: *mut tachyon_rpc_bus_t) -> t
     let handle = unsafe { live(rpc) };
     with_end(handle, TACHYON_ERR_NULL_PTR, |_, end| {
         if let End::Caller(end) = end {
-            if let CallerHeld::Reply(_) = end.held {
-                end.held = CallerHeld::Nothing;
-            }
+            end.reply = None;
         }
         TACHYON_SUCCESS
     })
@@ -542,8 +572,8 @@ pub unsafe extern "C" fn tachyon_rpc_reply(
 }
 
 /// Reserves a request of up to `max_size` bytes and returns where to write it, or NULL (ring
-/// full, too large, the callee's handle, a reply still held). A call still acquired is
-/// rolled back first.
+/// full, too large, the callee's handle). A call still acquired is rolled back first; a
+/// reply held meanwhile stays readable.
 ///
 /// # Safety
 /// `rpc` is NULL or a handle from this library.
@@ -558,18 +588,14 @@ pub unsafe extern "C" fn tachyon_rpc_acquire_tx(
         let End::Caller(end) = end else {
             return ptr::null_mut();
         };
-        match end.held {
-            CallerHeld::Reply(_) => return ptr::null_mut(),
-            CallerHeld::Call(_) => end.held = CallerHeld::Nothing,
-            CallerHeld::Nothing => {}
-        }
+        end.call = None;
         let Some(max_len) = padded_payload(max_size) else {
             return ptr::null_mut();
         };
-        match end.caller().reserve_call(max_len) {
+        match end.calls().reserve_call(max_len) {
             Ok(mut slot) => {
                 let payload = slot.as_mut_ptr().cast::<c_void>();
-                end.held = CallerHeld::Call(slot);
+                end.call = Some(slot);
                 payload
             }
             Err(error) => {
@@ -605,7 +631,7 @@ pub unsafe extern "C" fn tachyon_rpc_commit_call(
         let Some(msg_type) = self::msg_type(msg_type) else {
             return TACHYON_ERR_INVALID_SZ;
         };
-        let CallerHeld::Call(slot) = std::mem::replace(&mut end.held, CallerHeld::Nothing) else {
+        let Some(slot) = end.call.take() else {
             return TACHYON_ERR_SYSTEM;
         };
         match slot.commit(actual_size, msg_type) {
@@ -630,8 +656,7 @@ pub unsafe extern "C" fn tachyon_rpc_rollback_call(rpc: *mut tachyon_rpc_bus_t) 
     let handle = unsafe { live(rpc) };
     with_end(handle, (), |handle, end| {
         if let End::Caller(end) = end {
-            if let CallerHeld::Call(_) = end.held {
-                end.held = CallerHeld::Nothing;
+            if end.call.take().is_some() {
                 return;
             }
         }

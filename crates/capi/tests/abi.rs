@@ -1007,3 +1007,72 @@ fn state_and_references_from_other_threads_while_a_receive_blocks() {
         tachyon_bus_destroy(consumer.0);
     }
 }
+
+/// A caller calls, and acquires calls, while it still holds a reply (as upstream allows);
+/// waiting again for the held reply's id hands it out again.
+#[test]
+fn rpc_calls_while_a_reply_is_held() {
+    let (callee, caller) = rpc_pair("pipelined");
+    let callee = Send(callee);
+    let serving = std::thread::spawn(move || {
+        let callee = callee;
+        for _ in 0..3 {
+            let (mut cid, mut msg_type, mut size) = (0u64, 0u32, 0usize);
+            // SAFETY: a live handle and valid pointers; the request is read while held.
+            unsafe {
+                let request = tachyon_rpc_serve(callee.0, &mut cid, &mut msg_type, &mut size, 100);
+                assert!(!request.is_null());
+                assert_eq!(
+                    tachyon_rpc_reply(callee.0, cid, request, size, msg_type),
+                    TACHYON_SUCCESS
+                );
+                assert_eq!(tachyon_rpc_commit_serve(callee.0), TACHYON_SUCCESS);
+            }
+        }
+        callee
+    });
+    let (mut size, mut msg_type) = (0usize, 0u32);
+    let (mut first, mut second, mut third) = (0u64, 0u64, 0u64);
+    // SAFETY: a live handle and valid pointers; replies read before their commit.
+    unsafe {
+        assert_eq!(
+            tachyon_rpc_call(caller, b"one".as_ptr().cast(), 3, 1, &mut first),
+            TACHYON_SUCCESS
+        );
+        let reply = tachyon_rpc_wait(caller, first, &mut size, &mut msg_type, 100);
+        assert!(!reply.is_null());
+        // Still holding the first reply: a call by copy, and one in place.
+        assert_eq!(
+            tachyon_rpc_call(caller, reply, size, 2, &mut second),
+            TACHYON_SUCCESS
+        );
+        let slot = tachyon_rpc_acquire_tx(caller, 5).cast::<u8>();
+        assert!(!slot.is_null());
+        ptr::copy_nonoverlapping(b"three".as_ptr(), slot, 5);
+        assert_eq!(
+            tachyon_rpc_commit_call(caller, 5, 3, &mut third),
+            TACHYON_SUCCESS
+        );
+        assert_eq!((first, second, third), (1, 2, 3));
+        // The held reply again for its own id; nothing for another until it is committed.
+        assert_eq!(
+            tachyon_rpc_wait(caller, first, &mut size, &mut msg_type, 100),
+            reply
+        );
+        assert!(tachyon_rpc_wait(caller, second, &mut size, &mut msg_type, 100).is_null());
+        assert_eq!(tachyon_rpc_commit_rx(caller), TACHYON_SUCCESS);
+        for (id, expected, kind) in [(second, &b"one"[..], 2), (third, b"three", 3)] {
+            let reply = tachyon_rpc_wait(caller, id, &mut size, &mut msg_type, 100);
+            assert!(!reply.is_null());
+            let data = std::slice::from_raw_parts(reply.cast::<u8>(), size);
+            assert_eq!((msg_type, data), (kind, expected));
+            assert_eq!(tachyon_rpc_commit_rx(caller), TACHYON_SUCCESS);
+        }
+    }
+    let callee = serving.join().unwrap().0;
+    // SAFETY: live handles.
+    unsafe {
+        tachyon_rpc_destroy(caller);
+        tachyon_rpc_destroy(callee);
+    }
+}

@@ -193,7 +193,9 @@ pub use ring::consumer::{Consumer, Message};
 pub use ring::producer::{Producer, WriteSlot};
 pub use ring::state::RingState;
 pub use ring::stats::{ConsumerStats, ProducerStats};
-pub use rpc::{CallSlot, Callee, Caller, ERROR_REPLY_TYPE, Reply, ReplySlot, Request, RpcBus};
+pub use rpc::{
+    CallSlot, Callee, Caller, Calls, ERROR_REPLY_TYPE, Replies, Reply, ReplySlot, Request, RpcBus,
+};
 pub use select::{Selected, Selector, SelectorHandle, SleepEnds};
 pub use sys::peer::{ListenReport, PeerCredentials, PeerLiveness};
 pub use wait::cancel::CancelToken;

@@ -231,6 +231,94 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// The caller's two directions, borrowed apart: calls go out through the first while a
+    /// reply read through the second is still held (what upstream's C ABI allows between
+    /// `tachyon_rpc_wait` and `tachyon_rpc_commit_rx`).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tachyon_ring::Error> {
+    /// # use std::time::Duration;
+    /// # use tachyon_ring::RpcBus;
+    /// # let path = std::env::temp_dir().join(format!("tachyon-split-doc-{}.sock", std::process::id()));
+    /// # let callee = { let path = path.clone(); std::thread::spawn(move || -> Result<(), tachyon_ring::Error> {
+    /// #     let mut callee = RpcBus::listen(&path, 1 << 16, 1 << 16)?;
+    /// #     for _ in 0..2 { let r = callee.serve_timeout(Duration::from_secs(5))?; let t = r.msg_type(); r.reply(t, b"ok")?; }
+    /// #     Ok(()) }) };
+    /// # let mut caller = tachyon_ring::Bus::options().connect_timeout(Duration::from_secs(5)).rpc_connect(&path)?;
+    /// let (mut calls, mut replies) = caller.split();
+    /// let first = calls.call(1, b"a")?;
+    /// let reply = replies.wait(first)?;
+    /// let second = calls.call(2, reply.data())?; // the first reply is still held
+    /// drop(reply);
+    /// assert_eq!(replies.wait(second)?.data(), b"ok");
+    /// # callee.join().unwrap()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn split(&mut self) -> (Calls<'_>, Replies<'_>) {
+        (
+            Calls {
+                requests: &mut self.requests,
+                next_id: &mut self.next_id,
+            },
+            Replies {
+                replies: &mut self.replies,
+            },
+        )
+    }
+}
+
+/// The calling direction of a [`Caller`] ([`Caller::split`]).
+#[derive(Debug)]
+pub struct Calls<'a> {
+    requests: &'a mut Producer,
+    next_id: &'a mut u64,
+}
+
+impl Calls<'_> {
+    /// [`Caller::call`].
+    pub fn call(&mut self, msg_type: u16, payload: &[u8]) -> Result<u64> {
+        let mut slot = self.reserve_call(payload.len())?;
+        slot.copy_from_slice(payload);
+        slot.commit(payload.len(), msg_type)
+    }
+
+    /// [`Caller::reserve_call`].
+    pub fn reserve_call(&mut self, max_len: usize) -> Result<CallSlot<'_>> {
+        let slot = self.requests.reserve(max_len)?;
+        Ok(CallSlot {
+            slot,
+            next_id: &mut *self.next_id,
+        })
+    }
+}
+
+/// The reply direction of a [`Caller`] ([`Caller::split`]).
+#[derive(Debug)]
+pub struct Replies<'a> {
+    replies: &'a mut Consumer,
+}
+
+impl Replies<'_> {
+    /// [`Caller::wait`].
+    pub fn wait(&mut self, id: u64) -> Result<Reply<'_>> {
+        self.replies.discard_correlation_ids_below(id);
+        check_reply(self.replies.recv()?, id)
+    }
+
+    /// [`Caller::wait_interruptible`].
+    pub fn wait_interruptible(&mut self, id: u64) -> Result<Reply<'_>> {
+        self.replies.discard_correlation_ids_below(id);
+        check_reply(self.replies.recv_interruptible(None)?, id)
+    }
+
+    /// [`Caller::set_reply_wait`].
+    pub fn set_reply_wait(&mut self, spin_threshold: u32, pure_spin: bool) {
+        self.replies.set_spin_threshold(spin_threshold);
+        self.replies.set_pure_spin(pure_spin);
+    }
+}
+
 fn check_reply(message: Message<'_>, id: u64) -> Result<Reply<'_>> {
     let found = message.correlation_id();
     if found != id {
