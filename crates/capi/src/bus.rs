@@ -207,7 +207,8 @@ fn with_side<T: Copy>(
     })
 }
 
-/// A full acquire/release barrier of the calling thread (`atomic_thread_fence(acquire)`).
+/// An acquire fence of the calling thread (`atomic_thread_fence(memory_order_acquire)`), as
+/// upstream's.
 #[unsafe(no_mangle)]
 pub extern "C" fn tachyon_memory_barrier_acquire() {
     std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
