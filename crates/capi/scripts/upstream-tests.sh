@@ -31,6 +31,44 @@ for needed in src/tachyon/_tachyon.cpp tests/test_bus.py tests/test_rpc.py _dlpa
   [[ -f "$sdist/$needed" ]] || { echo "upstream-tests: the sdist lacks $needed" >&2; exit 1; }
 done
 
+# Our header against upstream's (from the same sdist): every function's type (as C++ names
+# it, mangled) and the layout and values of the types must match. The one textual difference,
+# the opaque structs' tags (upstream `struct tachyon_bus`, ours `struct tachyon_bus_t`), is
+# mapped before comparing; it changes nothing in the ABI (the handles are opaque pointers).
+cxx=${CAPI_CXX:-$(command -v g++ || echo "$venv/bin/zig-c++")}
+functions=$(grep -o 'tachyon_[a-z_]*(' "$sdist/_core_local/include/tachyon.h" | tr -d '(' | sort -u)
+[[ $(wc -w <<<"$functions") == 36 ]] || { echo "upstream-tests: upstream's header has $(wc -w <<<"$functions") functions, expected 36" >&2; exit 1; }
+{
+  echo '#include <cstddef>'
+  echo '#include <cstdio>'
+  echo '#include <typeinfo>'
+  echo '#include "tachyon.h"'
+  echo 'int main() {'
+  for function in $functions; do
+    echo "  std::printf(\"$function %s\\n\", typeid(&$function).name());"
+  done
+  echo '  std::printf("view %zu %zu %zu %zu %zu %zu %zu\n", sizeof(tachyon_msg_view_t), alignof(tachyon_msg_view_t), offsetof(tachyon_msg_view_t, ptr), offsetof(tachyon_msg_view_t, actual_size), offsetof(tachyon_msg_view_t, reserved_), offsetof(tachyon_msg_view_t, type_id), offsetof(tachyon_msg_view_t, padding_));'
+  echo '  std::printf("enums %zu %zu\n", sizeof(tachyon_error_t), sizeof(tachyon_state_t));'
+  for value in SUCCESS ERR_NULL_PTR ERR_MEM ERR_OPEN ERR_TRUNCATE ERR_CHMOD ERR_SEAL ERR_MAP \
+      ERR_INVALID_SZ ERR_FULL ERR_EMPTY ERR_NETWORK ERR_SYSTEM ERR_INTERRUPTED ERR_ABI_MISMATCH \
+      STATE_UNINITIALIZED STATE_INITIALIZING STATE_READY STATE_DISCONNECTED STATE_FATAL_ERROR \
+      STATE_UNKNOWN; do
+    echo "  std::printf(\"TACHYON_$value %d\\n\", (int)TACHYON_$value);"
+  done
+  echo '  std::printf("macros %u %u %u\n", (unsigned)TACHYON_TYPE_ID(3, 4), (unsigned)TACHYON_ROUTE_ID(0x50006u), (unsigned)TACHYON_MSG_TYPE(0x50006u));'
+  echo '}'
+} >"$work/abi.cpp"
+for side in upstream ours; do
+  include=$([[ $side == upstream ]] && echo "$sdist/_core_local/include" || echo "$capi/include")
+  "$cxx" -std=c++20 -w -I"$include" "$work/abi.cpp" -o "$work/abi-$side"
+  "$work/abi-$side" | sed 's/17tachyon_rpc_bus_t/15tachyon_rpc_bus/g; s/13tachyon_bus_t/11tachyon_bus/g' >"$work/abi-$side.txt"
+done
+diff -u "$work/abi-upstream.txt" "$work/abi-ours.txt" || {
+  echo "upstream-tests: our tachyon.h differs from upstream's in the ABI (above)" >&2
+  exit 1
+}
+echo "upstream-tests: tachyon.h matches upstream's: $(grep -c '^tachyon_' "$work/abi-ours.txt") function types, the view's layout, $(grep -c '^TACHYON_' "$work/abi-ours.txt") enum values, the macros" >&2
+
 # The package as upstream ships it, except that its extension module is built from
 # _tachyon.cpp alone, against our tachyon.h, linked to our libtachyon.so. Debian's g++ 12 is
 # enough for the binding (upstream's C++23 core is what needs a newer compiler); zig's
@@ -40,7 +78,6 @@ mkdir -p "$package"
 cp "$sdist"/src/tachyon/*.py "$package/"
 suffix=$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
-cxx=${CAPI_CXX:-$(command -v g++ || echo "$venv/bin/zig-c++")}
 echo "upstream-tests: compiling _tachyon.cpp with $cxx against $capi" >&2
 "$cxx" -std=c++20 -O2 -shared -fPIC -fno-exceptions -fno-rtti -w \
   -I"$capi/include" -I"$sdist/_dlpack_local" -I"$include" \
