@@ -217,9 +217,10 @@ pub extern "C" fn tachyon_memory_barrier_acquire() {
 /// Creates an SPSC bus of `capacity` ring bytes (a power of two of at least 64) at
 /// `socket_path`, blocks until one peer connects, and stores its handle in `*out_bus`.
 ///
-/// Returns `TACHYON_ERR_INVALID_SZ` for a NULL argument or a bad capacity, a shared-memory or
-/// network error otherwise. A signal does not end the wait (unlike upstream, which returns
-/// `TACHYON_ERR_INTERRUPTED`).
+/// Returns `TACHYON_ERR_INVALID_SZ` for a NULL argument or a bad capacity,
+/// `TACHYON_ERR_INTERRUPTED` when a signal interrupts the wait for the peer (the socket file is
+/// removed; check your signals and listen again, as upstream's Python binding does), a
+/// shared-memory or network error otherwise.
 ///
 /// # Safety
 /// `socket_path` is NULL or a NUL-terminated string; `out_bus` is NULL or writable.
@@ -237,7 +238,10 @@ pub unsafe extern "C" fn tachyon_bus_listen(
         if out_bus.is_null() || capacity == 0 {
             return TACHYON_ERR_INVALID_SZ;
         }
-        match Bus::listen(&path, capacity) {
+        match Bus::options()
+            .interruptible_listen(true)
+            .listen(&path, capacity)
+        {
             Ok(bus) => {
                 // SAFETY: `out_bus` is non-NULL and writable (the caller's promise).
                 unsafe { out_bus.write(tachyon_bus_t::new(bus)) };

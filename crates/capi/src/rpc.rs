@@ -224,7 +224,8 @@ fn msg_type(msg_type: u32) -> Option<u16> {
 
 /// Creates an RPC bus (request ring of `cap_fwd` bytes, reply ring of `cap_rev`) at
 /// `socket_path`, blocks until one caller connects, and stores the callee's handle in
-/// `*out_rpc`.
+/// `*out_rpc`. A signal during the wait for the caller gives `TACHYON_ERR_INTERRUPTED`, as
+/// for [`tachyon_bus_listen`](crate::bus::tachyon_bus_listen).
 ///
 /// # Safety
 /// `socket_path` is NULL or a NUL-terminated string; `out_rpc` is NULL or writable.
@@ -243,7 +244,10 @@ pub unsafe extern "C" fn tachyon_rpc_listen(
         if out_rpc.is_null() || cap_fwd == 0 || cap_rev == 0 {
             return TACHYON_ERR_INVALID_SZ;
         }
-        match RpcBus::listen(&path, cap_fwd, cap_rev) {
+        match tachyon_ring::Bus::options()
+            .interruptible_listen(true)
+            .rpc_listen(&path, cap_fwd, cap_rev)
+        {
             Ok(callee) => {
                 let states = callee.ring_states();
                 let end = End::Callee(CalleeEnd {

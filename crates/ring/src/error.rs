@@ -148,13 +148,14 @@ pub enum Error {
     Cancelled(&'static str),
 
     /// A blocking call that asked to end on a signal ([`Consumer::recv_interruptible`],
-    /// [`Caller::wait_interruptible`], [`Callee::serve_interruptible`]) had its sleep
-    /// interrupted (`EINTR`); nothing was taken. Every other call retries `EINTR` and never
-    /// returns this.
+    /// [`Caller::wait_interruptible`], [`Callee::serve_interruptible`], a `listen` with
+    /// [`BusOptions::interruptible_listen`]) had its wait interrupted (`EINTR`); nothing was
+    /// taken. Every other call retries `EINTR` and never returns this.
     ///
     /// [`Consumer::recv_interruptible`]: crate::Consumer::recv_interruptible
     /// [`Caller::wait_interruptible`]: crate::Caller::wait_interruptible
     /// [`Callee::serve_interruptible`]: crate::Callee::serve_interruptible
+    /// [`BusOptions::interruptible_listen`]: crate::BusOptions::interruptible_listen
     #[error("interrupted by a signal while {0}")]
     Interrupted(&'static str),
 

@@ -69,7 +69,7 @@
 //! | [`Error::UnexpectedReply`] | an RPC reply answers another call than the one waited for; the reply ring is marked fatal |
 //! | [`Error::ZeroCorrelationId`] | an RPC reply to id 0 |
 //! | [`Error::Cancelled`] | the call's [`CancelToken`] was cancelled (signals never end a call by themselves) |
-//! | [`Error::Interrupted`] | a signal interrupted the sleep of a call that asked to end on one (`recv_interruptible`, `wait_interruptible`, `serve_interruptible`; for C and other FFI callers that must look at their signals) |
+//! | [`Error::Interrupted`] | a signal interrupted the wait of a call that asked to end on one (`recv_interruptible`, `recv_batch_interruptible`, `wait_interruptible`, `serve_interruptible`, `listen` with `BusOptions::interruptible_listen`; for C and other FFI callers that must look at their signals) |
 //! | [`Error::AddressInUse`] | `listen` found a live listener's socket at the path |
 //! | [`Error::CapacityLimit`] | a listener announced a ring above [`BusOptions::max_capacity`] |
 //! | [`Error::PayloadLayout`] | a typed read or write (`as_pod`, `read_pod`, `pod_mut`) does not fit the payload: the wrong size, or (in place) an alignment above its 64 bytes |

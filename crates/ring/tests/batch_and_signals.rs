@@ -181,3 +181,54 @@ fn a_reply_slot_is_addressed_at_commit() -> Result<(), Error> {
     drop(reply);
     callee.join().unwrap()
 }
+
+/// `interruptible_listen` ends a listen's wait for a peer on a signal (socket file removed);
+/// without it a signal changes nothing and the listen runs to its timeout.
+#[test]
+fn an_interruptible_listen_ends_on_a_signal_and_a_plain_one_does_not() {
+    // SAFETY: as in the receive test above (a handler that does nothing, no SA_RESTART).
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_signal as *const () as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+    for interruptible in [true, false] {
+        let path = std::env::temp_dir().join(format!(
+            "ring-listen-signal-{interruptible}-{}.sock",
+            std::process::id()
+        ));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let listening = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                // SAFETY: pthread_self has no preconditions.
+                tx.send(unsafe { libc::pthread_self() }).unwrap();
+                Bus::options()
+                    .interruptible_listen(interruptible)
+                    .listen_timeout(Duration::from_millis(600))
+                    .listen(&path, 4096)
+                    .map(drop)
+            })
+        };
+        let thread = rx.recv().unwrap();
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while !path.exists() {
+            assert!(Instant::now() < give_up, "never listened");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        // SAFETY: the thread is alive, waiting for a peer.
+        assert_eq!(unsafe { libc::pthread_kill(thread, libc::SIGUSR2) }, 0);
+        let outcome = listening.join().unwrap();
+        if interruptible {
+            assert!(matches!(outcome, Err(Error::Interrupted(_))), "{outcome:?}");
+        } else {
+            assert!(matches!(outcome, Err(Error::Timeout(_))), "{outcome:?}");
+        }
+        assert!(!path.exists(), "the socket file was left behind");
+    }
+}

@@ -157,7 +157,26 @@ pub(crate) fn readable(
     cancel: Option<&CancelToken>,
     doing: &'static str,
 ) -> Result<bool> {
-    ready(fd, PollFlags::POLLIN, deadline, cancel, doing)
+    ready(
+        fd,
+        PollFlags::POLLIN,
+        deadline,
+        cancel,
+        doing,
+        OnSignal::Retry,
+    )
+}
+
+/// [`readable`], choosing what a signal does: with [`OnSignal::Interrupt`], a `poll`
+/// interrupted by one returns `Err(Interrupted)`, naming `doing`.
+pub(crate) fn readable_with(
+    fd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    cancel: Option<&CancelToken>,
+    doing: &'static str,
+    on_signal: OnSignal,
+) -> Result<bool> {
+    ready(fd, PollFlags::POLLIN, deadline, cancel, doing, on_signal)
 }
 
 /// Waits until `fd` is writable (or in error, or hung up: a non-blocking `connect` that has
@@ -169,7 +188,14 @@ pub(crate) fn writable(
     cancel: Option<&CancelToken>,
     doing: &'static str,
 ) -> Result<bool> {
-    ready(fd, PollFlags::POLLOUT, deadline, cancel, doing)
+    ready(
+        fd,
+        PollFlags::POLLOUT,
+        deadline,
+        cancel,
+        doing,
+        OnSignal::Retry,
+    )
 }
 
 /// [`readable`] and [`writable`]: one `poll` over `fd` (for `events`) and the token's eventfd.
@@ -179,6 +205,7 @@ fn ready(
     deadline: Option<Instant>,
     cancel: Option<&CancelToken>,
     doing: &'static str,
+    on_signal: OnSignal,
 ) -> Result<bool> {
     loop {
         check(cancel, doing)?;
@@ -205,6 +232,9 @@ fn ready(
             fds.push(PollFd::new(cancel_fd, PollFlags::POLLIN));
         }
         match poll(&mut fds, timeout) {
+            Err(Errno::EINTR) if on_signal == OnSignal::Interrupt => {
+                return Err(Error::Interrupted(doing));
+            }
             Ok(0) | Err(Errno::EINTR) => continue,
             Ok(_) => {
                 // POLLERR and POLLHUP count too: the caller's next call reports them.
