@@ -146,4 +146,18 @@ message = next(iter(consumer))
 assert (message.type_id, message.data) == (3, b"after"), message
 print(f"upstream-tests: a signal ended a blocking receive after {waited:.2f} s; the bus still works",
       file=sys.stderr)
+
+# The same for Bus.listen waiting for a peer: TACHYON_ERR_INTERRUPTED, the binding checks
+# its signals, the handler's exception comes out, and the socket file is gone.
+listen_path = f"/tmp/tachyon-capi-listen-signal-{os.getpid()}.sock"
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+started = time.monotonic()
+try:
+    tachyon.Bus.listen(listen_path, 1 << 16)
+    sys.exit("upstream-tests: listen returned without a peer")
+except Alarm:
+    waited = time.monotonic() - started
+assert 0.25 <= waited < 5, waited
+assert not os.path.exists(listen_path), "the socket file was left behind"
+print(f"upstream-tests: a signal ended Bus.listen after {waited:.2f} s", file=sys.stderr)
 PY

@@ -1076,3 +1076,54 @@ fn rpc_calls_while_a_reply_is_held() {
         tachyon_rpc_destroy(callee);
     }
 }
+
+/// A signal during `tachyon_bus_listen` / `tachyon_rpc_listen`'s wait for a peer gives
+/// `TACHYON_ERR_INTERRUPTED` (upstream's code; its Python binding then checks its signals and
+/// listens again), and the socket file is gone.
+#[test]
+fn a_signal_ends_a_listen_with_interrupted() {
+    // SAFETY: a handler that does nothing, without SA_RESTART.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_signal as *const () as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &action, null_mut()), 0);
+    }
+    for rpc in [false, true] {
+        let path = socket_path(if rpc {
+            "listen-rpc-eintr"
+        } else {
+            "listen-eintr"
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let listening = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                // SAFETY: pthread_self has no preconditions.
+                tx.send(unsafe { libc::pthread_self() }).unwrap();
+                // SAFETY: a valid path and out-pointers.
+                unsafe {
+                    if rpc {
+                        let mut handle = null_mut();
+                        tachyon_rpc_listen(path.as_ptr(), 4096, 4096, &mut handle)
+                    } else {
+                        let mut handle = null_mut();
+                        tachyon_bus_listen(path.as_ptr(), 4096, &mut handle)
+                    }
+                }
+            })
+        };
+        let thread = rx.recv().unwrap();
+        let file = std::path::PathBuf::from(path.to_str().unwrap());
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while !file.exists() {
+            assert!(Instant::now() < give_up, "never listened");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        // SAFETY: the thread is alive, waiting for a peer.
+        assert_eq!(unsafe { libc::pthread_kill(thread, libc::SIGUSR1) }, 0);
+        assert_eq!(listening.join().unwrap(), TACHYON_ERR_INTERRUPTED);
+        assert!(!file.exists(), "the socket file was left behind");
+    }
+}
