@@ -14,8 +14,9 @@
 //! - NULL handles and out-pointers give upstream's codes, never a crash; so do destroyed
 //!   handles (they stay behind as small tombstones, see the README), double destroys,
 //!   commits and rollbacks without an acquire, and sizes beyond the slot.
-//! - Blocking receives return NULL (or 0) when a signal interrupts their sleep, so a binding
-//!   can look at its signals and call again, as upstream's Python binding does.
+//! - Blocking receives return NULL (or 0), and the listens `TACHYON_ERR_INTERRUPTED`, when a
+//!   signal interrupts their wait, so a binding can look at its signals and call again, as
+//!   upstream's Python binding does.
 //!
 //! # Threads
 //! As upstream: a bus has one producing thread and one consuming thread at a time (an RPC
