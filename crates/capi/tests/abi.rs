@@ -649,6 +649,18 @@ fn spsc_wraps_around_the_ring() {
 
 extern "C" fn on_signal(_: libc::c_int) {}
 
+/// Signals `thread` (SIGUSR1) every 20 ms until `handle` has finished, at most 30 s: a signal
+/// that lands before the thread blocks is lost, the next one is not.
+fn signal_until_done<T>(thread: libc::pthread_t, handle: &std::thread::JoinHandle<T>) {
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while !handle.is_finished() {
+        assert!(Instant::now() < give_up, "the signalled call never ended");
+        // SAFETY: the thread is not joined yet, so its id is valid; the handler does nothing.
+        unsafe { libc::pthread_kill(thread, libc::SIGUSR1) };
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A signal that interrupts a blocking receive's sleep makes it return NULL (upstream's
 /// convention, so a binding can check its signals); the bus stays usable.
 #[test]
@@ -676,12 +688,11 @@ fn a_signal_ends_a_blocking_receive_with_null() {
         (consumer, payload.is_null(), began.elapsed())
     });
     let thread = waiting.recv().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    // SAFETY: the thread is alive (it is blocked in the receive).
-    assert_eq!(unsafe { libc::pthread_kill(thread, libc::SIGUSR1) }, 0);
+    std::thread::sleep(Duration::from_millis(100));
+    signal_until_done(thread, &receiver);
     let (consumer, was_null, waited) = receiver.join().unwrap();
     assert!(was_null, "the interrupted receive returned a message");
-    assert!(waited < Duration::from_secs(5));
+    assert!(waited < Duration::from_secs(30));
     // SAFETY: live handles.
     unsafe {
         assert_eq!(tachyon_get_state(consumer.0), TACHYON_STATE_READY);
@@ -1120,9 +1131,7 @@ fn a_signal_ends_a_listen_with_interrupted() {
             assert!(Instant::now() < give_up, "never listened");
             std::thread::sleep(Duration::from_millis(5));
         }
-        std::thread::sleep(Duration::from_millis(50));
-        // SAFETY: the thread is alive, waiting for a peer.
-        assert_eq!(unsafe { libc::pthread_kill(thread, libc::SIGUSR1) }, 0);
+        signal_until_done(thread, &listening);
         assert_eq!(listening.join().unwrap(), TACHYON_ERR_INTERRUPTED);
         assert!(!file.exists(), "the socket file was left behind");
     }

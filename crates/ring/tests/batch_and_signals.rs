@@ -91,6 +91,18 @@ fn a_blocking_batch_waits_and_times_out() -> Result<(), Error> {
 
 extern "C" fn on_signal(_: libc::c_int) {}
 
+/// Signals `thread` (SIGUSR2) every 20 ms until `done` says so, at most 30 s: a signal that
+/// lands before the thread blocks is lost, the next one is not.
+fn signal_until(thread: libc::pthread_t, mut done: impl FnMut() -> bool) {
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < give_up, "the signalled call never ended");
+        // SAFETY: the thread is not joined yet, so its id is valid; the handler does nothing.
+        unsafe { libc::pthread_kill(thread, libc::SIGUSR2) };
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Only the `_interruptible` receive ends on a signal; a plain receive sleeps on.
 #[test]
 fn an_interruptible_receive_ends_on_a_signal_and_a_plain_one_does_not() -> Result<(), Error> {
@@ -107,23 +119,23 @@ fn an_interruptible_receive_ends_on_a_signal_and_a_plain_one_does_not() -> Resul
     }
     let (mut producer, mut consumer) = Bus::options().spin_threshold(0).in_memory(4096)?.split();
     let (tx, rx) = std::sync::mpsc::channel();
+    let (phase_tx, phase_rx) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || {
         // SAFETY: pthread_self has no preconditions.
         tx.send(unsafe { libc::pthread_self() }).unwrap();
         let interrupted = consumer.recv_interruptible(None).map(|m| m.to_vec());
+        phase_tx.send(()).unwrap();
         let plain = consumer
-            .recv_timeout(Duration::from_millis(400))
+            .recv_timeout(Duration::from_secs(30))
             .map(|m| m.to_vec());
         (interrupted, plain, consumer)
     });
     let thread = rx.recv().unwrap();
-    std::thread::sleep(Duration::from_millis(150));
-    // SAFETY: the thread is alive, asleep in the receive.
-    assert_eq!(unsafe { libc::pthread_kill(thread, libc::SIGUSR2) }, 0);
-    std::thread::sleep(Duration::from_millis(150));
-    // SAFETY: the thread is alive, asleep in the plain receive (400 ms).
-    assert_eq!(unsafe { libc::pthread_kill(thread, libc::SIGUSR2) }, 0);
-    std::thread::sleep(Duration::from_millis(50));
+    signal_until(thread, || phase_rx.try_recv().is_ok());
+    // Signals keep coming for 300 ms; the plain receive sleeps on through them.
+    let until = Instant::now() + Duration::from_millis(300);
+    signal_until(thread, || Instant::now() >= until);
+    assert!(!waiter.is_finished(), "a signal ended the plain receive");
     producer.send(3, b"after")?;
     let (interrupted, plain, _consumer) = waiter.join().unwrap();
     assert!(
@@ -220,9 +232,7 @@ fn an_interruptible_listen_ends_on_a_signal_and_a_plain_one_does_not() {
             assert!(Instant::now() < give_up, "never listened");
             std::thread::sleep(Duration::from_millis(5));
         }
-        std::thread::sleep(Duration::from_millis(50));
-        // SAFETY: the thread is alive, waiting for a peer.
-        assert_eq!(unsafe { libc::pthread_kill(thread, libc::SIGUSR2) }, 0);
+        signal_until(thread, || listening.is_finished());
         let outcome = listening.join().unwrap();
         if interruptible {
             assert!(matches!(outcome, Err(Error::Interrupted(_))), "{outcome:?}");
