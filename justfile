@@ -104,8 +104,10 @@ bench-python pairs="5": wheel
     cargo build --release -p tachyon-consumer -p tachyon-ring --example producer
     .venv/bin/python python/bench_python.py --pairs {{pairs}}
 
-# The C ABI (crates/capi): libtachyon.so, libtachyon.a, the cbindgen-generated tachyon.h and a
-# pkg-config file tachyon.pc, in target/capi/{lib,include,lib/pkgconfig}.
+# Into target/capi/{lib,include,lib/pkgconfig}: libtachyon.so, libtachyon.a, the
+# cbindgen-generated tachyon.h and tachyon.pc.
+#
+# The C ABI (crates/capi, upstream's tachyon.h on tachyon-ring): library, header, pkg-config.
 capi:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -124,13 +126,17 @@ capi:
         'Cflags: -I${includedir}' > $out/lib/pkgconfig/tachyon.pc
     echo "capi: $prefix/{lib/libtachyon.so,lib/libtachyon.a,include/tachyon.h,lib/pkgconfig/tachyon.pc}"
 
-# Upstream's own Python binding (_tachyon.cpp from the tachyon-ipc 0.5.1 sdist, downloaded at
-# test time) compiled against our libtachyon.so and tachyon.h, running upstream's test_bus.py
-# and test_rpc.py (args go to pytest).
+# _tachyon.cpp from the tachyon-ipc 0.5.1 sdist (downloaded at test time) compiled against our
+# libtachyon.so and tachyon.h, running upstream's test_bus.py and test_rpc.py (args go to
+# pytest); first our header is compared with upstream's.
+#
+# Upstream's own Python binding and tests on our C ABI (crates/capi/scripts/upstream-tests.sh).
 capi-upstream-tests *args: capi
     crates/capi/scripts/upstream-tests.sh {{args}}
 
-# The C99 examples (crates/capi/examples/c) built with cc against target/capi, streaming
-# market ticks to and from the real Python package and tachyon-consumer.
+# crates/capi/examples/c built with cc against target/capi, streaming market ticks to and from
+# the real Python package, tachyon-consumer and each other (crates/capi/tests/c_examples.rs).
+#
+# The C99 examples on libtachyon, against the real package and tachyon-consumer.
 capi-c-tests: capi build
     cargo test -p tachyon-capi --test c_examples
