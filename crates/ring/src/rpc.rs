@@ -148,19 +148,13 @@ impl Caller {
     /// Sends a request of `msg_type` carrying `payload` and returns its correlation id.
     /// Fails with [`Error::Full`] at once when the request ring has no room.
     pub fn call(&mut self, msg_type: u16, payload: &[u8]) -> Result<u64> {
-        let mut slot = self.reserve_call(payload.len())?;
-        slot.copy_from_slice(payload);
-        slot.commit(payload.len(), msg_type)
+        self.split().0.call(msg_type, payload)
     }
 
     /// Reserves a request of up to `max_len` bytes to write in place; its
     /// [`commit`](CallSlot::commit) sends it and returns the correlation id.
     pub fn reserve_call(&mut self, max_len: usize) -> Result<CallSlot<'_>> {
-        let slot = self.requests.reserve(max_len)?;
-        Ok(CallSlot {
-            slot,
-            next_id: &mut self.next_id,
-        })
+        CallSlot::reserve(&mut self.requests, &mut self.next_id, max_len)
     }
 
     /// Like [`reserve_call`](Caller::reserve_call), but waits for room in the request ring up
@@ -285,11 +279,7 @@ impl Calls<'_> {
 
     /// [`Caller::reserve_call`].
     pub fn reserve_call(&mut self, max_len: usize) -> Result<CallSlot<'_>> {
-        let slot = self.requests.reserve(max_len)?;
-        Ok(CallSlot {
-            slot,
-            next_id: &mut *self.next_id,
-        })
+        CallSlot::reserve(self.requests, self.next_id, max_len)
     }
 }
 
@@ -344,6 +334,15 @@ impl fmt::Debug for CallSlot<'_> {
         f.debug_struct("CallSlot")
             .field("len", &self.slot.len())
             .finish()
+    }
+}
+
+impl<'a> CallSlot<'a> {
+    /// A request slot of up to `max_len` bytes in `requests`, numbered from `next_id` when
+    /// committed (the one place a [`Caller`] and its [`Calls`] half reserve).
+    fn reserve(requests: &'a mut Producer, next_id: &'a mut u64, max_len: usize) -> Result<Self> {
+        let slot = requests.reserve(max_len)?;
+        Ok(CallSlot { slot, next_id })
     }
 }
 

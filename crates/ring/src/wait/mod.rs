@@ -157,14 +157,7 @@ pub(crate) fn readable(
     cancel: Option<&CancelToken>,
     doing: &'static str,
 ) -> Result<bool> {
-    ready(
-        fd,
-        PollFlags::POLLIN,
-        deadline,
-        cancel,
-        doing,
-        OnSignal::Retry,
-    )
+    readable_with(fd, deadline, cancel, doing, OnSignal::Retry)
 }
 
 /// [`readable`], choosing what a signal does: with [`OnSignal::Interrupt`], a `poll`
