@@ -105,6 +105,15 @@ def swap_import(text: str) -> str:
     return text.replace("\nimport tachyon\n", "\nimport tachyon_rs as tachyon\n", 1)
 
 
+# A shell without job control starts background commands with SIGINT ignored, and children
+# inherit that; a Python child then never installs its KeyboardInterrupt handler, and every
+# Ctrl-C test fails for reasons of how the suite was launched (seen when it ran under
+# `nohup ... &`). A handled signal is reset to the default across exec, so handling it here
+# gives every child the default Ctrl-C behaviour, however pytest itself was started.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def spawn(args, **kw):
     """A child process with piped stdout/stderr (text)."""
     return subprocess.Popen(
