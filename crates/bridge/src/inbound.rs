@@ -1,0 +1,316 @@
+//! `tachyon-bridge in`: JetStream → bus.
+//!
+//! A durable pull consumer fetches up to `--batch` messages; each is committed into the ring
+//! (waiting while the ring is full) and acknowledged only then. The next fetch starts when the
+//! batch is in the ring, so a full ring stops fetching.
+//!
+//! # Exactly once, in order
+//! - At start the durable consumer is (re)created to deliver from its acknowledgement floor
+//!   + 1, so a restart neither waits out the `ack_wait` of messages an earlier run took and
+//!   never acknowledged, nor delivers them after newer ones: the stream's order is kept.
+//! - A message is acknowledged after its commit. If the bridge dies between the two, the
+//!   next run commits it again: the duplicates a crash can cause are at most the messages
+//!   committed and not yet acknowledged (one batch, bounded by `--max-ack-pending`).
+//! - A redelivery within one run (its `ack_wait` passed while the ring was full) of a message
+//!   this run already committed is recognised by its stream sequence, acknowledged, skipped
+//!   and counted (`duplicates`).
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use tachyon_ring::{Error as RingError, Producer};
+use tokio::sync::watch;
+
+use crate::cli::InArgs;
+use crate::mapping;
+use crate::nats;
+use crate::stats::Stats;
+
+/// How long one fetch waits for messages on an idle stream.
+const FETCH_EXPIRES: Duration = Duration::from_secs(1);
+/// How long one commit attempt waits for ring space before looking at the stop signal.
+const COMMIT_SLICE: Duration = Duration::from_millis(100);
+/// How often a running bridge logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// How a run of `in` ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// A signal: fetching stopped; delivered messages not yet committed are left to the next
+    /// run (not acknowledged, so the server keeps them).
+    Signal,
+    /// The bus's consumer exited.
+    PeerGone,
+    /// The bus failed, or a message does not fit it.
+    Ring(RingError),
+    /// A message whose subject or header does not name a type id.
+    Mapping(String),
+}
+
+/// Runs `in` to its end; the statistics are filled in either way.
+pub fn run(
+    args: &InArgs,
+    producer: Producer,
+    stop: watch::Receiver<bool>,
+    runtime: &tokio::runtime::Runtime,
+    stats: &mut Stats,
+) -> Result<Ended, String> {
+    stats.direction = "in";
+    runtime.block_on(async {
+        let mut stop = stop;
+        let client = nats::connect(&args.nats.nats, Duration::from_secs(5))
+            .await
+            .map_err(|err| format!("NATS {}: {err}", args.nats.nats))?;
+        let js = jetstream::new(client.clone());
+        let stream = match &args.filter {
+            Some(filter) => {
+                let config = nats::stream_config(&args.nats.stream, filter, &args.nats);
+                nats::ensure_stream(&js, config, &mut stop).await
+            }
+            None => existing_stream(&js, &args.nats.stream, &mut stop).await,
+        };
+        let Some(stream) = stream else {
+            return Ok(Ended::Signal);
+        };
+        let Some((consumer, floor)) = durable_consumer(&stream, args, &mut stop).await else {
+            return Ok(Ended::Signal);
+        };
+        tracing::info!(durable = %args.durable, from = floor + 1, "fetching");
+        let mut inbound = Inbound {
+            consumer,
+            producer,
+            committed_upto: floor,
+            batch: args.batch,
+            stats,
+            started: None,
+        };
+        let ended = inbound.run(&mut stop).await;
+        // Acknowledgements are fire-and-forget: make sure the last ones left.
+        if let Err(err) = client.flush().await {
+            tracing::warn!(%err, "cannot flush the last acknowledgements");
+        }
+        if let Some(started) = inbound.started {
+            inbound.stats.elapsed_s = started.elapsed().as_secs_f64();
+        }
+        Ok(ended)
+    })
+}
+
+async fn existing_stream(
+    js: &jetstream::Context,
+    name: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<jetstream::stream::Stream> {
+    let mut attempts = 0u64;
+    loop {
+        if *stop.borrow() {
+            return None;
+        }
+        match js.get_stream(name).await {
+            Ok(stream) => return Some(stream),
+            Err(err) => {
+                attempts += 1;
+                if attempts == 1 || attempts % 20 == 0 {
+                    tracing::warn!(stream = name, %err, "stream not there yet (give --filter to create it); retrying");
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(nats::RETRY_EVERY) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// The durable consumer, delivering from its acknowledgement floor + 1 (see the module docs),
+/// and that floor.
+async fn durable_consumer(
+    stream: &jetstream::stream::Stream,
+    args: &InArgs,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(consumer::PullConsumer, u64)> {
+    let mut attempts = 0u64;
+    loop {
+        if *stop.borrow() {
+            return None;
+        }
+        match try_durable_consumer(stream, args).await {
+            Ok(found) => return Some(found),
+            Err(err) => {
+                attempts += 1;
+                if attempts == 1 || attempts % 20 == 0 {
+                    tracing::warn!(durable = %args.durable, %err, "cannot set up the consumer yet; retrying");
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(nats::RETRY_EVERY) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+async fn try_durable_consumer(
+    stream: &jetstream::stream::Stream,
+    args: &InArgs,
+) -> Result<(consumer::PullConsumer, u64), async_nats::Error> {
+    let floor = match stream.consumer_info(&args.durable).await {
+        Ok(info) => {
+            let floor = info.ack_floor.stream_sequence;
+            tracing::info!(
+                durable = %args.durable,
+                ack_floor = floor,
+                unacknowledged = info.num_ack_pending,
+                "resuming the durable consumer after its acknowledgement floor"
+            );
+            stream.delete_consumer(&args.durable).await?;
+            floor
+        }
+        Err(err) if err.kind() == ConsumerInfoErrorKind::NotFound => 0,
+        Err(err) => return Err(err.into()),
+    };
+    let deliver_policy = if floor == 0 {
+        consumer::DeliverPolicy::All
+    } else {
+        consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: floor + 1,
+        }
+    };
+    let config = consumer::pull::Config {
+        durable_name: Some(args.durable.clone()),
+        filter_subject: args.filter.clone().unwrap_or_default(),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: args.ack_wait,
+        max_ack_pending: args.max_ack_pending,
+        deliver_policy,
+        ..Default::default()
+    };
+    let consumer = stream.create_consumer(config).await?;
+    Ok((consumer, floor))
+}
+
+struct Inbound<'s> {
+    consumer: consumer::PullConsumer,
+    producer: Producer,
+    /// The stream sequence of the last message committed into the ring (or the floor).
+    committed_upto: u64,
+    batch: usize,
+    stats: &'s mut Stats,
+    started: Option<Instant>,
+}
+
+impl Inbound<'_> {
+    async fn run(&mut self, stop: &mut watch::Receiver<bool>) -> Ended {
+        let mut next_progress = Instant::now() + PROGRESS_EVERY;
+        loop {
+            if *stop.borrow() {
+                return Ended::Signal;
+            }
+            if Instant::now() >= next_progress {
+                tracing::info!("{}", self.stats.progress_line());
+                next_progress = Instant::now() + PROGRESS_EVERY;
+            }
+            let fetched = self
+                .consumer
+                .fetch()
+                .max_messages(self.batch)
+                .expires(FETCH_EXPIRES)
+                .messages()
+                .await;
+            let mut messages = match fetched {
+                Ok(messages) => messages,
+                Err(err) => {
+                    self.stats.retries += 1;
+                    tracing::warn!(%err, "fetch failed; retrying");
+                    tokio::time::sleep(nats::RETRY_EVERY).await;
+                    continue;
+                }
+            };
+            let mut delivered = 0u64;
+            loop {
+                let message = tokio::select! {
+                    message = messages.next() => message,
+                    _ = stop.changed() => return Ended::Signal,
+                };
+                let Some(message) = message else { break };
+                let message = match message {
+                    Ok(message) => message,
+                    Err(err) => {
+                        self.stats.retries += 1;
+                        tracing::warn!(%err, "fetch interrupted; fetching again");
+                        break;
+                    }
+                };
+                delivered += 1;
+                self.stats.inflight_high_water = self.stats.inflight_high_water.max(delivered);
+                if let Some(end) = self.deliver(message, stop).await {
+                    return end;
+                }
+            }
+        }
+    }
+
+    /// Commits one message into the ring and acknowledges it; `Some` ends the run.
+    async fn deliver(
+        &mut self,
+        message: jetstream::Message,
+        stop: &watch::Receiver<bool>,
+    ) -> Option<Ended> {
+        let stream_seq = match message.info() {
+            Ok(info) => info.stream_sequence,
+            Err(err) => return Some(Ended::Mapping(format!("no delivery info: {err}"))),
+        };
+        if stream_seq <= self.committed_upto {
+            self.stats.duplicates += 1;
+            ack(&message).await;
+            return None;
+        }
+        let header = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get(mapping::TYPE_ID_HEADER))
+            .map(|value| value.as_str());
+        let type_id = match mapping::type_id_of(message.subject.as_str(), header) {
+            Ok(type_id) => type_id,
+            Err(err) => {
+                return Some(Ended::Mapping(format!(
+                    "stream sequence {stream_seq} on {}: {err}",
+                    message.subject
+                )));
+            }
+        };
+        let payload = &message.payload;
+        // The ring's waits are blocking calls: run them where tokio expects blocking.
+        let committed = tokio::task::block_in_place(|| {
+            loop {
+                match self.producer.send_timeout(type_id, payload, COMMIT_SLICE) {
+                    Ok(()) => return Ok(()),
+                    Err(RingError::Timeout(_)) if !*stop.borrow() => continue,
+                    Err(RingError::Timeout(_)) | Err(RingError::Cancelled(_)) => return Err(None),
+                    Err(RingError::PeerGone { .. }) => return Err(Some(Ended::PeerGone)),
+                    Err(err) => return Err(Some(Ended::Ring(err))),
+                }
+            }
+        });
+        match committed {
+            Ok(()) => {}
+            Err(None) => return Some(Ended::Signal), // not acknowledged: the next run has it
+            Err(Some(end)) => return Some(end),
+        }
+        self.started.get_or_insert_with(Instant::now);
+        self.committed_upto = stream_seq;
+        self.stats.messages += 1;
+        self.stats.bytes += payload.len() as u64;
+        ack(&message).await;
+        None
+    }
+}
+
+async fn ack(message: &jetstream::Message) {
+    if let Err(err) = message.ack().await {
+        // The server redelivers it; this run then skips it as a duplicate.
+        tracing::warn!(%err, "acknowledgement not sent");
+    }
+}
