@@ -83,21 +83,43 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// A single server, JetStream with `sync_interval: always` (every write fsynced before it
-    /// is acknowledged), `extra` appended to the config.
+    /// A single server with JetStream on a file store (the server's default fsync every 2
+    /// minutes), `extra` appended to the config.
     pub fn start(dir: &Path, extra: &str) -> NatsServer {
-        let port = free_port();
+        NatsServer::start_on(dir, free_port(), false, extra)
+    }
+
+    /// As [`start`](NatsServer::start), with `sync_interval: always`: every write is fsynced
+    /// before it is acknowledged, so a SIGKILL loses nothing acknowledged.
+    pub fn start_synced(dir: &Path, extra: &str) -> NatsServer {
+        NatsServer::start_on(dir, free_port(), true, extra)
+    }
+
+    /// The config for `port`, written; the server not started (`restart` starts it).
+    pub fn configure(dir: &Path, port: u16, sync_always: bool, extra: &str) -> NatsServer {
         let store = dir.join("jetstream");
         let config = dir.join("nats.conf");
         std::fs::write(
             &config,
             format!(
-                "listen: 127.0.0.1:{port}\nserver_name: solo\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n{extra}\n",
-                store.display()
+                "listen: 127.0.0.1:{port}\nserver_name: solo\njetstream {{\n  store_dir: \"{}\"\n  {}\n}}\n{extra}\n",
+                store.display(),
+                if sync_always { "sync_interval: always" } else { "" }
             ),
         )
         .expect("write nats.conf");
-        NatsServer::from_config(port, config, dir.join("nats.log"))
+        NatsServer {
+            port,
+            config,
+            log: dir.join("nats.log"),
+            child: None,
+        }
+    }
+
+    fn start_on(dir: &Path, port: u16, sync_always: bool, extra: &str) -> NatsServer {
+        let mut server = NatsServer::configure(dir, port, sync_always, extra);
+        server.restart();
+        server
     }
 
     /// A server from a written config (a cluster node), not yet started.
@@ -321,59 +343,85 @@ pub fn consume(
     allow_duplicates: bool,
     within: Duration,
 ) -> (JoinHandle<Result<Received, String>>, Arc<AtomicU64>) {
+    consume_from(vec![socket], count, min, allow_duplicates, within)
+}
+
+/// As [`consume`], moving on to the next socket each time a bus's producer (an `in` bridge)
+/// exits: one `in` run after another feeding one check.
+pub fn consume_from(
+    sockets: Vec<PathBuf>,
+    count: u64,
+    min: usize,
+    allow_duplicates: bool,
+    within: Duration,
+) -> (JoinHandle<Result<Received, String>>, Arc<AtomicU64>) {
     let received = Arc::new(AtomicU64::new(0));
     let progress = Arc::clone(&received);
     let handle = std::thread::spawn(move || {
         let source = pattern_source();
-        let mut consumer = Bus::options()
-            .connect_timeout(Duration::from_secs(30))
-            .connect(&socket)
-            .map_err(|err| format!("consumer connect: {err}"))?
-            .into_consumer();
+        let mut sockets = sockets.into_iter();
+        let connect = |socket: PathBuf| {
+            Bus::options()
+                .connect_timeout(Duration::from_secs(60))
+                .connect(&socket)
+                .map(Bus::into_consumer)
+                .map_err(|err| format!("consumer connect to {}: {err}", socket.display()))
+        };
+        let mut consumer = connect(sockets.next().expect("a socket"))?;
         let deadline = Instant::now() + within;
         let mut seen = Received::default();
         while seen.messages < count {
             let left = deadline.saturating_duration_since(Instant::now());
-            let message = match consumer.recv_timeout(left.min(Duration::from_secs(1))) {
-                Ok(message) => message,
-                Err(RingError::Timeout(_)) if !left.is_zero() => continue,
-                Err(err) => {
-                    return Err(format!("consumer after {} messages: {err}", seen.messages));
-                }
-            };
-            let i = seen.messages;
-            if allow_duplicates && message.len() >= 8 {
-                let index = u64::from_le_bytes(message.data()[..8].try_into().unwrap());
-                if index < i {
-                    seen.duplicates += 1;
+            let error = match consumer.recv_timeout(left.min(Duration::from_secs(1))) {
+                Ok(message) => {
+                    check(&source, &message, &mut seen, min, allow_duplicates)?;
+                    progress.store(seen.messages, Ordering::Relaxed);
                     continue;
                 }
+                Err(err) => err,
+            };
+            match error {
+                RingError::Timeout(_) if !left.is_zero() => {}
+                RingError::PeerGone { .. } if sockets.len() > 0 => {
+                    consumer = connect(sockets.next().expect("checked"))?;
+                }
+                err => return Err(format!("consumer after {} messages: {err}", seen.messages)),
             }
-            let expected = payload_of(&source, i, min);
-            if message.type_id() != type_id_of(i) || message.data() != expected.as_slice() {
-                return Err(format!(
-                    "message {i}: type id {:#x} and {} bytes, expected {:#x} and {} bytes{}",
-                    message.type_id(),
-                    message.len(),
-                    type_id_of(i),
-                    expected.len(),
-                    if message.len() >= 8 {
-                        format!(
-                            " (its index field says {})",
-                            u64::from_le_bytes(message.data()[..8].try_into().unwrap())
-                        )
-                    } else {
-                        String::new()
-                    }
-                ));
-            }
-            seen.messages += 1;
-            seen.bytes += message.len() as u64;
-            progress.store(seen.messages, Ordering::Relaxed);
         }
         Ok(seen)
     });
     (handle, received)
+}
+
+/// Checks one received message against the pattern: the next one, or (when allowed) a
+/// duplicate of an earlier one.
+fn check(
+    source: &[u8],
+    message: &tachyon_ring::Message<'_>,
+    seen: &mut Received,
+    min: usize,
+    allow_duplicates: bool,
+) -> Result<(), String> {
+    let i = seen.messages;
+    let index = (message.len() >= 8)
+        .then(|| u64::from_le_bytes(message.data()[..8].try_into().expect("8 bytes")));
+    if allow_duplicates && index.is_some_and(|index| index < i) {
+        seen.duplicates += 1;
+        return Ok(());
+    }
+    let expected = payload_of(source, i, min);
+    if message.type_id() != type_id_of(i) || message.data() != expected.as_slice() {
+        return Err(format!(
+            "message {i}: type id {:#x} and {} bytes (index field {index:?}), expected {:#x} and {} bytes",
+            message.type_id(),
+            message.len(),
+            type_id_of(i),
+            expected.len(),
+        ));
+    }
+    seen.messages += 1;
+    seen.bytes += message.len() as u64;
+    Ok(())
 }
 
 /// Waits until `counter` reaches `target` (true) or `within` passes (false).
