@@ -23,6 +23,7 @@ use futures::StreamExt;
 use tachyon_ring::{Error as RingError, Producer};
 use tokio::sync::watch;
 
+use crate::bus::PeerWatch;
 use crate::cli::InArgs;
 use crate::mapping;
 use crate::nats;
@@ -53,6 +54,7 @@ pub enum Ended {
 pub fn run(
     args: &InArgs,
     producer: Producer,
+    peer: PeerWatch,
     stop: watch::Receiver<bool>,
     runtime: &tokio::runtime::Runtime,
     stats: &mut Stats,
@@ -81,6 +83,7 @@ pub fn run(
         let mut inbound = Inbound {
             consumer,
             producer,
+            peer,
             committed_upto: floor,
             batch: args.batch,
             stats,
@@ -194,6 +197,7 @@ async fn try_durable_consumer(
 struct Inbound<'s> {
     consumer: consumer::PullConsumer,
     producer: Producer,
+    peer: PeerWatch,
     /// The stream sequence of the last message committed into the ring (or the floor).
     committed_upto: u64,
     batch: usize,
@@ -207,6 +211,9 @@ impl Inbound<'_> {
         loop {
             if *stop.borrow() {
                 return Ended::Signal;
+            }
+            if self.peer.is_gone() {
+                return Ended::PeerGone;
             }
             if Instant::now() >= next_progress {
                 tracing::info!("{}", self.stats.progress_line());

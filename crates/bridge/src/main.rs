@@ -105,12 +105,12 @@ fn run_in(
     runtime: &tokio::runtime::Runtime,
     stats: &mut Stats,
 ) -> Outcome {
-    let producer = match bus::open(&args.bus, stop.token()) {
-        Ok(bus) => bus.into_producer(),
+    let (peer, producer) = match bus::open(&args.bus, stop.token()) {
+        Ok(bus) => (bus::PeerWatch::new(&bus), bus.into_producer()),
         Err(tachyon_ring::Error::Cancelled(_)) => return Outcome::Signal,
         Err(err) => return Outcome::Failed(format!("bus {}: {err}", args.bus.socket.display())),
     };
-    match inbound::run(args, producer, stop.watch(), runtime, stats) {
+    match inbound::run(args, producer, peer, stop.watch(), runtime, stats) {
         Ok(inbound::Ended::Signal) => Outcome::Signal,
         Ok(inbound::Ended::PeerGone) => Outcome::PeerGone,
         Ok(inbound::Ended::Ring(err)) => Outcome::Failed(format!("bus: {err}")),
