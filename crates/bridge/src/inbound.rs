@@ -5,9 +5,10 @@
 //! batch is in the ring, so a full ring stops fetching.
 //!
 //! # Exactly once, in order
-//! - At start the durable consumer is (re)created to deliver from its acknowledgement floor
-//!   + 1, so a restart neither waits out the `ack_wait` of messages an earlier run took and
-//!   never acknowledged, nor delivers them after newer ones: the stream's order is kept.
+//! - At start the durable consumer is (re)created to deliver from the message after its
+//!   acknowledgement floor, so a restart neither waits out the `ack_wait` of messages an
+//!   earlier run took and never acknowledged, nor delivers them after newer ones: the
+//!   stream's order is kept.
 //! - A message is acknowledged after its commit. If the bridge dies between the two, the
 //!   next run commits it again: the duplicates a crash can cause are at most the messages
 //!   committed and not yet acknowledged (one batch, bounded by `--max-ack-pending`).
