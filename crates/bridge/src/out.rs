@@ -106,7 +106,9 @@ pub fn run(
             .map_err(|err| format!("NATS {}: {err}", args.nats.nats))?;
         let js = jetstream::context::ContextBuilder::new()
             .timeout(args.ack_timeout)
-            .max_ack_inflight(args.max_inflight as usize * 4 + 64)
+            // The window is bounded by the count and byte semaphores below; the client's own bound
+            // would only park a publish on copies a resync already abandoned.
+            .max_ack_inflight(1 << 24)
             .backpressure_on_inflight(true)
             .build(client.clone());
         let config = nats::stream_config(
@@ -429,6 +431,9 @@ impl Publisher<'_> {
 
     /// Learns from the stream what is stored, then publishes the rest of the window again.
     async fn resync(&mut self) {
+        // The acknowledgements still awaited are of copies this resync replaces: what they
+        // would tell, the stream tells below.
+        self.pending = FuturesUnordered::new();
         self.resync_anchor().await;
         self.generation += 1;
         let generation = self.generation;

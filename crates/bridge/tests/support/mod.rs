@@ -343,17 +343,26 @@ pub fn consume(
     allow_duplicates: bool,
     within: Duration,
 ) -> (JoinHandle<Result<Received, String>>, Arc<AtomicU64>) {
-    consume_from(vec![socket], count, min, allow_duplicates, within)
+    consume_from(
+        vec![socket],
+        count,
+        min,
+        allow_duplicates,
+        within,
+        Duration::ZERO,
+    )
 }
 
 /// As [`consume`], moving on to the next socket each time a bus's producer (an `in` bridge)
-/// exits: one `in` run after another feeding one check.
+/// exits: one `in` run after another feeding one check. Reads nothing for `pause` after the
+/// first connect (a consumer that holds the ring full).
 pub fn consume_from(
     sockets: Vec<PathBuf>,
     count: u64,
     min: usize,
     allow_duplicates: bool,
     within: Duration,
+    pause: Duration,
 ) -> (JoinHandle<Result<Received, String>>, Arc<AtomicU64>) {
     let received = Arc::new(AtomicU64::new(0));
     let progress = Arc::clone(&received);
@@ -368,6 +377,7 @@ pub fn consume_from(
                 .map_err(|err| format!("consumer connect to {}: {err}", socket.display()))
         };
         let mut consumer = connect(sockets.next().expect("a socket"))?;
+        std::thread::sleep(pause);
         let deadline = Instant::now() + within;
         let mut seen = Received::default();
         while seen.messages < count {
@@ -450,6 +460,24 @@ pub fn stream_state(url: &str, name: &str) -> (u64, u64) {
         let mut stream = js.get_stream(name).await.expect("stream exists");
         let info = stream.info().await.expect("stream info");
         (info.state.messages, info.state.last_sequence)
+    })
+}
+
+/// Durable consumer `durable` of stream `name`: the last stream sequence delivered, and the
+/// number delivered but not acknowledged.
+pub fn consumer_state(url: &str, name: &str, durable: &str) -> (u64, usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let client = async_nats::connect(url)
+            .await
+            .expect("connect for consumer info");
+        let js = async_nats::jetstream::new(client);
+        let stream = js.get_stream(name).await.expect("stream exists");
+        let info = stream.consumer_info(durable).await.expect("consumer info");
+        (info.delivered.stream_sequence, info.num_ack_pending)
     })
 }
 
