@@ -35,6 +35,7 @@ fn in_killed_and_restarted_delivers_everything_with_at_most_the_unacked_window_a
         8,
         true,
         Duration::from_secs(240),
+        Duration::ZERO,
     );
 
     assert!(
