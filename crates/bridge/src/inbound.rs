@@ -12,6 +12,13 @@
 //! - A message is acknowledged after its commit. If the bridge dies between the two, the
 //!   next run commits it again: the duplicates a crash can cause are at most the messages
 //!   committed and not yet acknowledged (one batch, bounded by `--max-ack-pending`).
+//! - A delivery can be lost (a pull request that dies with a consumer leader, or with the
+//!   connection): the server would redeliver it only after `ack_wait`, behind newer messages.
+//!   So a message whose stream sequence is not the next one after the last committed is
+//!   checked against the stream (the first message matching the filter from there on): a
+//!   gap of other subjects or deleted messages is passed; a lost delivery makes `in` restart
+//!   its consumer after the last committed message and drop the rest of the batch unacknowledged
+//!   (counted in `retries`).
 //! - A redelivery within one run (its `ack_wait` passed while the ring was full) of a message
 //!   this run already committed is recognised by its stream sequence, acknowledged, skipped
 //!   and counted (`duplicates`).
@@ -82,6 +89,8 @@ pub fn run(
         };
         tracing::info!(durable = %args.durable, from = floor + 1, "fetching");
         let mut inbound = Inbound {
+            stream,
+            args,
             consumer,
             producer,
             peer,
@@ -135,12 +144,23 @@ async fn durable_consumer(
     args: &InArgs,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<(consumer::PullConsumer, u64)> {
+    recreate_consumer(stream, args, None, stop).await
+}
+
+/// The durable consumer, recreated to deliver after `after` (the last message committed), or
+/// after its own acknowledgement floor when `None`; retried until the server answers.
+async fn recreate_consumer(
+    stream: &jetstream::stream::Stream,
+    args: &InArgs,
+    after: Option<u64>,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(consumer::PullConsumer, u64)> {
     let mut attempts = 0u64;
     loop {
         if *stop.borrow() {
             return None;
         }
-        match try_durable_consumer(stream, args).await {
+        match try_durable_consumer(stream, args, after).await {
             Ok(found) => return Some(found),
             Err(err) => {
                 attempts += 1;
@@ -159,10 +179,11 @@ async fn durable_consumer(
 async fn try_durable_consumer(
     stream: &jetstream::stream::Stream,
     args: &InArgs,
+    after: Option<u64>,
 ) -> Result<(consumer::PullConsumer, u64), async_nats::Error> {
     let floor = match stream.consumer_info(&args.durable).await {
         Ok(info) => {
-            let floor = info.ack_floor.stream_sequence;
+            let floor = after.unwrap_or(info.ack_floor.stream_sequence);
             tracing::info!(
                 durable = %args.durable,
                 ack_floor = floor,
@@ -172,7 +193,7 @@ async fn try_durable_consumer(
             stream.delete_consumer(&args.durable).await?;
             floor
         }
-        Err(err) if err.kind() == ConsumerInfoErrorKind::NotFound => 0,
+        Err(err) if err.kind() == ConsumerInfoErrorKind::NotFound => after.unwrap_or(0),
         Err(err) => return Err(err.into()),
     };
     let deliver_policy = if floor == 0 {
@@ -196,6 +217,8 @@ async fn try_durable_consumer(
 }
 
 struct Inbound<'s> {
+    stream: jetstream::stream::Stream,
+    args: &'s InArgs,
     consumer: consumer::PullConsumer,
     producer: Producer,
     peer: PeerWatch,
@@ -253,27 +276,44 @@ impl Inbound<'_> {
                 };
                 delivered += 1;
                 self.stats.inflight_high_water = self.stats.inflight_high_water.max(delivered);
-                if let Some(end) = self.deliver(message, stop).await {
-                    return end;
+                match self.deliver(message, stop).await {
+                    Step::Next => {}
+                    Step::End(end) => return end,
+                    Step::Restart => {
+                        // Drop this batch (its rest is not acknowledged) and deliver again
+                        // from the message after the last one committed.
+                        drop(messages);
+                        let after = Some(self.committed_upto);
+                        match recreate_consumer(&self.stream, self.args, after, stop).await {
+                            Some((consumer, _)) => self.consumer = consumer,
+                            None => return Ended::Signal,
+                        }
+                        break;
+                    }
                 }
             }
         }
     }
 
-    /// Commits one message into the ring and acknowledges it; `Some` ends the run.
-    async fn deliver(
-        &mut self,
-        message: jetstream::Message,
-        stop: &watch::Receiver<bool>,
-    ) -> Option<Ended> {
+    /// Commits one message into the ring and acknowledges it.
+    async fn deliver(&mut self, message: jetstream::Message, stop: &watch::Receiver<bool>) -> Step {
         let stream_seq = match message.info() {
             Ok(info) => info.stream_sequence,
-            Err(err) => return Some(Ended::Mapping(format!("no delivery info: {err}"))),
+            Err(err) => return Step::End(Ended::Mapping(format!("no delivery info: {err}"))),
         };
         if stream_seq <= self.committed_upto {
             self.stats.duplicates += 1;
             ack(&message).await;
-            return None;
+            return Step::Next;
+        }
+        if stream_seq > self.committed_upto + 1 && !self.is_next(stream_seq).await {
+            tracing::warn!(
+                committed = self.committed_upto,
+                delivered = stream_seq,
+                "the consumer skipped ahead (a delivery was lost); restarting it after the last committed message"
+            );
+            self.stats.retries += 1;
+            return Step::Restart;
         }
         let header = message
             .headers
@@ -283,7 +323,7 @@ impl Inbound<'_> {
         let type_id = match mapping::type_id_of(message.subject.as_str(), header) {
             Ok(type_id) => type_id,
             Err(err) => {
-                return Some(Ended::Mapping(format!(
+                return Step::End(Ended::Mapping(format!(
                     "stream sequence {stream_seq} on {}: {err}",
                     message.subject
                 )));
@@ -304,16 +344,47 @@ impl Inbound<'_> {
         });
         match committed {
             Ok(()) => {}
-            Err(None) => return Some(Ended::Signal), // not acknowledged: the next run has it
-            Err(Some(end)) => return Some(end),
+            Err(None) => return Step::End(Ended::Signal), // not acknowledged: the next run has it
+            Err(Some(end)) => return Step::End(end),
         }
         self.started.get_or_insert_with(Instant::now);
         self.committed_upto = stream_seq;
         self.stats.messages += 1;
         self.stats.bytes += payload.len() as u64;
         ack(&message).await;
-        None
+        Step::Next
     }
+
+    /// Whether `stream_seq` is the first message after the last one committed that the filter
+    /// matches (a gap of other subjects, or of deleted messages), rather than a message that
+    /// overtook a lost delivery. Asks the stream; `false` when it cannot tell.
+    async fn is_next(&self, stream_seq: u64) -> bool {
+        let filter = self.args.filter.as_deref().unwrap_or(">");
+        let next = self
+            .stream
+            .raw_message_builder()
+            .sequence(self.committed_upto + 1)
+            .next_by_subject(filter.to_owned())
+            .send()
+            .await;
+        match next {
+            Ok(next) => next.sequence == stream_seq,
+            Err(err) => {
+                tracing::warn!(%err, "cannot look up the next message");
+                false
+            }
+        }
+    }
+}
+
+/// What one delivered message asks of the fetch loop.
+enum Step {
+    /// Go on with the next message.
+    Next,
+    /// A delivery was lost: restart the consumer after the last committed message.
+    Restart,
+    /// The run ends.
+    End(Ended),
 }
 
 async fn ack(message: &jetstream::Message) {

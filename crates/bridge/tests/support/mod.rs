@@ -481,6 +481,76 @@ pub fn consumer_state(url: &str, name: &str, durable: &str) -> (u64, usize) {
     })
 }
 
+/// Publishes messages `0..count` of the pattern straight to the real server, as `out` maps
+/// them (subject `PREFIX.ROUTE.TYPE`, header `Tachyon-Type-Id`), into a stream created here
+/// with subjects `PREFIX.>` and `other.>`; after message `i`, `i % noise` messages on
+/// `other.noise` (none when `noise` is 0).
+pub fn publish_pattern(url: &str, stream: &str, prefix: &str, count: u64, noise: u64) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let client = async_nats::connect(url).await.expect("connect to publish");
+        let js = async_nats::jetstream::new(client);
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: stream.into(),
+            subjects: vec![format!("{prefix}.>"), "other.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create the stream");
+        let source = pattern_source();
+        for i in 0..count {
+            let type_id = type_id_of(i);
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Tachyon-Type-Id", type_id.to_string().as_str());
+            let subject = format!("{prefix}.{}.{}", type_id >> 16, type_id & 0xFFFF);
+            let payload = payload_of(&source, i, 0);
+            js.publish_with_headers(subject, headers, payload.into())
+                .await
+                .expect("publish")
+                .await
+                .expect("stored");
+            for _ in 0..i.checked_rem(noise).unwrap_or(0) {
+                js.publish("other.noise", "x".into())
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("stored");
+            }
+        }
+    });
+}
+
+/// Takes one message from durable consumer `durable` without acknowledging it: a delivery
+/// the bridge never sees (as when a pull request is lost with a consumer leader).
+pub fn steal_one_delivery(url: &str, stream: &str, durable: &str) -> u64 {
+    use futures::StreamExt;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let client = async_nats::connect(url).await.expect("connect to steal");
+        let js = async_nats::jetstream::new(client);
+        let stream = js.get_stream(stream).await.expect("stream");
+        let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+            .get_consumer(durable)
+            .await
+            .expect("the durable exists");
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1)
+            .expires(Duration::from_secs(5))
+            .messages()
+            .await
+            .expect("fetch");
+        let message = batch.next().await.expect("one message").expect("delivered");
+        message.info().expect("delivery info").stream_sequence
+    })
+}
+
 /// Lets a test abort a loop from outside.
 pub fn flag() -> Arc<AtomicBool> {
     Arc::new(AtomicBool::new(false))
