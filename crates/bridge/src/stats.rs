@@ -44,23 +44,64 @@ impl Stats {
         } else {
             0.0
         };
-        format!(
-            "tachyon-bridge {}: {}\n  messages            {}\n  bytes               {}\n  retries             {}\n  duplicates          {}\n  in-flight high-water {}\n  oversize skipped    {}\n  elapsed             {:.3} s ({:.0} msg/s)\n",
-            self.direction,
-            self.ended_by,
-            self.messages,
-            self.bytes,
-            self.retries,
-            self.duplicates,
-            self.inflight_high_water,
-            self.oversize_skipped,
-            self.elapsed_s,
-            rate
-        )
+        let rows = [
+            ("messages", self.messages.to_string()),
+            ("bytes", self.bytes.to_string()),
+            ("retries", self.retries.to_string()),
+            ("duplicates", self.duplicates.to_string()),
+            ("in-flight high-water", self.inflight_high_water.to_string()),
+            ("oversize skipped", self.oversize_skipped.to_string()),
+            (
+                "elapsed",
+                format!("{:.3} s ({rate:.0} msg/s)", self.elapsed_s),
+            ),
+        ];
+        let mut table = format!("tachyon-bridge {}: {}\n", self.direction, self.ended_by);
+        for (label, value) in rows {
+            table.push_str(&format!("  {label:<22}{value}\n"));
+        }
+        table
     }
 
     /// The final report as one JSON object.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("plain counters serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_names_every_counter() {
+        let stats = Stats {
+            direction: "out",
+            messages: 3,
+            bytes: 10,
+            retries: 1,
+            duplicates: 1,
+            inflight_high_water: 2,
+            oversize_skipped: 0,
+            elapsed_s: 0.5,
+            ended_by: "signal 15".into(),
+        };
+        let json: serde_json::Value = serde_json::from_str(&stats.to_json()).unwrap();
+        for key in [
+            "messages",
+            "bytes",
+            "retries",
+            "duplicates",
+            "inflight_high_water",
+            "oversize_skipped",
+            "elapsed_s",
+            "ended_by",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing from {json}");
+        }
+        let table = stats.to_table();
+        assert!(table.starts_with("tachyon-bridge out: signal 15\n"), "{table}");
+        assert!(table.contains("  in-flight high-water  2\n"), "{table}");
+        assert!(table.contains("(6 msg/s)"), "{table}");
     }
 }
