@@ -100,7 +100,10 @@ mod tests {
             assert!(json.get(key).is_some(), "{key} missing from {json}");
         }
         let table = stats.to_table();
-        assert!(table.starts_with("tachyon-bridge out: signal 15\n"), "{table}");
+        assert!(
+            table.starts_with("tachyon-bridge out: signal 15\n"),
+            "{table}"
+        );
         assert!(table.contains("  in-flight high-water  2\n"), "{table}");
         assert!(table.contains("(6 msg/s)"), "{table}");
     }
