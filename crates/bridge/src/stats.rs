@@ -12,7 +12,7 @@ pub struct Stats {
     /// Their payload bytes.
     pub bytes: u64,
     /// `out`: publishes sent again after a failure or a lost acknowledgement. `in`: fetches
-    /// that failed and were retried.
+    /// that failed and were retried, and consumer restarts after a lost delivery.
     pub retries: u64,
     /// `out`: publishes the server refused as duplicates (by `Nats-Msg-Id`): retries of a
     /// message it had already stored. `in`: redelivered messages this run had already
