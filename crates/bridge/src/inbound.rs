@@ -19,6 +19,9 @@
 //!   gap of other subjects or deleted messages is passed; a lost delivery makes `in` restart
 //!   its consumer after the last committed message and drop the rest of the batch unacknowledged
 //!   (counted in `retries`).
+//! - Replacing the consumer is a delete and a create; the floor is recorded first in a
+//!   key-value bucket ([`PROGRESS_BUCKET`]) and cleared after, so a run that dies in between
+//!   is resumed after it rather than from the stream's start.
 //! - A redelivery within one run (its `ack_wait` passed while the ring was full) of a message
 //!   this run already committed is recognised by its stream sequence, acknowledged, skipped
 //!   and counted (`duplicates`).
@@ -26,7 +29,8 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
-use async_nats::jetstream::{self, consumer};
+use async_nats::jetstream::stream::ConsumerErrorKind;
+use async_nats::jetstream::{self, ErrorCode, consumer, kv};
 use futures::StreamExt;
 use tachyon_ring::{Error as RingError, Producer};
 use tokio::sync::watch;
@@ -84,12 +88,18 @@ pub fn run(
         let Some(stream) = stream else {
             return Ok(Ended::Signal);
         };
-        let Some((consumer, floor)) = durable_consumer(&stream, args, &mut stop).await else {
+        let Some(progress) = Progress::open(&js, args, &mut stop).await else {
+            return Ok(Ended::Signal);
+        };
+        let Some((consumer, floor)) =
+            recreate_consumer(&stream, &progress, args, None, &mut stop).await
+        else {
             return Ok(Ended::Signal);
         };
         tracing::info!(durable = %args.durable, from = floor + 1, "fetching");
         let mut inbound = Inbound {
             stream,
+            progress,
             args,
             consumer,
             producer,
@@ -121,7 +131,11 @@ async fn existing_stream(
         if *stop.borrow() {
             return None;
         }
-        match js.get_stream(name).await {
+        let attempt = tokio::select! {
+            attempt = js.get_stream(name) => attempt,
+            _ = stop.changed() => return None,
+        };
+        match attempt {
             Ok(stream) => return Some(stream),
             Err(err) => {
                 attempts += 1;
@@ -137,22 +151,99 @@ async fn existing_stream(
     }
 }
 
-/// The durable consumer, delivering from its acknowledgement floor + 1 (see the module docs),
-/// and that floor.
-async fn durable_consumer(
-    stream: &jetstream::stream::Stream,
-    args: &InArgs,
-    stop: &mut watch::Receiver<bool>,
-) -> Option<(consumer::PullConsumer, u64)> {
-    recreate_consumer(stream, args, None, stop).await
+/// The JetStream key-value bucket where `in` writes its floor before it replaces its consumer
+/// (and clears it after), so that a run that dies between the delete and the create does not
+/// start over. A consumer missing with no floor recorded was deleted on purpose: the next run
+/// delivers the stream from its start.
+pub const PROGRESS_BUCKET: &str = "tachyon-bridge-in";
+
+/// Where the consumer's floor survives a replacement: the bucket and this consumer's key.
+struct Progress {
+    store: kv::Store,
+    key: String,
 }
 
-/// The durable consumer, recreated to deliver after `after` (the last message committed), or
-/// after its own acknowledgement floor when `None`; retried until the server answers.
+impl Progress {
+    /// The bucket (created when absent), retried until the server answers or a signal.
+    async fn open(
+        js: &jetstream::Context,
+        args: &InArgs,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<Progress> {
+        let key = format!("{}.{}", args.nats.stream, args.durable);
+        let mut attempts = 0u64;
+        loop {
+            if *stop.borrow() {
+                return None;
+            }
+            let attempt = tokio::select! {
+                attempt = Progress::bucket(js, args.nats.replicas) => attempt,
+                _ = stop.changed() => return None,
+            };
+            match attempt {
+                Ok(store) => return Some(Progress { store, key }),
+                Err(err) => {
+                    attempts += 1;
+                    if attempts == 1 || attempts % 20 == 0 {
+                        tracing::warn!(%err, "cannot open the progress bucket yet; retrying");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(nats::RETRY_EVERY) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    async fn bucket(
+        js: &jetstream::Context,
+        replicas: usize,
+    ) -> Result<kv::Store, async_nats::Error> {
+        if let Ok(store) = js.get_key_value(PROGRESS_BUCKET).await {
+            return Ok(store);
+        }
+        Ok(js
+            .create_key_value(kv::Config {
+                bucket: PROGRESS_BUCKET.to_owned(),
+                description:
+                    "tachyon-bridge in: each durable consumer's floor while it is replaced".into(),
+                history: 1,
+                storage: jetstream::stream::StorageType::File,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await?)
+    }
+
+    async fn floor(&self) -> Result<Option<u64>, async_nats::Error> {
+        let value = self.store.get(&self.key).await?;
+        Ok(value.and_then(|bytes| std::str::from_utf8(&bytes).ok()?.parse().ok()))
+    }
+
+    async fn record(&self, floor: u64) -> Result<(), async_nats::Error> {
+        self.store.put(&self.key, floor.to_string().into()).await?;
+        Ok(())
+    }
+
+    /// The replacement is done: a consumer missing from now on was deleted on purpose (a
+    /// replay from the start), not lost halfway.
+    async fn clear(&self) {
+        if let Err(err) = self.store.delete(&self.key).await {
+            tracing::warn!(%err, key = %self.key, "cannot clear the recorded floor");
+        }
+    }
+}
+
+/// The durable consumer, replaced by one delivering after `after` (the last message
+/// committed), or when `None` after its own acknowledgement floor (see the module docs), and
+/// that floor. Retried until the server answers or a signal (never between the delete and the
+/// create, whose floor is recorded first).
 async fn recreate_consumer(
     stream: &jetstream::stream::Stream,
+    progress: &Progress,
     args: &InArgs,
-    after: Option<u64>,
+    mut after: Option<u64>,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<(consumer::PullConsumer, u64)> {
     let mut attempts = 0u64;
@@ -160,8 +251,23 @@ async fn recreate_consumer(
         if *stop.borrow() {
             return None;
         }
-        match try_durable_consumer(stream, args, after).await {
-            Ok(found) => return Some(found),
+        let attempt = match after {
+            // Learning the floor changes nothing: a signal may end it.
+            None => tokio::select! {
+                floor = current_floor(stream, progress, args) => floor.map(|floor| {
+                    after = Some(floor);
+                    None
+                }),
+                _ = stop.changed() => return None,
+            },
+            // The replacement is not cancelled halfway (each request is bounded by its timeout).
+            Some(floor) => replace_consumer(stream, progress, args, floor)
+                .await
+                .map(Some),
+        };
+        match attempt {
+            Ok(Some(consumer)) => return Some((consumer, after.expect("set"))),
+            Ok(None) => continue,
             Err(err) => {
                 attempts += 1;
                 if attempts == 1 || attempts % 20 == 0 {
@@ -176,26 +282,52 @@ async fn recreate_consumer(
     }
 }
 
-async fn try_durable_consumer(
+/// The consumer's acknowledgement floor; if the consumer is missing, the floor recorded before
+/// its last replacement (a run died between the delete and the create), else 0.
+async fn current_floor(
     stream: &jetstream::stream::Stream,
+    progress: &Progress,
     args: &InArgs,
-    after: Option<u64>,
-) -> Result<(consumer::PullConsumer, u64), async_nats::Error> {
-    let floor = match stream.consumer_info(&args.durable).await {
+) -> Result<u64, async_nats::Error> {
+    match stream.consumer_info(&args.durable).await {
         Ok(info) => {
-            let floor = after.unwrap_or(info.ack_floor.stream_sequence);
+            let floor = info.ack_floor.stream_sequence;
             tracing::info!(
                 durable = %args.durable,
                 ack_floor = floor,
                 unacknowledged = info.num_ack_pending,
                 "resuming the durable consumer after its acknowledgement floor"
             );
-            stream.delete_consumer(&args.durable).await?;
-            floor
+            Ok(floor)
         }
-        Err(err) if err.kind() == ConsumerInfoErrorKind::NotFound => after.unwrap_or(0),
-        Err(err) => return Err(err.into()),
-    };
+        Err(err) if err.kind() == ConsumerInfoErrorKind::NotFound => {
+            let recorded = progress.floor().await?;
+            if let Some(floor) = recorded {
+                tracing::warn!(durable = %args.durable, floor, "the consumer is missing; resuming after the floor recorded before its last replacement");
+            }
+            Ok(recorded.unwrap_or(0))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Records `floor`, deletes the consumer (if there) and creates it delivering from `floor + 1`.
+async fn replace_consumer(
+    stream: &jetstream::stream::Stream,
+    progress: &Progress,
+    args: &InArgs,
+    floor: u64,
+) -> Result<consumer::PullConsumer, async_nats::Error> {
+    progress.record(floor).await?;
+    if let Err(err) = stream.delete_consumer(&args.durable).await {
+        let missing = matches!(
+            err.kind(),
+            ConsumerErrorKind::JetStream(ref js_err) if js_err.error_code() == ErrorCode::CONSUMER_NOT_FOUND
+        );
+        if !missing {
+            return Err(err.into());
+        }
+    }
     let deliver_policy = if floor == 0 {
         consumer::DeliverPolicy::All
     } else {
@@ -213,11 +345,13 @@ async fn try_durable_consumer(
         ..Default::default()
     };
     let consumer = stream.create_consumer(config).await?;
-    Ok((consumer, floor))
+    progress.clear().await;
+    Ok(consumer)
 }
 
 struct Inbound<'s> {
     stream: jetstream::stream::Stream,
+    progress: Progress,
     args: &'s InArgs,
     consumer: consumer::PullConsumer,
     producer: Producer,
@@ -284,7 +418,15 @@ impl Inbound<'_> {
                         // from the message after the last one committed.
                         drop(messages);
                         let after = Some(self.committed_upto);
-                        match recreate_consumer(&self.stream, self.args, after, stop).await {
+                        match recreate_consumer(
+                            &self.stream,
+                            &self.progress,
+                            self.args,
+                            after,
+                            stop,
+                        )
+                        .await
+                        {
                             Some((consumer, _)) => self.consumer = consumer,
                             None => return Ended::Signal,
                         }

@@ -70,7 +70,12 @@ pub async fn ensure_stream(
         if *stop.borrow() {
             return None;
         }
-        match js.get_or_create_stream(config.clone()).await {
+        // A request waits for the connection (up to its timeout): a signal ends it at once.
+        let attempt = tokio::select! {
+            attempt = js.get_or_create_stream(config.clone()) => attempt,
+            _ = stop.changed() => return None,
+        };
+        match attempt {
             Ok(stream) => {
                 tracing::info!(stream = %config.name, "stream ready");
                 return Some(stream);
