@@ -15,7 +15,7 @@ build:
     cargo build --release -p tachyon-ring --examples -p tachyon-consumer -p tachyon-bridge --bins
 
 # Every test: lints, rustdoc, unit, property, doc, cross-process and cross-language tests.
-test: lint pytest pytest-older
+test: lint pytest pytest-older capi-upstream-tests capi-c-tests
     cargo test --workspace
     cargo test -p tachyon-ring --features tracing --lib trace
 
@@ -109,3 +109,40 @@ bench-python pairs="5": wheel
     .venv/bin/python -m pip install --disable-pip-version-check --force-reinstall --no-deps --quiet target/wheels/tachyon_rs-*-abi3-*.whl
     cargo build --release -p tachyon-consumer -p tachyon-ring --example producer
     .venv/bin/python python/bench_python.py --pairs {{pairs}}
+
+# Into target/capi/{lib,include,lib/pkgconfig}: libtachyon.so, libtachyon.a, the
+# cbindgen-generated tachyon.h and tachyon.pc.
+#
+# The C ABI (crates/capi, upstream's tachyon.h on tachyon-ring): library, header, pkg-config.
+capi:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -p tachyon-capi
+    out=target/capi
+    mkdir -p $out/lib/pkgconfig $out/include
+    cp target/release/libtachyon.so target/release/libtachyon.a $out/lib/
+    target/release/tachyon-capi-header > $out/include/tachyon.h
+    prefix=$(cd $out && pwd)
+    printf '%s\n' "prefix=$prefix" 'libdir=${prefix}/lib' 'includedir=${prefix}/include' '' \
+        'Name: tachyon' \
+        "Description: tachyon-ipc 0.5.1's C ABI on tachyon-ring (pure Rust)" \
+        'Version: 0.5.1' \
+        'Libs: -L${libdir} -ltachyon' \
+        'Libs.private: -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc' \
+        'Cflags: -I${includedir}' > $out/lib/pkgconfig/tachyon.pc
+    echo "capi: $prefix/{lib/libtachyon.so,lib/libtachyon.a,include/tachyon.h,lib/pkgconfig/tachyon.pc}"
+
+# _tachyon.cpp from the tachyon-ipc 0.5.1 sdist (downloaded at test time) compiled against our
+# libtachyon.so and tachyon.h, running upstream's test_bus.py and test_rpc.py (args go to
+# pytest); first our header is compared with upstream's.
+#
+# Upstream's own Python binding and tests on our C ABI (crates/capi/scripts/upstream-tests.sh).
+capi-upstream-tests *args: capi
+    crates/capi/scripts/upstream-tests.sh {{args}}
+
+# crates/capi/examples/c built with cc against target/capi, streaming market ticks to and from
+# the real Python package, tachyon-consumer and each other (crates/capi/tests/c_examples.rs).
+#
+# The C99 examples on libtachyon, against the real package and tachyon-consumer.
+capi-c-tests: capi build
+    cargo test -p tachyon-capi --test c_examples

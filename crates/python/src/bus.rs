@@ -595,36 +595,18 @@ impl TxGuard {
 }
 
 guard_pymethods! {
-    impl TxGuard {
-        /// Payload bytes to send (at most the size acquired); 0 until set.
-        #[getter]
-        fn get_actual_size(&self) -> usize {
-            self.actual_size.load(Relaxed)
-        }
-
-        #[setter]
-        fn set_actual_size(&self, value: usize) -> PyResult<()> {
-            self.actual_size.store(value, Relaxed);
-            Ok(())
-        }
-
-        /// The message's 32-bit type id (route << 16 | msg_type).
-        #[getter]
-        fn get_type_id(&self) -> u32 {
-            self.type_id.load(Relaxed)
-        }
-
-        #[setter]
-        fn set_type_id(&self, value: u32) -> PyResult<()> {
-            self.type_id.store(value, Relaxed);
-            Ok(())
-        }
-    }
+    impl TxGuard {}
     exit: commit(
         "Dangling memoryview detected: release the buffer before exiting the context (the \
          message was not sent)."
     ),
     buffer: "TxGuard already committed.",
+    atomics: [
+        /// Payload bytes to send (at most the size acquired); 0 until set.
+        actual_size (set_actual_size): usize,
+        /// The message's 32-bit type id (route << 16 | msg_type).
+        type_id (set_type_id): u32,
+    ],
 }
 
 /// A received message: read it through the buffer protocol (`memoryview(rx)`, `bytes(rx)`).

@@ -161,6 +161,9 @@ impl Lent {
 ///   release(DANGLING)` (an RX guard), nothing more happens.
 /// - `buffer: CLOSED` (optional): `__getbuffer__` (all the bytes; BufferError `CLOSED` after
 ///   the block, [`Lent::export`]) and `__releasebuffer__`.
+/// - `atomics: [name (setter): type, …]` (optional): a read-write Python property per atomic
+///   field of the guard, read and written `Relaxed` (a TX guard's size and type, which only the
+///   thread holding the GIL sets before the commit reads them).
 ///
 /// PyO3 takes one `#[pymethods]` block per class and expands no macro inside one, so the
 /// macro writes the whole block. (It cannot take `*args`: PyO3 names its own varargs variable
@@ -171,6 +174,7 @@ macro_rules! guard_pymethods {
         impl $guard:ident { $($own:tt)* }
         exit: $exit:ident($dangling:expr),
         $(buffer: $closed:expr,)?
+        $(atomics: [$($(#[doc = $doc:literal])* $field:ident ($setter:ident): $ty:ty),* $(,)?],)?
     ) => {
         // PyO3's wrappers call `__getbuffer__` / `__releasebuffer__` inside an `unsafe fn`,
         // with spans from this macro, which the crate's `deny(unsafe_op_in_unsafe_fn)` then
@@ -180,6 +184,20 @@ macro_rules! guard_pymethods {
             #[pyo3::pymethods]
             impl $guard {
                 $($own)*
+
+                $($(
+                    $(#[doc = $doc])*
+                    #[getter]
+                    fn $field(&self) -> $ty {
+                        self.$field.load(std::sync::atomic::Ordering::Relaxed)
+                    }
+
+                    #[setter]
+                    fn $setter(&self, value: $ty) -> pyo3::PyResult<()> {
+                        self.$field.store(value, std::sync::atomic::Ordering::Relaxed);
+                        Ok(())
+                    }
+                )*)?
 
                 fn __enter__(slf: pyo3::Py<Self>) -> pyo3::Py<Self> {
                     slf

@@ -354,30 +354,6 @@ impl RpcTxGuard {
 
 guard_pymethods! {
     impl RpcTxGuard {
-        /// Payload bytes to send (at most the size acquired).
-        #[getter]
-        fn get_actual_size(&self) -> usize {
-            self.actual_size.load(Relaxed)
-        }
-
-        #[setter]
-        fn set_actual_size(&self, value: usize) -> PyResult<()> {
-            self.actual_size.store(value, Relaxed);
-            Ok(())
-        }
-
-        /// The application message type (0..65535).
-        #[getter]
-        fn get_msg_type(&self) -> u64 {
-            self.msg_type.load(Relaxed)
-        }
-
-        #[setter]
-        fn set_msg_type(&self, value: u64) -> PyResult<()> {
-            self.msg_type.store(value, Relaxed);
-            Ok(())
-        }
-
         /// The call's correlation id once sent; 0 before, and for replies.
         #[getter]
         fn out_cid(&self) -> u64 {
@@ -389,6 +365,12 @@ guard_pymethods! {
          (nothing was sent)."
     ),
     buffer: "RpcTxGuard already committed.",
+    atomics: [
+        /// Payload bytes to send (at most the size acquired).
+        actual_size (set_actual_size): usize,
+        /// The application message type (0..65535).
+        msg_type (set_msg_type): u64,
+    ],
 }
 
 /// A request (serve side) or reply (wait side), read through the buffer protocol.

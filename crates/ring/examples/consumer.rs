@@ -52,8 +52,14 @@ fn receive(
     summary: &mut Summary,
 ) -> tachyon_ring::Result<()> {
     loop {
+        let (missed_before, index) = (consumer.missed_wakes(), summary.received);
         let message = consumer.recv_timeout(args.idle_timeout)?;
-        if summary.take(args, message.type_id(), message.data()) {
+        let sentinel = summary.take(args, message.type_id(), message.data());
+        drop(message);
+        if consumer.missed_wakes() != missed_before {
+            summary.missed_at.push(index);
+        }
+        if sentinel {
             return Ok(());
         }
     }

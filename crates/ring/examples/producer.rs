@@ -73,7 +73,16 @@ struct Summary {
     bytes: u64,
     elapsed_s: f64,
     wakes: u64,
+    /// With `--gap-us`: the messages whose publish (the flush that stores the head and wakes
+    /// a sleeping consumer) took longer than [`HELD_PUBLISH`], the thread descheduled in it.
+    /// A consumer's nap can run out inside such a publish, between the head store and the
+    /// wake, without any wake being lost.
+    held_publishes: Vec<u64>,
 }
+
+/// A publish normally takes a few microseconds, its `FUTEX_WAKE` included; one that took
+/// longer was held up by the scheduler (or the hypervisor).
+const HELD_PUBLISH: Duration = Duration::from_micros(20);
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -90,6 +99,7 @@ fn main() -> ExitCode {
             bytes,
             elapsed_s,
             wakes,
+            held_publishes,
         } = summary;
         println!(
             "{}",
@@ -99,6 +109,7 @@ fn main() -> ExitCode {
                 "elapsed_s": elapsed_s,
                 "msgs_per_s": sent as f64 / elapsed_s.max(1e-9),
                 "wakes": wakes,
+                "held_publishes": held_publishes,
             })
         );
     }
@@ -153,7 +164,11 @@ fn send_all(
         summary.sent += 1;
         summary.bytes += len as u64;
         if let Some((min, max)) = args.gap_us {
+            let publish = Instant::now();
             producer.flush();
+            if publish.elapsed() > HELD_PUBLISH {
+                summary.held_publishes.push(i);
+            }
             let gap = Duration::from_micros(rng.random_range(min..=max) as u64);
             let until = Instant::now() + gap;
             while Instant::now() < until {

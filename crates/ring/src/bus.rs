@@ -10,8 +10,10 @@ use crate::handshake::{self, AllowedPeers, WaitLimits};
 use crate::ring::consumer::Consumer;
 use crate::ring::producer::Producer;
 use crate::ring::shm::Region;
+use crate::ring::state::RingState;
 use crate::sys::peer::{ListenReport, PeerCredentials, PeerLiveness, PeerWatch};
 use crate::trace::lifecycle;
+use crate::wait::OnSignal;
 use crate::wait::cancel::CancelToken;
 use crate::wire::layout::{FLAG_RPC, Handshake};
 
@@ -37,6 +39,7 @@ pub struct BusOptions {
     pub(crate) allowed_peers: AllowedPeers,
     pub(crate) cancel: Option<CancelToken>,
     max_capacity: usize,
+    interruptible_listen: bool,
 }
 
 impl Default for BusOptions {
@@ -50,6 +53,7 @@ impl Default for BusOptions {
             allowed_peers: AllowedPeers::SameUser,
             cancel: None,
             max_capacity: Self::DEFAULT_MAX_CAPACITY,
+            interruptible_listen: false,
         }
     }
 }
@@ -131,9 +135,26 @@ impl BusOptions {
         self
     }
 
+    /// Whether a signal that interrupts `listen`'s wait for a peer (SPSC or RPC) ends it with
+    /// [`Error::Interrupted`] (default: no, the wait goes on, as every wait of the crate). For
+    /// callers that must look at their own signals, as upstream's listen returns on `EINTR`
+    /// (its Python binding then checks them and listens again); the socket file is removed
+    /// either way.
+    pub fn interruptible_listen(mut self, interruptible: bool) -> Self {
+        self.interruptible_listen = interruptible;
+        self
+    }
+
     /// The limits of `listen`.
     pub(crate) fn listen_limits(&self) -> WaitLimits<'_> {
-        WaitLimits::new(self.listen_timeout, self.cancel.as_ref())
+        WaitLimits {
+            on_signal: if self.interruptible_listen {
+                OnSignal::Interrupt
+            } else {
+                OnSignal::Retry
+            },
+            ..WaitLimits::new(self.listen_timeout, self.cancel.as_ref())
+        }
     }
 
     /// The limits of `connect`.
@@ -344,6 +365,11 @@ impl Bus {
     /// How this bus notices its peer's death (a pidfd, or a fallback).
     pub fn peer_liveness(&self) -> Option<PeerLiveness> {
         self.peer.as_ref().map(|peer| peer.liveness())
+    }
+
+    /// A handle on the ring's shared state word, for any thread (see [`RingState`]).
+    pub fn ring_state(&self) -> RingState {
+        RingState::new(&self.region)
     }
 
     /// The producing end.

@@ -147,6 +147,18 @@ pub enum Error {
     #[error("cancelled while {0}")]
     Cancelled(&'static str),
 
+    /// A blocking call that asked to end on a signal ([`Consumer::recv_interruptible`],
+    /// [`Caller::wait_interruptible`], [`Callee::serve_interruptible`], a `listen` with
+    /// [`BusOptions::interruptible_listen`]) had its wait interrupted (`EINTR`); nothing was
+    /// taken. Every other call retries `EINTR` and never returns this.
+    ///
+    /// [`Consumer::recv_interruptible`]: crate::Consumer::recv_interruptible
+    /// [`Caller::wait_interruptible`]: crate::Caller::wait_interruptible
+    /// [`Callee::serve_interruptible`]: crate::Callee::serve_interruptible
+    /// [`BusOptions::interruptible_listen`]: crate::BusOptions::interruptible_listen
+    #[error("interrupted by a signal while {0}")]
+    Interrupted(&'static str),
+
     /// A payload read or written as a typed value (`T: Pod`) does not fit the type.
     #[error(
         "payload of {len} bytes is not a {type_name} ({size} bytes, alignment {align}; payloads \
@@ -208,6 +220,7 @@ impl Error {
             Error::Full { .. }
                 | Error::Timeout(_)
                 | Error::Cancelled(_)
+                | Error::Interrupted(_)
                 | Error::CommitTooLong { .. }
                 | Error::MessageTooLarge { .. }
                 | Error::CannotPlace { .. }

@@ -26,7 +26,9 @@
 //! - A consumer or a producer waiting on a peer that has exited returns [`Error::PeerGone`]
 //!   within 250 ms, after every message the peer published was delivered.
 //! - Every blocking call ends at its deadline or when its [`CancelToken`] is cancelled, at once;
-//!   signals never end or extend a wait (see [`CancelToken`] for the Ctrl-C pattern).
+//!   signals never end or extend a wait (see [`CancelToken`] for the Ctrl-C pattern), except
+//!   in the `_interruptible` calls, which end with [`Error::Interrupted`] when a signal
+//!   interrupts their sleep (what a C caller that checks its signals needs).
 //! - A wake-up from this crate's producer is never lost; one from another producer that wakes
 //!   too early costs this crate's consumer at most its current nap (0.5 ms when it has just
 //!   fallen asleep, growing to 50 ms).
@@ -67,6 +69,7 @@
 //! | [`Error::UnexpectedReply`] | an RPC reply answers another call than the one waited for; the reply ring is marked fatal |
 //! | [`Error::ZeroCorrelationId`] | an RPC reply to id 0 |
 //! | [`Error::Cancelled`] | the call's [`CancelToken`] was cancelled (signals never end a call by themselves) |
+//! | [`Error::Interrupted`] | a signal interrupted the wait of a call that asked to end on one (`recv_interruptible`, `recv_batch_interruptible`, `wait_interruptible`, `serve_interruptible`, `listen` with `BusOptions::interruptible_listen`; for C and other FFI callers that must look at their signals) |
 //! | [`Error::AddressInUse`] | `listen` found a live listener's socket at the path |
 //! | [`Error::CapacityLimit`] | a listener announced a ring above [`BusOptions::max_capacity`] |
 //! | [`Error::PayloadLayout`] | a typed read or write (`as_pod`, `read_pod`, `pod_mut`) does not fit the payload: the wrong size, or (in place) an alignment above its 64 bytes |
@@ -129,7 +132,8 @@
 //!    `futex_waitv` takes plain words and a timeout, not a cancel token.
 //! 3. `wait`: the one wait path (futex sleeps, socket readiness, pauses, deadlines) and
 //!    `CancelToken`, which wakes its waiters through `sys`, never through `wait`.
-//! 4. `ring` (the shared region, producer, consumer, typed messages, counters) and `handshake`
+//! 4. `ring` (the shared region, producer, consumer, batches, typed messages, counters, the
+//!    state word) and `handshake`
 //!    (the Unix-socket bootstrap and its socket file). The two never import each other.
 //! 5. `bus`, which joins a handshake to a ring, and `asynchronous` (feature `async`) with its
 //!    reactor.
@@ -184,10 +188,14 @@ pub use bus::{Bus, BusOptions, LocalBus};
 pub use error::{Error, Result};
 pub use handshake::AllowedPeers;
 pub use listener::Listener;
+pub use ring::batch::{Batch, BatchMessage};
 pub use ring::consumer::{Consumer, Message};
 pub use ring::producer::{Producer, WriteSlot};
+pub use ring::state::RingState;
 pub use ring::stats::{ConsumerStats, ProducerStats};
-pub use rpc::{CallSlot, Callee, Caller, ERROR_REPLY_TYPE, Reply, ReplySlot, Request, RpcBus};
+pub use rpc::{
+    CallSlot, Callee, Caller, Calls, ERROR_REPLY_TYPE, Replies, Reply, ReplySlot, Request, RpcBus,
+};
 pub use select::{Selected, Selector, SelectorHandle, SleepEnds};
 pub use sys::peer::{ListenReport, PeerCredentials, PeerLiveness};
 pub use wait::cancel::CancelToken;

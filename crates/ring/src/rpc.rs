@@ -20,6 +20,7 @@ use crate::handshake;
 use crate::ring::consumer::{Consumer, Message};
 use crate::ring::producer::{Producer, WriteSlot};
 use crate::ring::shm::Region;
+use crate::ring::state::RingState;
 use crate::sys::peer::{ListenReport, PeerCredentials, PeerWatch};
 use crate::trace::lifecycle;
 use crate::wait::cancel::CancelToken;
@@ -147,19 +148,13 @@ impl Caller {
     /// Sends a request of `msg_type` carrying `payload` and returns its correlation id.
     /// Fails with [`Error::Full`] at once when the request ring has no room.
     pub fn call(&mut self, msg_type: u16, payload: &[u8]) -> Result<u64> {
-        let mut slot = self.reserve_call(payload.len())?;
-        slot.copy_from_slice(payload);
-        slot.commit(payload.len(), msg_type)
+        self.split().0.call(msg_type, payload)
     }
 
     /// Reserves a request of up to `max_len` bytes to write in place; its
     /// [`commit`](CallSlot::commit) sends it and returns the correlation id.
     pub fn reserve_call(&mut self, max_len: usize) -> Result<CallSlot<'_>> {
-        let slot = self.requests.reserve(max_len)?;
-        Ok(CallSlot {
-            slot,
-            next_id: &mut self.next_id,
-        })
+        CallSlot::reserve(&mut self.requests, &mut self.next_id, max_len)
     }
 
     /// Like [`reserve_call`](Caller::reserve_call), but waits for room in the request ring up
@@ -195,6 +190,20 @@ impl Caller {
         check_reply(self.replies.recv_timeout(timeout)?, id)
     }
 
+    /// Like [`wait`](Caller::wait), but a signal that interrupts the sleep ends it with
+    /// [`Error::Interrupted`] (see [`Consumer::recv_interruptible`]); wait again for the same
+    /// id to go on.
+    pub fn wait_interruptible(&mut self, id: u64) -> Result<Reply<'_>> {
+        self.replies.discard_correlation_ids_below(id);
+        check_reply(self.replies.recv_interruptible(None)?, id)
+    }
+
+    /// Handles on the state words of the request (forward) and reply (reverse) rings, for
+    /// any thread (see [`RingState`]).
+    pub fn ring_states(&self) -> [RingState; 2] {
+        [self.requests.ring_state(), self.replies.ring_state()]
+    }
+
     /// The callee's process as the kernel saw it at connect time.
     pub fn peer_credentials(&self) -> Option<PeerCredentials> {
         self.peer.as_ref().map(|peer| peer.credentials)
@@ -213,6 +222,90 @@ impl Caller {
     pub fn set_cancel_token(&mut self, token: Option<CancelToken>) {
         self.requests.set_cancel_token(token.clone());
         self.replies.set_cancel_token(token);
+    }
+}
+
+impl Caller {
+    /// The caller's two directions, borrowed apart: calls go out through the first while a
+    /// reply read through the second is still held (what upstream's C ABI allows between
+    /// `tachyon_rpc_wait` and `tachyon_rpc_commit_rx`).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tachyon_ring::Error> {
+    /// # use std::time::Duration;
+    /// # use tachyon_ring::RpcBus;
+    /// # let path = std::env::temp_dir().join(format!("tachyon-split-doc-{}.sock", std::process::id()));
+    /// # let callee = { let path = path.clone(); std::thread::spawn(move || -> Result<(), tachyon_ring::Error> {
+    /// #     let mut callee = RpcBus::listen(&path, 1 << 16, 1 << 16)?;
+    /// #     for _ in 0..2 { let r = callee.serve_timeout(Duration::from_secs(5))?; let t = r.msg_type(); r.reply(t, b"ok")?; }
+    /// #     Ok(()) }) };
+    /// # let mut caller = tachyon_ring::Bus::options().connect_timeout(Duration::from_secs(5)).rpc_connect(&path)?;
+    /// let (mut calls, mut replies) = caller.split();
+    /// let first = calls.call(1, b"a")?;
+    /// let reply = replies.wait(first)?;
+    /// let second = calls.call(2, reply.data())?; // the first reply is still held
+    /// drop(reply);
+    /// assert_eq!(replies.wait(second)?.data(), b"ok");
+    /// # callee.join().unwrap()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn split(&mut self) -> (Calls<'_>, Replies<'_>) {
+        (
+            Calls {
+                requests: &mut self.requests,
+                next_id: &mut self.next_id,
+            },
+            Replies {
+                replies: &mut self.replies,
+            },
+        )
+    }
+}
+
+/// The calling direction of a [`Caller`] ([`Caller::split`]).
+#[derive(Debug)]
+pub struct Calls<'a> {
+    requests: &'a mut Producer,
+    next_id: &'a mut u64,
+}
+
+impl Calls<'_> {
+    /// [`Caller::call`].
+    pub fn call(&mut self, msg_type: u16, payload: &[u8]) -> Result<u64> {
+        let mut slot = self.reserve_call(payload.len())?;
+        slot.copy_from_slice(payload);
+        slot.commit(payload.len(), msg_type)
+    }
+
+    /// [`Caller::reserve_call`].
+    pub fn reserve_call(&mut self, max_len: usize) -> Result<CallSlot<'_>> {
+        CallSlot::reserve(self.requests, self.next_id, max_len)
+    }
+}
+
+/// The reply direction of a [`Caller`] ([`Caller::split`]).
+#[derive(Debug)]
+pub struct Replies<'a> {
+    replies: &'a mut Consumer,
+}
+
+impl Replies<'_> {
+    /// [`Caller::wait`].
+    pub fn wait(&mut self, id: u64) -> Result<Reply<'_>> {
+        self.replies.discard_correlation_ids_below(id);
+        check_reply(self.replies.recv()?, id)
+    }
+
+    /// [`Caller::wait_interruptible`].
+    pub fn wait_interruptible(&mut self, id: u64) -> Result<Reply<'_>> {
+        self.replies.discard_correlation_ids_below(id);
+        check_reply(self.replies.recv_interruptible(None)?, id)
+    }
+
+    /// [`Caller::set_reply_wait`].
+    pub fn set_reply_wait(&mut self, spin_threshold: u32, pure_spin: bool) {
+        self.replies.set_spin_threshold(spin_threshold);
+        self.replies.set_pure_spin(pure_spin);
     }
 }
 
@@ -241,6 +334,15 @@ impl fmt::Debug for CallSlot<'_> {
         f.debug_struct("CallSlot")
             .field("len", &self.slot.len())
             .finish()
+    }
+}
+
+impl<'a> CallSlot<'a> {
+    /// A request slot of up to `max_len` bytes in `requests`, numbered from `next_id` when
+    /// committed (the one place a [`Caller`] and its [`Calls`] half reserve).
+    fn reserve(requests: &'a mut Producer, next_id: &'a mut u64, max_len: usize) -> Result<Self> {
+        let slot = requests.reserve(max_len)?;
+        Ok(CallSlot { slot, next_id })
     }
 }
 
@@ -336,6 +438,17 @@ impl Callee {
         })
     }
 
+    /// Like [`serve`](Callee::serve), but a signal that interrupts the sleep ends it with
+    /// [`Error::Interrupted`] (see [`Consumer::recv_interruptible`]).
+    pub fn serve_interruptible(&mut self) -> Result<Request<'_>> {
+        let message = self.requests.recv_interruptible(None)?;
+        Ok(Request {
+            message,
+            replies: &mut self.replies,
+            answered: false,
+        })
+    }
+
     /// Sends the reply to call `id` (for a request already released). Id 0 is refused: no
     /// call has it.
     pub fn reply(&mut self, id: u64, msg_type: u16, payload: &[u8]) -> Result<()> {
@@ -363,6 +476,12 @@ impl Callee {
             id,
             answered: None,
         })
+    }
+
+    /// Handles on the state words of the request (forward) and reply (reverse) rings, for
+    /// any thread (see [`RingState`]).
+    pub fn ring_states(&self) -> [RingState; 2] {
+        [self.requests.ring_state(), self.replies.ring_state()]
     }
 
     /// The caller's process as the kernel saw it at connect time.
@@ -526,6 +645,18 @@ impl fmt::Debug for ReplySlot<'_> {
 }
 
 impl ReplySlot<'_> {
+    /// Sends the first `len` bytes as the reply to call `id` instead of the one the slot was
+    /// reserved for: for an interface that names the call only at commit (upstream's C ABI,
+    /// `tachyon_rpc_commit_reply`). Id 0 is refused ([`Error::ZeroCorrelationId`]; the slot
+    /// is rolled back).
+    pub fn commit_to(mut self, id: u64, len: usize, msg_type: u16) -> Result<()> {
+        if id == 0 {
+            return Err(Error::ZeroCorrelationId);
+        }
+        self.id = id;
+        self.commit(len, msg_type)
+    }
+
     /// Sends the first `len` bytes as the reply, of type `msg_type`.
     pub fn commit(self, len: usize, msg_type: u16) -> Result<()> {
         self.slot

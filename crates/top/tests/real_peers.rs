@@ -205,20 +205,7 @@ fn an_rpc_bus_is_two_paired_rings_with_both_processes() {
 fn a_paused_consumer_is_stalled_and_fails_the_check() {
     let _serial = serial();
     let socket = socket("stalled");
-    let consumer = Proc::spawn(
-        "tachyon-consumer",
-        command(
-            rust_bin("tachyon-consumer"),
-            &[
-                "--listen",
-                "--socket",
-                socket.to_str().unwrap(),
-                "--capacity",
-                "65536",
-            ],
-        ),
-    );
-    wait_for_socket(&socket, Duration::from_secs(20));
+    let consumer = our_consumer_listening(&socket, 65536);
     let producer = python_producer_connecting(
         &socket,
         &["--count", "100000000", "--retry-full", "--gap-us", "20..20"],

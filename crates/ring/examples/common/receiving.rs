@@ -37,6 +37,10 @@ pub struct Summary {
     pub sleeps: u64,
     pub wakeups: u64,
     pub missed_wakes: u64,
+    /// The index of the message found after each nap that ran out with it waiting
+    /// (`missed_wakes` rising across its receive), so a test can ask whether that message's
+    /// publish was held up on the producer's side.
+    pub missed_at: Vec<u64>,
     /// Connectors a listener turned away, or lost before the handshake (listening side only).
     pub refused: Option<u32>,
     pub vanished: Option<u32>,
@@ -80,6 +84,7 @@ impl Summary {
             serde_json::json!({
                 "received": self.received, "bytes": self.bytes, "bad": self.bad,
                 "sleeps": self.sleeps, "wakeups": self.wakeups, "missed_wakes": self.missed_wakes,
+                "missed_at": self.missed_at,
                 "refused": self.refused, "vanished": self.vanished,
             })
         );

@@ -80,7 +80,8 @@ impl AsyncConsumer {
 
     /// How this end's waits ended so far: woken by the producer, missed wakes found by a
     /// later look, cancels, and naps that ran out. A producer that wakes (this crate's or
-    /// tachyon-ipc's) leaves `missed_wakes` at 0.
+    /// tachyon-ipc's) leaves `missed_wakes` at 0, unless it is descheduled between its head
+    /// store and its wake for as long as the nap has left.
     pub fn wake_stats(&self) -> WakeStats {
         self.wakes.snapshot()
     }

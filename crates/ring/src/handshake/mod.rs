@@ -20,6 +20,7 @@ use nix::sys::socket::{
 use crate::error::{Error, Result};
 use crate::handshake::socket_file::SocketFile;
 use crate::sys::peer::{ListenReport, PeerLiveness, PeerWatch};
+use crate::wait::OnSignal;
 use crate::wait::cancel::CancelToken;
 use crate::wire::layout::{FLAG_RPC, Handshake, MAGIC, MSG_ALIGNMENT, VERSION};
 
@@ -39,6 +40,9 @@ pub(crate) struct WaitLimits<'a> {
     pub(crate) cancel: Option<&'a CancelToken>,
     /// How long a connector waits for the handshake once connected.
     pub(crate) receive_timeout: Duration,
+    /// What a signal does to a listener's wait for a connector (`Retry` unless the options
+    /// asked for [`BusOptions::interruptible_listen`](crate::BusOptions::interruptible_listen)).
+    pub(crate) on_signal: OnSignal,
 }
 
 impl<'a> WaitLimits<'a> {
@@ -48,6 +52,7 @@ impl<'a> WaitLimits<'a> {
             deadline: timeout.and_then(crate::wait::deadline_after),
             cancel,
             receive_timeout: RECEIVE_TIMEOUT,
+            on_signal: OnSignal::Retry,
         }
     }
 }
@@ -465,15 +470,16 @@ fn receive_handshake(
 impl SocketFile {
     /// Waits for one connection until the deadline ([`Error::Timeout`]) or a cancel
     /// ([`Error::Cancelled`]); the socket file is removed on drop either way. Signals are
-    /// retried, never reported.
+    /// retried, unless `limits.on_signal` asks for [`Error::Interrupted`].
     fn accept_one(&self, limits: WaitLimits<'_>) -> Result<UnixStream> {
         const ACCEPTING: &str = "waiting for a peer to connect";
         loop {
-            if !crate::wait::readable(
+            if !crate::wait::readable_with(
                 self.listener.as_fd(),
                 limits.deadline,
                 limits.cancel,
                 ACCEPTING,
+                limits.on_signal,
             )? {
                 return Err(Error::Timeout(limits.timeout.unwrap_or_default()));
             }

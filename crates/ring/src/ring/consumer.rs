@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::ring::shm::Region;
+use crate::ring::state::RingState;
 use crate::ring::stats::ConsumerStats;
 use crate::sys::futex::Woke;
 use crate::sys::peer::PeerWatch;
 use crate::wait::cancel::CancelToken;
-use crate::wait::{self, Naps};
+use crate::wait::{self, Naps, OnSignal};
 use crate::wire::layout::{
     CONSUMER_FEATURES, MAX_CURSOR, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader,
     sleeping, state,
@@ -98,6 +99,12 @@ pub struct Consumer {
     /// RPC replies with an id from 1 up to below this are released unread: answers to calls
     /// the caller no longer waits for.
     discard_ids_below: u64,
+    /// What a signal does to the current wait's sleep: `Retry` except inside
+    /// [`recv_interruptible`](Consumer::recv_interruptible).
+    on_signal: OnSignal,
+    /// The slots of the last [`Batch`](crate::ring::batch::Batch), kept so that the next
+    /// batch reuses the allocation.
+    pub(crate) batch_slots: Vec<Slot>,
 }
 
 // SAFETY: the consumer owns its end of the ring exclusively; the raw pointer points into the
@@ -172,6 +179,8 @@ impl Consumer {
             cancel: None,
             rpc: false,
             discard_ids_below: 0,
+            on_signal: OnSignal::Retry,
+            batch_slots: Vec::new(),
         }
     }
 
@@ -190,6 +199,11 @@ impl Consumer {
     /// Ring bytes.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// A handle on this ring's shared state word, for any thread (see [`RingState`]).
+    pub fn ring_state(&self) -> RingState {
+        RingState::new(&self.region)
     }
 
     /// Messages received since the bus opened.
@@ -234,10 +248,12 @@ impl Consumer {
     }
 
     /// Naps that ran to their timeout although a message had been published meanwhile and the
-    /// sleeping word was left as it was: each one a producer that published without waking
-    /// us. Always 0 with this crate's producer;
-    /// upstream's can cause them (its wake has a window, see `docs/wire-format.md`), and each
-    /// costs at most the nap, the first of which is 0.5 ms.
+    /// sleeping word was left as it was: a producer that published without waking us, or
+    /// whose wake had not come yet. This crate's producer never skips the wake, so with it a
+    /// nap runs out this way only while the producer is descheduled between its head store
+    /// and its wake (a late wake, not a lost one); upstream's can also lose its wake (it has a
+    /// window, see `docs/wire-format.md`). Each costs at most the nap, the first of which is
+    /// 0.5 ms.
     pub fn missed_wakes(&self) -> u64 {
         self.missed_wakes
     }
@@ -269,6 +285,29 @@ impl Consumer {
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Message<'_>> {
         let slot = self.wait_for_slot(Some(timeout))?;
         Ok(Message::new(self, slot))
+    }
+
+    /// Like [`recv`](Consumer::recv) (or [`recv_timeout`](Consumer::recv_timeout) with a
+    /// `timeout`), but a signal that interrupts the futex sleep ends the wait with
+    /// [`Error::Interrupted`] instead of sleeping on: for a caller that must look at its own
+    /// signals (a C or Python binding), as upstream's blocking receive returns on `EINTR`.
+    /// Every other receive retries `EINTR`.
+    pub fn recv_interruptible(&mut self, timeout: Option<Duration>) -> Result<Message<'_>> {
+        let slot = self.wait_for_slot_on(timeout, OnSignal::Interrupt)?;
+        Ok(Message::new(self, slot))
+    }
+
+    /// The next slot, waiting for it as [`recv`](Self::recv) does, with `on_signal` deciding
+    /// what a signal during the sleep does (for the `_interruptible` calls and batches).
+    pub(crate) fn wait_for_slot_on(
+        &mut self,
+        timeout: Option<Duration>,
+        on_signal: OnSignal,
+    ) -> Result<Slot> {
+        self.on_signal = on_signal;
+        let slot = self.wait_for_slot(timeout);
+        self.on_signal = OnSignal::Retry;
+        slot
     }
 
     /// Waits (spin, then futex) until a message is ready, without taking it: `Ok(true)` when
@@ -486,11 +525,12 @@ impl Consumer {
     fn sleep(&mut self, nap: Duration) -> Result<Woke> {
         let word = &self.region.header().consumer_sleeping;
         self.sleeps += 1;
-        let woke = wait::sleep_on(
+        let woke = wait::sleep_on_with(
             &[(word, sleeping::SLEEPING)],
             nap,
             self.cancel.as_ref(),
             RECEIVING,
+            self.on_signal,
         )?;
         match woke {
             Woke::Woken(_) => self.wakeups += 1,
@@ -617,6 +657,61 @@ impl Consumer {
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = ring_pos;
+    }
+
+    /// The next slot if one is published (following a skip marker at the tail), for the
+    /// first message of a batch.
+    #[inline]
+    pub(crate) fn batch_first(&mut self) -> Result<Option<Slot>> {
+        if self.rpc {
+            // RPC rings discard stale replies while locating; batches are for SPSC rings.
+            return Ok(None);
+        }
+        self.next_slot()
+    }
+
+    /// The slot `ahead` bytes past the tail, when a whole sound one is published there and it
+    /// is not a skip marker: the next message of a batch, under the same checks as
+    /// [`next_slot`](Self::next_slot) (on a private copy of the header). `None` ends the
+    /// batch; a slot refused here is refused (and reported) again as the next batch's first.
+    pub(crate) fn batch_next(&self, ahead: u64) -> Option<Slot> {
+        let cursor = self.tail + ahead;
+        if cursor >= self.cached_head {
+            return None;
+        }
+        let ring_pos = (cursor & self.mask) as usize;
+        // SAFETY: as in `next_slot`: the cursor is 64-aligned (the tail is, and `ahead` is a
+        // sum of checked reserved sizes, multiples of 64) and below the capacity after the
+        // mask, so the 24 bytes read lie inside the ring; read once, volatile, into a copy.
+        let header =
+            unsafe { std::ptr::read_volatile(self.ring.add(ring_pos) as *const SlotHeader) };
+        if header.size == SKIP_MARKER {
+            return None;
+        }
+        slot_problem(&header, ring_pos, self.capacity, self.cached_head - cursor)
+            .is_none()
+            .then_some(Slot { header, ring_pos })
+    }
+
+    /// The payload of a located slot and its length and type id (for a batch's views).
+    pub(crate) fn slot_view(&self, slot: &Slot) -> (*const u8, usize, u32) {
+        (
+            self.payload_of(slot),
+            slot.header.size as usize,
+            slot.header.type_id,
+        )
+    }
+
+    /// The whole slot length, what releasing it advances the tail by.
+    pub(crate) fn slot_len(slot: &Slot) -> u64 {
+        u64::from(slot.header.reserved_size)
+    }
+
+    /// Releases the slots of a batch, in order (each one exactly as a dropped [`Message`]).
+    pub(crate) fn release_batch(&mut self, slots: &[Slot]) {
+        for slot in slots {
+            self.release(slot);
+        }
     }
 
     /// A poisoned ring's error, again (cold: only after corruption).

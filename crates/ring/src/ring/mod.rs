@@ -5,8 +5,12 @@
 //! - `producer`, `consumer`: the two ends, one per ring.
 //! - `pod`: typed messages (`T: bytemuck::Pod`) on both ends.
 //! - `stats`: each end's counters.
+//! - `state`: the shared state word, for any thread.
+//! - `batch`: several consecutive messages held at once and released together.
+pub(crate) mod batch;
 pub(crate) mod consumer;
 mod pod;
 pub(crate) mod producer;
 pub(crate) mod shm;
+pub(crate) mod state;
 pub(crate) mod stats;

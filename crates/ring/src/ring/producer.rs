@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::ring::shm::Region;
+use crate::ring::state::RingState;
 use crate::ring::stats::ProducerStats;
 use crate::sys::peer::PeerWatch;
 use crate::wait::cancel::CancelToken;
@@ -133,6 +134,11 @@ impl Producer {
     /// Ring bytes.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// A handle on this ring's shared state word, for any thread (see [`RingState`]).
+    pub fn ring_state(&self) -> RingState {
+        RingState::new(&self.region)
     }
 
     /// The largest payload one message can carry on this ring.

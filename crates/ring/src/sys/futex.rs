@@ -48,9 +48,14 @@ const FUTEX2_SIZE_U32: u32 = 0x02;
 /// One `futex_waitv` (Linux ≥ 5.16) over at most [`WAITV_MAX`] `(word, expected)` pairs:
 /// sleeps while every word still holds its value, until a `FUTEX_WAKE` on any of them (from
 /// any process mapping it) or `timeout`. Shared futexes (no private flag): the words live in
-/// memory mapped by two processes. `EINTR` is retried against the same absolute deadline.
+/// memory mapped by two processes. `EINTR` is retried against the same absolute deadline, or,
+/// when `retry_eintr` is false, returned (`Err(EINTR)`).
 /// `Err(ENOSYS)` on a kernel without the call, which [`waitv_supported`] reports from then on.
-pub(crate) fn futex_waitv(words: &[(&AtomicU32, u32)], timeout: Duration) -> Result<Woke, Errno> {
+pub(crate) fn futex_waitv(
+    words: &[(&AtomicU32, u32)],
+    timeout: Duration,
+    retry_eintr: bool,
+) -> Result<Woke, Errno> {
     let entry = |word: &AtomicU32, expected: u32| FutexWaitv {
         val: u64::from(expected),
         uaddr: word.as_ptr() as u64,
@@ -83,7 +88,7 @@ pub(crate) fn futex_waitv(words: &[(&AtomicU32, u32)], timeout: Duration) -> Res
         }
         match Errno::last() {
             // The deadline is absolute: a signal's retry neither ends nor extends the wait.
-            Errno::EINTR => continue,
+            Errno::EINTR if retry_eintr => continue,
             Errno::EAGAIN => return Ok(Woke::Changed),
             Errno::ETIMEDOUT => return Ok(Woke::TimedOut),
             Errno::ENOSYS => {

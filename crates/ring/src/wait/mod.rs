@@ -7,7 +7,9 @@
 //! `crate::sys`), so one design holds everywhere:
 //! - the token's word (futex waits) or eventfd (socket waits) sits in the same system call as the
 //!   thing waited for, so a cancel between "checked the token" and "went to sleep" still wakes;
-//! - `EINTR` is retried against the same deadline: a signal neither ends a wait nor extends it.
+//! - `EINTR` is retried against the same deadline: a signal neither ends a wait nor extends it,
+//!   unless the wait was asked to end on one ([`OnSignal::Interrupt`], the `_interruptible`
+//!   calls a C caller needs to look at its own signals).
 
 pub(crate) mod cancel;
 
@@ -70,7 +72,29 @@ pub(crate) fn sleep_on(
     cancel: Option<&CancelToken>,
     doing: &'static str,
 ) -> Result<Woke> {
+    sleep_on_with(words, timeout, cancel, doing, OnSignal::Retry)
+}
+
+/// What a futex sleep does when a signal interrupts it (`EINTR`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnSignal {
+    /// Sleep on against the same deadline (every wait of the crate, by default).
+    Retry,
+    /// End the wait with [`Error::Interrupted`], so the caller can look at its signals.
+    Interrupt,
+}
+
+/// [`sleep_on`], choosing what a signal does: with [`OnSignal::Interrupt`], an interrupted
+/// sleep returns `Err(Interrupted)`, naming `doing`.
+pub(crate) fn sleep_on_with(
+    words: &[(&AtomicU32, u32)],
+    timeout: Duration,
+    cancel: Option<&CancelToken>,
+    doing: &'static str,
+    on_signal: OnSignal,
+) -> Result<Woke> {
     check(cancel, doing)?;
+    let retry_eintr = on_signal == OnSignal::Retry;
     // More words than one futex_waitv takes: the first ones are waited on, and the nap is cut
     // to 10 ms so that the others are looked at that often.
     let timeout = if words.len() > WAITV_MAX - 1 {
@@ -85,14 +109,16 @@ pub(crate) fn sleep_on(
         if let Some(token) = cancel {
             watched.push((token.word(), cancel::LIVE));
         }
-        match futex::futex_waitv(&watched, timeout) {
+        match futex::futex_waitv(&watched, timeout, retry_eintr) {
             Ok(woke) => woke,
+            Err(Errno::EINTR) => return Err(Error::Interrupted(doing)),
             // This kernel lacks futex_waitv (sys remembers it): the fallback, now and later.
-            Err(Errno::ENOSYS) => single_word_sleep(words, timeout, cancel),
+            Err(Errno::ENOSYS) => single_word_sleep(words, timeout, cancel, retry_eintr)
+                .ok_or(Error::Interrupted(doing))?,
             Err(_) => Woke::Changed,
         }
     } else {
-        single_word_sleep(words, timeout, cancel)
+        single_word_sleep(words, timeout, cancel, retry_eintr).ok_or(Error::Interrupted(doing))?
     };
     check(cancel, doing)?;
     Ok(woke)
@@ -131,7 +157,19 @@ pub(crate) fn readable(
     cancel: Option<&CancelToken>,
     doing: &'static str,
 ) -> Result<bool> {
-    ready(fd, PollFlags::POLLIN, deadline, cancel, doing)
+    readable_with(fd, deadline, cancel, doing, OnSignal::Retry)
+}
+
+/// [`readable`], choosing what a signal does: with [`OnSignal::Interrupt`], a `poll`
+/// interrupted by one returns `Err(Interrupted)`, naming `doing`.
+pub(crate) fn readable_with(
+    fd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    cancel: Option<&CancelToken>,
+    doing: &'static str,
+    on_signal: OnSignal,
+) -> Result<bool> {
+    ready(fd, PollFlags::POLLIN, deadline, cancel, doing, on_signal)
 }
 
 /// Waits until `fd` is writable (or in error, or hung up: a non-blocking `connect` that has
@@ -143,7 +181,14 @@ pub(crate) fn writable(
     cancel: Option<&CancelToken>,
     doing: &'static str,
 ) -> Result<bool> {
-    ready(fd, PollFlags::POLLOUT, deadline, cancel, doing)
+    ready(
+        fd,
+        PollFlags::POLLOUT,
+        deadline,
+        cancel,
+        doing,
+        OnSignal::Retry,
+    )
 }
 
 /// [`readable`] and [`writable`]: one `poll` over `fd` (for `events`) and the token's eventfd.
@@ -153,6 +198,7 @@ fn ready(
     deadline: Option<Instant>,
     cancel: Option<&CancelToken>,
     doing: &'static str,
+    on_signal: OnSignal,
 ) -> Result<bool> {
     loop {
         check(cancel, doing)?;
@@ -179,6 +225,9 @@ fn ready(
             fds.push(PollFd::new(cancel_fd, PollFlags::POLLIN));
         }
         match poll(&mut fds, timeout) {
+            Err(Errno::EINTR) if on_signal == OnSignal::Interrupt => {
+                return Err(Error::Interrupted(doing));
+            }
             Ok(0) | Err(Errno::EINTR) => continue,
             Ok(_) => {
                 // POLLERR and POLLHUP count too: the caller's next call reports them.
@@ -215,20 +264,21 @@ pub(crate) fn remaining(deadline: Option<Instant>) -> Duration {
 }
 
 /// The fallback without `futex_waitv`: the first word alone, in 10 ms slices when a token
-/// must be watched.
+/// must be watched. `None` when a signal interrupted it and `retry_eintr` is false.
 fn single_word_sleep(
     words: &[(&AtomicU32, u32)],
     timeout: Duration,
     cancel: Option<&CancelToken>,
-) -> Woke {
+    retry_eintr: bool,
+) -> Option<Woke> {
     let Some(&(word, expected)) = words.first() else {
-        return Woke::Changed;
+        return Some(Woke::Changed);
     };
     let deadline = deadline_after(timeout);
     loop {
         let left = remaining(deadline);
         if left.is_zero() {
-            return Woke::TimedOut;
+            return Some(Woke::TimedOut);
         }
         // The token, and any word beyond the first, are looked at every 10 ms.
         let slice = if cancel.is_some() || words.len() > 1 {
@@ -237,11 +287,12 @@ fn single_word_sleep(
             left
         };
         match futex::futex_wait(word, expected, slice) {
-            FutexWait::Woken => return Woke::Woken(0),
-            FutexWait::Changed => return Woke::Changed,
+            FutexWait::Woken => return Some(Woke::Woken(0)),
+            FutexWait::Changed => return Some(Woke::Changed),
+            FutexWait::Interrupted if !retry_eintr => return None,
             FutexWait::TimedOut | FutexWait::Interrupted => {
                 if cancel.is_some_and(CancelToken::is_cancelled) {
-                    return Woke::Woken(words.len());
+                    return Some(Woke::Woken(words.len()));
                 }
                 // A word beyond the first that no longer holds its value was changed (and
                 // perhaps woken) while we slept on the first: the caller must look now.
@@ -249,7 +300,7 @@ fn single_word_sleep(
                     .iter()
                     .any(|&(word, expected)| word.load(Ordering::Acquire) != expected)
                 {
-                    return Woke::Changed;
+                    return Some(Woke::Changed);
                 }
             }
         }
@@ -567,27 +618,27 @@ mod mutant_kills {
         // directly.
         let word = Arc::new(AtomicU32::new(1));
         assert_eq!(
-            single_word_sleep(&[], Duration::from_secs(30), None),
-            Woke::Changed
+            single_word_sleep(&[], Duration::from_secs(30), None, true),
+            Some(Woke::Changed)
         );
         let started = Instant::now();
         assert_eq!(
-            single_word_sleep(&[(&word, 1)], Duration::from_millis(20), None),
-            Woke::TimedOut
+            single_word_sleep(&[(&word, 1)], Duration::from_millis(20), None, true),
+            Some(Woke::TimedOut)
         );
         assert!(
             started.elapsed() >= Duration::from_millis(20),
             "the timeout really waited"
         );
         assert_eq!(
-            single_word_sleep(&[(&word, 7)], Duration::from_secs(30), None),
-            Woke::Changed
+            single_word_sleep(&[(&word, 7)], Duration::from_secs(30), None, true),
+            Some(Woke::Changed)
         );
         // Woken on the first word.
         let sleeper = {
             let word = Arc::clone(&word);
             std::thread::spawn(move || {
-                single_word_sleep(&[(&word, 1)], Duration::from_secs(3600), None)
+                single_word_sleep(&[(&word, 1)], Duration::from_secs(3600), None, true)
             })
         };
         let give_up = Instant::now() + Duration::from_secs(30);
@@ -595,35 +646,45 @@ mod mutant_kills {
             assert!(Instant::now() < give_up, "the sleeper never went to sleep");
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert_eq!(join_within_30s(sleeper), Woke::Woken(0));
+        assert_eq!(join_within_30s(sleeper), Some(Woke::Woken(0)));
         // A cancel is seen at the next 10 ms slice, reported as the token's index.
         let token = CancelToken::new();
         let sleeper = {
             let (word, token) = (Arc::clone(&word), token.clone());
             std::thread::spawn(move || {
-                single_word_sleep(&[(&word, 1)], Duration::from_secs(3600), Some(&token))
+                single_word_sleep(&[(&word, 1)], Duration::from_secs(3600), Some(&token), true)
             })
         };
         token.cancel();
-        assert_eq!(join_within_30s(sleeper), Woke::Woken(1));
+        assert_eq!(join_within_30s(sleeper), Some(Woke::Woken(1)));
         // A second word is looked at every 10 ms: a change to it ends a long sleep on the
         // first, and without one the sleep still lasts its timeout.
         let other = Arc::new(AtomicU32::new(0));
         let started = Instant::now();
         assert_eq!(
-            single_word_sleep(&[(&word, 1), (&other, 0)], Duration::from_millis(30), None),
-            Woke::TimedOut
+            single_word_sleep(
+                &[(&word, 1), (&other, 0)],
+                Duration::from_millis(30),
+                None,
+                true
+            ),
+            Some(Woke::TimedOut)
         );
         assert!(started.elapsed() >= Duration::from_millis(30));
         let sleeper = {
             let (word, other) = (Arc::clone(&word), Arc::clone(&other));
             std::thread::spawn(move || {
-                single_word_sleep(&[(&word, 1), (&other, 0)], Duration::from_secs(3600), None)
+                single_word_sleep(
+                    &[(&word, 1), (&other, 0)],
+                    Duration::from_secs(3600),
+                    None,
+                    true,
+                )
             })
         };
         other.store(1, Ordering::Release);
         futex::futex_wake(&other);
-        assert_eq!(join_within_30s(sleeper), Woke::Changed);
+        assert_eq!(join_within_30s(sleeper), Some(Woke::Changed));
     }
 
     #[test]

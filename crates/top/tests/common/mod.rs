@@ -97,6 +97,25 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Optio
 /// Python producer connected, which sends `ticks` 32-byte ticks, then pauses 60 s
 /// (`--pause-after`), so both stay attached while tachyon-top looks.
 pub fn python_into_ours(socket: &Path, capacity: usize, ticks: u64) -> (Proc, Proc) {
+    let consumer = our_consumer_listening(socket, capacity);
+    let ticks = ticks.to_string();
+    let producer = python_producer_connecting(
+        socket,
+        &[
+            "--count",
+            "1000000",
+            "--pause-after",
+            &ticks,
+            "--pause-ms",
+            "60000",
+        ],
+    );
+    (consumer, producer)
+}
+
+/// Our `tachyon-consumer` listening at `socket` with a ring of `capacity` bytes; returns once
+/// the socket is there.
+pub fn our_consumer_listening(socket: &Path, capacity: usize) -> Proc {
     let consumer = Proc::spawn(
         "tachyon-consumer",
         command(
@@ -111,19 +130,7 @@ pub fn python_into_ours(socket: &Path, capacity: usize, ticks: u64) -> (Proc, Pr
         ),
     );
     wait_for_socket(socket, Duration::from_secs(20));
-    let ticks = ticks.to_string();
-    let producer = python_producer_connecting(
-        socket,
-        &[
-            "--count",
-            "1000000",
-            "--pause-after",
-            &ticks,
-            "--pause-ms",
-            "60000",
-        ],
-    );
-    (consumer, producer)
+    consumer
 }
 
 /// The real Python consumer (`python/consumer.py`) listening at `socket`, checking the

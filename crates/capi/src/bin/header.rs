@@ -1,0 +1,5 @@
+//! Prints the generated `tachyon.h` (see the crate docs).
+
+fn main() {
+    print!("{}", tachyon::HEADER);
+}
