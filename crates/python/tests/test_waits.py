@@ -4,6 +4,7 @@ signal wakeup fd is put back afterwards, and an idle wait costs almost no CPU (o
 ring, not one restarted every 20 ms)."""
 
 import json
+import math
 import os
 import random
 import signal
@@ -171,6 +172,19 @@ def test_a_wait_that_finds_its_message_returns_it(sock):
         timer.start()
         assert rx._bus.recv(timeout=5) == (7, b"late")
         timer.join()
+
+
+def test_zero_is_a_poll_and_an_endless_timeout_waits_like_none(sock):
+    """``timeout=0`` looks once and times out (it is not refused as negative); ``inf`` and a
+    timeout past any clock (1e300 s) wait like ``None`` instead of overflowing."""
+    rx, tx = pair(ours, sock)
+    with rx, tx:
+        assert_times_out(lambda t: rx._bus.recv(timeout=t), timeout=0)
+        for endless in (math.inf, 1e300):
+            timer = threading.Timer(0.1, lambda: tx.send(b"late", 7))
+            timer.start()
+            assert rx._bus.recv(timeout=endless) == (7, b"late")
+            timer.join()
 
 
 CHILD_PRELUDE = """
