@@ -10,7 +10,9 @@
 //!    The bridge's rate is its own statistics' `messages / elapsed_s` (first message taken off
 //!    the ring to the last acknowledgement); the direct rate is N over first publish to last
 //!    acknowledgement. Each trial gets a fresh stream, checked to hold exactly N messages and
-//!    then deleted.
+//!    then deleted. Beside the rates, the CPU time each process spent: the producer and `out`
+//!    (reaped children, `getrusage`), the direct client (this process during its timed part)
+//!    and the server (`/proc/PID/stat`).
 //! 2. **End-to-end one-way latency**: a producer thread here sends 32 B messages at a fixed
 //!    rate into `out`'s ring, each stamped with `CLOCK_MONOTONIC` nanoseconds at send; `out` →
 //!    server → `in` → a consumer thread here, which records receive time minus stamp in an HDR
@@ -133,6 +135,39 @@ fn mono_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// CPU seconds (user + system) of `who`: this process or its reaped children.
+fn rusage_cpu_s(who: libc::c_int) -> f64 {
+    // SAFETY: an all-zero rusage is a valid value, and getrusage fills the one we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; `who` is RUSAGE_SELF or RUSAGE_CHILDREN.
+    unsafe { libc::getrusage(who, &mut usage) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// CPU seconds (user + system) the server has used so far, from `/proc/PID/stat`.
+fn server_cpu_s(server: &NatsServer) -> f64 {
+    let Some(pid) = server.pid() else {
+        return f64::NAN;
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis start at field 3 (state); utime and
+    // stime are fields 14 and 15, in clock ticks.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|field| field.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / per_second
+}
+
 // ---- throughput ---------------------------------------------------------------------------
 
 /// One side of `out`'s throughput: our producer example into the bridge.
@@ -148,6 +183,7 @@ fn bridge_trial(
     let socket = dir.join(format!("{name}.sock"));
     let mut bridge_args = out_args(&socket, &server.url(), &stream, name);
     bridge_args.extend(["--max-inflight".into(), args.max_inflight.to_string()]);
+    let (children0, server0) = (rusage_cpu_s(libc::RUSAGE_CHILDREN), server_cpu_s(server));
     let wall = Instant::now();
     let out = Bridge::start(dir, name, &strs(&bridge_args));
     let status = Command::new(producer)
@@ -162,8 +198,11 @@ fn bridge_trial(
     if !status.success() {
         return Err(format!("producer: {status}; out log:\n{}", out.log_text()));
     }
+    let children1 = rusage_cpu_s(libc::RUSAGE_CHILDREN); // the producer is reaped
     let (status, stats) = out.wait(Duration::from_secs(600));
     let wall_s = wall.elapsed().as_secs_f64();
+    // `out` is reaped too; the server is not (it runs on), so it is read from /proc.
+    let (children2, server1) = (rusage_cpu_s(libc::RUSAGE_CHILDREN), server_cpu_s(server));
     if status.code() != Some(0) || stats["messages"].as_u64() != Some(count) {
         return Err(format!("out: {status}, {stats}"));
     }
@@ -175,6 +214,11 @@ fn bridge_trial(
         "elapsed_s": elapsed,
         "msg_per_s": count as f64 / elapsed,
         "wall_s_including_start": wall_s,
+        "cpu_s": {
+            "producer": children1 - children0,
+            "out": children2 - children1,
+            "server": server1 - server0,
+        },
         "out_stats": stats,
     }))
 }
@@ -185,7 +229,8 @@ fn direct_trial(server: &NatsServer, args: &Args, name: &str, count: u64) -> Res
     let url = server.url();
     let window = args.max_inflight;
     let size = args.size;
-    let elapsed = runtime().block_on(async {
+    let server0 = server_cpu_s(server);
+    let (elapsed, client_cpu) = runtime().block_on(async {
         let client = async_nats::ConnectOptions::new()
             .request_timeout(Some(ACK_TIMEOUT))
             .connect(&url)
@@ -223,7 +268,7 @@ fn direct_trial(server: &NatsServer, args: &Args, name: &str, count: u64) -> Res
                 (subject, message)
             })
             .collect();
-        let started = Instant::now();
+        let (started, cpu0) = (Instant::now(), rusage_cpu_s(libc::RUSAGE_SELF));
         let mut pending = FuturesUnordered::new();
         for (subject, message) in messages {
             while pending.len() >= window {
@@ -239,14 +284,21 @@ fn direct_trial(server: &NatsServer, args: &Args, name: &str, count: u64) -> Res
         while let Some(ack) = pending.next().await {
             ack.map_err(|err| format!("ack: {err}"))?;
         }
-        Ok::<_, String>(started.elapsed().as_secs_f64())
+        let elapsed = started.elapsed().as_secs_f64();
+        Ok::<_, String>((elapsed, rusage_cpu_s(libc::RUSAGE_SELF) - cpu0))
     })?;
+    let server1 = server_cpu_s(server);
     check_and_delete(&url, &stream, count)?;
     Ok(json!({
         "side": "direct",
         "messages": count,
         "elapsed_s": elapsed,
         "msg_per_s": count as f64 / elapsed,
+        "cpu_s": {
+            // This whole process during the timed part: the client and its runtime.
+            "client": client_cpu,
+            "server": server1 - server0,
+        },
     }))
 }
 
@@ -602,6 +654,37 @@ fn main() {
             median(&ratios), low, high, ratios.len()
         )
         .unwrap();
+        let per_message_us = |path: &[&str]| {
+            let values: Vec<f64> = field(&pairs, path)
+                .iter()
+                .map(|cpu_s| cpu_s * 1e6 / args.messages as f64)
+                .collect();
+            median(&values)
+        };
+        let cpu = json!({
+            "bridge_producer_us_per_msg": per_message_us(&["bridge", "cpu_s", "producer"]),
+            "bridge_out_us_per_msg": per_message_us(&["bridge", "cpu_s", "out"]),
+            "bridge_server_us_per_msg": per_message_us(&["bridge", "cpu_s", "server"]),
+            "direct_client_us_per_msg": per_message_us(&["direct", "cpu_s", "client"]),
+            "direct_server_us_per_msg": per_message_us(&["direct", "cpu_s", "server"]),
+        });
+        writeln!(
+            table,
+            "| CPU per message, median of {} trials | bridge | direct |\n|---|---|---|\n\
+             | producer example | {:.2} µs | — |\n\
+             | `out` / the direct client | {:.2} µs | {:.2} µs |\n\
+             | nats-server | {:.2} µs | {:.2} µs |\n",
+            ratios.len(),
+            cpu["bridge_producer_us_per_msg"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            cpu["bridge_out_us_per_msg"].as_f64().unwrap_or(f64::NAN),
+            cpu["direct_client_us_per_msg"].as_f64().unwrap_or(f64::NAN),
+            cpu["bridge_server_us_per_msg"].as_f64().unwrap_or(f64::NAN),
+            cpu["direct_server_us_per_msg"].as_f64().unwrap_or(f64::NAN),
+        )
+        .unwrap();
+        summary["throughput_cpu"] = cpu;
         summary["throughput"] = json!({
             "bridge_msg_per_s_median": median(&bridge),
             "direct_msg_per_s_median": median(&direct),
