@@ -64,6 +64,13 @@ bench pairs="9":
     target/compare/release/tachyon-compare-fan-in run --pairs {{pairs}} --out-dir target/compare
     {{just_executable()}} --justfile {{justfile()}} --working-directory {{justfile_directory()}} bench-python
 
+# Writes target/bridge-bench/{results.json,table.md}; docs/performance.md explains the rows.
+#
+# tachyon-bridge (issue 22): out against direct publishing, end-to-end latency; args go to it.
+bench-bridge *args:
+    cargo build --release -p tachyon-ring --example producer
+    cargo bench -p tachyon-bridge --bench bridge -- {{args}}
+
 # Formatting, clippy with warnings as errors, rustdoc with warnings as errors, the ring
 # crate's floors (crates/ring/tests/floors.rs).
 lint:

@@ -138,6 +138,11 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The running process's id (the benchmark reads its CPU time from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|child| child.0.id())
+    }
+
     /// Starts the process (again, on the same store and port) and waits until it accepts.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
