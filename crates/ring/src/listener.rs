@@ -266,7 +266,11 @@ mod tests {
     fn a_connector_that_vanished_is_counted_though_the_accept_times_out() {
         let (_dir, path) = open_dir("vanished");
         let mut listener = Bus::options().listen_many(&path, 4096).unwrap();
-        assert_eq!(listener.capacity(), 4096, "the ring size each connector gets");
+        assert_eq!(
+            listener.capacity(),
+            4096,
+            "the ring size each connector gets"
+        );
         for round in 1..=3u64 {
             drop(UnixStream::connect(&path).unwrap());
             let outcome = listener.accept_timeout(Duration::from_millis(200));
