@@ -153,3 +153,14 @@ capi-upstream-tests *args: capi
 # The C99 examples on libtachyon, against the real package and tachyon-consumer.
 capi-c-tests: capi build
     cargo test -p tachyon-capi --test c_examples
+
+# Builds libtachyon (capi), tachyon-consumer, and upstream's binding on it into
+# target/capi/upstream-binding (crates/capi/scripts/upstream-binding.sh, the download and
+# compile step upstream-tests.sh also uses); writes target/capi-bench/{results.json,table.md};
+# docs/performance.md explains the rows.
+#
+# Upstream's Python binding on libtachyon against itself on its C++ core (the real package), alternating.
+bench-capi pairs="5": capi
+    cargo build --release -p tachyon-consumer
+    crates/capi/scripts/upstream-binding.sh target/capi/upstream-binding
+    .venv/bin/python crates/capi/bench/upstream_binding.py --pairs {{pairs}}

@@ -7,35 +7,18 @@
 # script. Args go to pytest.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-venv="$root/.venv"
-python="$venv/bin/python"
-capi="$root/target/capi"
-[[ -f "$capi/lib/libtachyon.so" && -f "$capi/include/tachyon.h" ]] || {
-  echo "upstream-tests: $capi has no libtachyon.so or tachyon.h; run ./just capi first" >&2
-  exit 1
-}
+# The download and the build of the binding are upstream-binding.sh's (shared with the
+# benchmark `./just bench-capi`).
+source "$(dirname "${BASH_SOURCE[0]}")/upstream-binding.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tachyon-capi-upstream.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-
-# setup.py runs its compiler check even to read the metadata: give it zig's clang, as
-# python/bootstrap.sh does.
-echo "upstream-tests: downloading the tachyon-ipc 0.5.1 sdist" >&2
-CC="$venv/bin/zig-cc" CXX="$venv/bin/zig-c++" \
-  "$python" -m pip download --disable-pip-version-check --quiet \
-  --no-binary :all: --no-deps --dest "$work" tachyon-ipc==0.5.1
-tar -xzf "$work"/tachyon_ipc-0.5.1.tar.gz -C "$work"
-sdist="$work/tachyon_ipc-0.5.1"
-for needed in src/tachyon/_tachyon.cpp tests/test_bus.py tests/test_rpc.py _dlpack_local/dlpack/dlpack.h; do
-  [[ -f "$sdist/$needed" ]] || { echo "upstream-tests: the sdist lacks $needed" >&2; exit 1; }
-done
+upstream_sdist "$work"
 
 # Our header against upstream's (from the same sdist): every function's type (as C++ names
 # it, mangled) and the layout and values of the types must match. The one textual difference,
 # the opaque structs' tags (upstream `struct tachyon_bus`, ours `struct tachyon_bus_t`), is
 # mapped before comparing; it changes nothing in the ABI (the handles are opaque pointers).
-cxx=${CAPI_CXX:-$(command -v g++ || echo "$venv/bin/zig-c++")}
 functions=$(grep -o 'tachyon_[a-z_]*(' "$sdist/_core_local/include/tachyon.h" | tr -d '(' | sort -u)
 [[ $(wc -w <<<"$functions") == 36 ]] || { echo "upstream-tests: upstream's header has $(wc -w <<<"$functions") functions, expected 36" >&2; exit 1; }
 {
@@ -69,33 +52,7 @@ diff -u "$work/abi-upstream.txt" "$work/abi-ours.txt" || {
 }
 echo "upstream-tests: tachyon.h matches upstream's: $(grep -c '^tachyon_' "$work/abi-ours.txt") function types, the view's layout, $(grep -c '^TACHYON_' "$work/abi-ours.txt") enum values, the macros" >&2
 
-# The package as upstream ships it, except that its extension module is built from
-# _tachyon.cpp alone, against our tachyon.h, linked to our libtachyon.so. Debian's g++ 12 is
-# enough for the binding (upstream's C++23 core is what needs a newer compiler); zig's
-# clang++ otherwise.
-package="$work/site/tachyon"
-mkdir -p "$package"
-cp "$sdist"/src/tachyon/*.py "$package/"
-suffix=$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
-include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
-echo "upstream-tests: compiling _tachyon.cpp with $cxx against $capi" >&2
-"$cxx" -std=c++20 -O2 -shared -fPIC -fno-exceptions -fno-rtti -w \
-  -I"$capi/include" -I"$sdist/_dlpack_local" -I"$include" \
-  "$sdist/src/tachyon/_tachyon.cpp" \
-  -L"$capi/lib" -ltachyon -Wl,-rpath,"$capi/lib" \
-  -o "$package/_tachyon$suffix"
-
-# The module must be the one just built, and it must resolve libtachyon to ours.
-PYTHONPATH="$work/site" "$python" - "$package/_tachyon$suffix" "$capi/lib/libtachyon.so" <<'PY'
-import os, sys
-import tachyon._tachyon as module
-built, ours = sys.argv[1], os.path.realpath(sys.argv[2])
-assert os.path.realpath(module.__file__) == os.path.realpath(built), module.__file__
-with open("/proc/self/maps") as maps:
-    loaded = {line.split()[-1] for line in maps if "libtachyon" in line}
-assert loaded == {ours}, f"libtachyon loaded from {loaded}, expected {ours}"
-print(f"upstream-tests: tachyon._tachyon is {built}, on {ours}", file=sys.stderr)
-PY
+upstream_binding_build "$sdist" "$work/site"
 
 cd "$sdist"
 PYTHONPATH="$work/site" "$python" -m pytest -p no:cacheprovider -rs \
