@@ -147,6 +147,15 @@ capi:
 capi-upstream-tests *args: capi
     crates/capi/scripts/upstream-tests.sh {{args}}
 
+# tachyon_node.cpp from upstream's repository (bindings/node at v0.5.1, copied at run time
+# from SOURCE: a checkout, a git directory or URL, or $TACHYON_UPSTREAM) compiled against our
+# libtachyon.so and tachyon.h, its npm dependencies from its package-lock.json, running its
+# mocha suite (args after SOURCE go to mocha). Not part of `test`: CI has no upstream checkout.
+#
+# Upstream's own Node.js binding and tests on our C ABI (crates/capi/scripts/upstream-node.sh).
+capi-upstream-node *args: capi
+    crates/capi/scripts/upstream-node.sh {{args}}
+
 # crates/capi/examples/c built with cc against target/capi, streaming market ticks to and from
 # the real Python package, tachyon-consumer and each other (crates/capi/tests/c_examples.rs).
 #
