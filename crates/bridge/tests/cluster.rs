@@ -80,7 +80,12 @@ fn an_r3_stream_survives_a_node_killed_and_restarted_mid_stream() {
     assert_eq!(received.messages, COUNT);
     assert!(at_kill < COUNT, "the kill came after the end");
     assert_eq!(
-        stream_state(&nodes[0].url(), "C3"),
+        settled_stream_state(
+            &nodes[0].url(),
+            "C3",
+            (COUNT, COUNT),
+            Duration::from_secs(20)
+        ),
         (COUNT, COUNT),
         "stored once each"
     );

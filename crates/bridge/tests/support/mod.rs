@@ -468,6 +468,26 @@ pub fn stream_state(url: &str, name: &str) -> (u64, u64) {
     })
 }
 
+/// The state of a replicated stream once its replicas agree: right after a node's restart its
+/// info can come from a replica still applying what the others stored (seen: 9,799 of 10,000
+/// while the consumer had received all 10,000), so it is read again until it reaches `want`,
+/// goes past it (a duplicate stored: returned at once), or `limit` passes.
+pub fn settled_stream_state(
+    url: &str,
+    name: &str,
+    want: (u64, u64),
+    limit: Duration,
+) -> (u64, u64) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let state = stream_state(url, name);
+        if state == want || state.0 > want.0 || state.1 > want.1 || Instant::now() >= deadline {
+            return state;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Durable consumer `durable` of stream `name`: the last stream sequence delivered, and the
 /// number delivered but not acknowledged.
 pub fn consumer_state(url: &str, name: &str, durable: &str) -> (u64, usize) {
