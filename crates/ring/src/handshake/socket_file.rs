@@ -271,6 +271,21 @@ fn describe(file_type: &std::fs::FileType) -> &'static str {
 mod tests {
     use super::*;
 
+    /// The fallback when sock_diag cannot be read (it can here, so nothing else reaches it):
+    /// a listening socket is found by the path it was bound at; a socket bound but not
+    /// listening, a path nobody bound, and another listener's path are not.
+    #[test]
+    fn proc_net_unix_names_a_listening_socket_by_its_path_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let listening = dir.path().join("listening.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&listening).unwrap();
+        assert!(listed_in_proc_net_unix(&listening));
+        let bound = dir.path().join("bound.sock");
+        let _datagram = std::os::unix::net::UnixDatagram::bind(&bound).unwrap();
+        assert!(!listed_in_proc_net_unix(&bound), "bound, not listening");
+        assert!(!listed_in_proc_net_unix(&dir.path().join("nobody.sock")));
+    }
+
     #[test]
     fn binding_waits_for_the_directory_lock_and_gives_up_naming_it() {
         let dir = tempfile::tempdir().unwrap();
