@@ -64,19 +64,7 @@ fn an_r3_stream_survives_a_node_killed_and_restarted_mid_stream() {
     nodes[1].restart();
     eprintln!("node b killed after {at_kill} received, back after 5 s");
 
-    let produced = producer.join().unwrap();
-    assert!(
-        produced.is_ok(),
-        "{produced:?}; out log:\n{}",
-        out.log_text()
-    );
-    let received = consumer.join().unwrap().unwrap_or_else(|err| {
-        panic!(
-            "{err}; out log:\n{}\nin log:\n{}",
-            out.log_text(),
-            inb.log_text()
-        )
-    });
+    let received = join_both(producer, consumer, &out, &inb);
     assert_eq!(received.messages, COUNT);
     assert!(at_kill < COUNT, "the kill came after the end");
     assert_eq!(

@@ -43,19 +43,7 @@ fn a_server_killed_for_five_seconds_mid_stream_loses_and_doubles_nothing() {
     server.restart();
     eprintln!("server killed at {at_kill:?} (sent, received), back after 5 s");
 
-    let produced = producer.join().unwrap();
-    assert!(
-        produced.is_ok(),
-        "{produced:?}; out log:\n{}",
-        out.log_text()
-    );
-    let received = consumer.join().unwrap().unwrap_or_else(|err| {
-        panic!(
-            "{err}; out log:\n{}\nin log:\n{}",
-            out.log_text(),
-            inb.log_text()
-        )
-    });
+    let received = join_both(producer, consumer, &out, &inb);
     assert_eq!(received.messages, COUNT);
     assert!(
         at_kill.1 < COUNT,
