@@ -23,55 +23,57 @@ fn socket_path(name: &str) -> CString {
     CString::new(path.into_os_string().into_encoded_bytes()).unwrap()
 }
 
-/// Listens on a thread and connects here: (listener's handle, connector's handle).
-fn spsc_pair(name: &str, capacity: usize) -> (*mut tachyon_bus_t, *mut tachyon_bus_t) {
+/// Runs `listen` on a thread while `connect` is retried here for up to 10 s (the listener may
+/// not be up yet): the handshake both kinds of pair share. (listener's handle, connector's).
+fn listen_and_connect<H: 'static>(
+    name: &str,
+    what: &str,
+    listen: impl FnOnce(&CString, &mut *mut H) -> tachyon_error_t + std::marker::Send + 'static,
+    connect: impl Fn(&CString, &mut *mut H) -> tachyon_error_t,
+) -> (*mut H, *mut H) {
     let path = socket_path(name);
     let listening = {
         let path = path.clone();
         std::thread::spawn(move || {
-            let mut bus = null_mut();
-            // SAFETY: a valid path and out-pointer.
-            let code = unsafe { tachyon_bus_listen(path.as_ptr(), capacity, &mut bus) };
+            let mut handle = null_mut();
+            let code = listen(&path, &mut handle);
             assert_eq!(code, TACHYON_SUCCESS);
-            Send(bus)
+            Send(handle)
         })
     };
     let give_up = Instant::now() + Duration::from_secs(10);
     let connected = loop {
-        let mut bus = null_mut();
-        // SAFETY: a valid path and out-pointer.
-        match unsafe { tachyon_bus_connect(path.as_ptr(), &mut bus) } {
-            TACHYON_SUCCESS => break bus,
+        let mut handle = null_mut();
+        match connect(&path, &mut handle) {
+            TACHYON_SUCCESS => break handle,
             _ if Instant::now() < give_up => std::thread::sleep(Duration::from_millis(5)),
-            other => panic!("connect: {other:?}"),
+            other => panic!("{what}: {other:?}"),
         }
     };
     (listening.join().unwrap().0, connected)
 }
 
-fn rpc_pair(name: &str) -> (*mut tachyon_rpc_bus_t, *mut tachyon_rpc_bus_t) {
-    let path = socket_path(name);
-    let listening = {
-        let path = path.clone();
-        std::thread::spawn(move || {
-            let mut rpc = null_mut();
-            // SAFETY: a valid path and out-pointer.
-            let code = unsafe { tachyon_rpc_listen(path.as_ptr(), 1 << 16, 1 << 16, &mut rpc) };
-            assert_eq!(code, TACHYON_SUCCESS);
-            Send(rpc)
-        })
-    };
-    let give_up = Instant::now() + Duration::from_secs(10);
-    let caller = loop {
-        let mut rpc = null_mut();
+/// Listens on a thread and connects here: (listener's handle, connector's handle).
+fn spsc_pair(name: &str, capacity: usize) -> (*mut tachyon_bus_t, *mut tachyon_bus_t) {
+    listen_and_connect(
+        name,
+        "connect",
         // SAFETY: a valid path and out-pointer.
-        match unsafe { tachyon_rpc_connect(path.as_ptr(), &mut rpc) } {
-            TACHYON_SUCCESS => break rpc,
-            _ if Instant::now() < give_up => std::thread::sleep(Duration::from_millis(5)),
-            other => panic!("rpc connect: {other:?}"),
-        }
-    };
-    (listening.join().unwrap().0, caller)
+        move |path, bus| unsafe { tachyon_bus_listen(path.as_ptr(), capacity, bus) },
+        // SAFETY: a valid path and out-pointer.
+        |path, bus| unsafe { tachyon_bus_connect(path.as_ptr(), bus) },
+    )
+}
+
+fn rpc_pair(name: &str) -> (*mut tachyon_rpc_bus_t, *mut tachyon_rpc_bus_t) {
+    listen_and_connect(
+        name,
+        "rpc connect",
+        // SAFETY: a valid path and out-pointer.
+        |path, rpc| unsafe { tachyon_rpc_listen(path.as_ptr(), 1 << 16, 1 << 16, rpc) },
+        // SAFETY: a valid path and out-pointer.
+        |path, rpc| unsafe { tachyon_rpc_connect(path.as_ptr(), rpc) },
+    )
 }
 
 /// Sends `payload` as one message through acquire / commit / flush.
