@@ -451,6 +451,17 @@ pub fn wait_for(counter: &AtomicU64, target: u64, within: Duration) -> bool {
     true
 }
 
+/// Waits (up to 120 s) until a quarter of `count` has arrived, failing with both bridges'
+/// logs: the point mid-stream where the kill tests strike.
+pub fn wait_for_a_quarter(received: &AtomicU64, count: u64, out: &Bridge, inb: &Bridge) {
+    assert!(
+        wait_for(received, count / 4, Duration::from_secs(120)),
+        "a quarter never arrived; out log:\n{}\nin log:\n{}",
+        out.log_text(),
+        inb.log_text()
+    );
+}
+
 /// Joins our producer and asserts it succeeded, failing with `out`'s log: what explains a
 /// producer that could not send.
 pub fn join_producer(producer: JoinHandle<Result<(), String>>, out: &Bridge) {
