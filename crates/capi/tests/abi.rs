@@ -76,6 +76,19 @@ fn rpc_pair(name: &str) -> (*mut tachyon_rpc_bus_t, *mut tachyon_rpc_bus_t) {
     )
 }
 
+/// Serves one request, spinning up to 100 times, and asserts one came: the start of every
+/// callee loop here. (correlation id, message type, size, request).
+///
+/// # Safety
+/// `callee` is a live RPC handle.
+unsafe fn serve_one(callee: *mut tachyon_rpc_bus_t) -> (u64, u32, usize, *const c_void) {
+    let (mut cid, mut msg_type, mut size) = (0u64, 0u32, 0usize);
+    // SAFETY: a live handle (the caller's promise) and valid out-pointers.
+    let request = unsafe { tachyon_rpc_serve(callee, &mut cid, &mut msg_type, &mut size, 100) };
+    assert!(!request.is_null());
+    (cid, msg_type, size, request)
+}
+
 /// Sends `payload` as one message through acquire / commit / flush.
 fn send(bus: *mut tachyon_bus_t, type_id: u32, payload: &[u8]) {
     // SAFETY: a live handle; the slot has room for the payload.
@@ -741,11 +754,9 @@ fn rpc_round_trips_copying_and_in_place() {
     let serving = std::thread::spawn(move || {
         let callee = callee;
         for _ in 0..2 {
-            let (mut cid, mut msg_type, mut size) = (0u64, 0u32, 0usize);
             // SAFETY: a live handle, valid pointers; the request is read before its commit.
             unsafe {
-                let request = tachyon_rpc_serve(callee.0, &mut cid, &mut msg_type, &mut size, 100);
-                assert!(!request.is_null());
+                let (cid, msg_type, size, request) = serve_one(callee.0);
                 let mut answer = std::slice::from_raw_parts(request.cast::<u8>(), size).to_vec();
                 answer.reverse();
                 if msg_type == 1 {
@@ -904,11 +915,9 @@ fn rpc_reply_in_place_while_the_request_is_held() {
     let serving = std::thread::spawn(move || {
         let callee = callee;
         for round in 0..3 {
-            let (mut cid, mut msg_type, mut size) = (0u64, 0u32, 0usize);
             // SAFETY: a live handle, valid pointers; the request is read while held.
             unsafe {
-                let request = tachyon_rpc_serve(callee.0, &mut cid, &mut msg_type, &mut size, 100);
-                assert!(!request.is_null());
+                let (cid, msg_type, size, request) = serve_one(callee.0);
                 let request = request.cast::<u8>();
                 if round == 1 {
                     // A reply acquired and rolled back first: the request is still held.
@@ -1030,11 +1039,9 @@ fn rpc_calls_while_a_reply_is_held() {
     let serving = std::thread::spawn(move || {
         let callee = callee;
         for _ in 0..3 {
-            let (mut cid, mut msg_type, mut size) = (0u64, 0u32, 0usize);
             // SAFETY: a live handle and valid pointers; the request is read while held.
             unsafe {
-                let request = tachyon_rpc_serve(callee.0, &mut cid, &mut msg_type, &mut size, 100);
-                assert!(!request.is_null());
+                let (cid, msg_type, size, request) = serve_one(callee.0);
                 assert_eq!(
                     tachyon_rpc_reply(callee.0, cid, request, size, msg_type),
                     TACHYON_SUCCESS

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{python, root, socket};
+use common::{finish, python, root, socket};
 
 const TICKS: u64 = 100_000;
 
@@ -92,21 +92,6 @@ fn wait_for_socket(path: &str, listener: &mut Child) {
         assert!(Instant::now() < give_up, "nobody listened at {path}");
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// Waits (at most 120 s) for a child, returning its output; kills it on timeout.
-fn finish(mut child: Child, what: &str) -> Output {
-    let give_up = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > give_up {
-            let _ = child.kill();
-            panic!("{what} did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{what} failed: {}", output.status);
-    output
 }
 
 /// The last line of a child's stdout, as JSON.

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::ptr::{self, null_mut};
 use std::time::{Duration, Instant};
 
-use common::{python, socket};
+use common::{finish, python, socket};
 use tachyon::rpc::*;
 use tachyon::types::tachyon_error_t::*;
 use tachyon::types::tachyon_state_t::*;
@@ -26,20 +26,6 @@ fn python_peer(script: &str, path: &str) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("python starts")
-}
-
-fn finish(mut child: Child, what: &str) -> String {
-    let give_up = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > give_up {
-            let _ = child.kill();
-            panic!("{what} did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{what} failed: {}", output.status);
-    String::from_utf8(output.stdout).unwrap()
 }
 
 /// The payload of call `i`: 1 to 300 bytes of a pattern.
@@ -119,7 +105,8 @@ fn our_c_caller_against_the_real_python_callee() {
         assert_eq!(tachyon_rpc_get_state(caller), TACHYON_STATE_READY);
         tachyon_rpc_destroy(caller);
     }
-    assert!(finish(callee, "the Python callee").contains(&format!("served {CALLS}")));
+    let served = String::from_utf8(finish(callee, "the Python callee").stdout).unwrap();
+    assert!(served.contains(&format!("served {CALLS}")));
 }
 
 const PYTHON_CALLER: &str = r#"
@@ -187,7 +174,8 @@ fn our_c_callee_against_the_real_python_caller() {
             assert_eq!(tachyon_rpc_commit_serve(callee), TACHYON_SUCCESS);
         }
     }
-    assert!(finish(caller, "the Python caller").contains(&format!("called {CALLS}")));
+    let called = String::from_utf8(finish(caller, "the Python caller").stdout).unwrap();
+    assert!(called.contains(&format!("called {CALLS}")));
     // SAFETY: a live handle.
     unsafe { tachyon_rpc_destroy(callee) };
 }

@@ -2,7 +2,8 @@
 //! (c_examples.rs, rpc_real_peer.rs).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 /// The workspace root, where .venv, python/ and target/ are.
 pub fn root() -> PathBuf {
@@ -34,4 +35,20 @@ pub fn socket(kind: &str, name: &str) -> String {
     let path = std::env::temp_dir().join(format!("capi-{kind}-{name}-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     path.to_str().unwrap().to_owned()
+}
+
+/// Waits (at most 120 s) for a child, returning its output; kills it on timeout, so a hung
+/// peer fails the test instead of hanging it.
+pub fn finish(mut child: Child, what: &str) -> Output {
+    let give_up = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > give_up {
+            let _ = child.kill();
+            panic!("{what} did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{what} failed: {}", output.status);
+    output
 }
