@@ -52,31 +52,14 @@ fn an_r3_stream_survives_a_node_killed_and_restarted_mid_stream() {
     let (producer, _) = produce(a, COUNT, 0, Duration::from_secs(120));
     let (consumer, received) = consume(b, COUNT, 0, false, Duration::from_secs(240));
 
-    assert!(
-        wait_for(&received, COUNT / 4, Duration::from_secs(120)),
-        "a quarter never arrived; out log:\n{}\nin log:\n{}",
-        out.log_text(),
-        inb.log_text()
-    );
+    wait_for_a_quarter(&received, COUNT, &out, &inb);
     nodes[1].kill();
     let at_kill = received.load(std::sync::atomic::Ordering::Relaxed);
     std::thread::sleep(Duration::from_secs(5));
     nodes[1].restart();
     eprintln!("node b killed after {at_kill} received, back after 5 s");
 
-    let produced = producer.join().unwrap();
-    assert!(
-        produced.is_ok(),
-        "{produced:?}; out log:\n{}",
-        out.log_text()
-    );
-    let received = consumer.join().unwrap().unwrap_or_else(|err| {
-        panic!(
-            "{err}; out log:\n{}\nin log:\n{}",
-            out.log_text(),
-            inb.log_text()
-        )
-    });
+    let received = join_both(producer, consumer, &out, &inb);
     assert_eq!(received.messages, COUNT);
     assert!(at_kill < COUNT, "the kill came after the end");
     assert_eq!(

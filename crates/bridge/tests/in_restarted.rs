@@ -51,12 +51,7 @@ fn in_killed_and_restarted_delivers_everything_with_at_most_the_unacked_window_a
         &strs(&in_args(&b2, &server.url(), "R", "r-in", "r")),
     );
 
-    let produced = producer.join().unwrap();
-    assert!(
-        produced.is_ok(),
-        "{produced:?}; out log:\n{}",
-        out.log_text()
-    );
+    join_producer(producer, &out);
     let received = consumer
         .join()
         .unwrap()

@@ -51,19 +51,7 @@ fn with_no_server_the_ring_fills_the_producer_waits_and_all_arrives_later() {
     eprintln!("producer waiting after {stalled_at} messages; starting the server");
 
     server.restart();
-    let produced = producer.join().unwrap();
-    assert!(
-        produced.is_ok(),
-        "{produced:?}; out log:\n{}",
-        out.log_text()
-    );
-    let received = consumer.join().unwrap().unwrap_or_else(|err| {
-        panic!(
-            "{err}; out log:\n{}\nin log:\n{}",
-            out.log_text(),
-            inb.log_text()
-        )
-    });
+    let received = join_both(producer, consumer, &out, &inb);
     assert_eq!(received.messages, COUNT);
     assert_eq!(stream_state(&server.url(), "ABS"), (COUNT, COUNT));
     let (status, out_stats) = out.stop(libc::SIGINT, Duration::from_secs(20));

@@ -28,12 +28,7 @@ fn a_server_killed_for_five_seconds_mid_stream_loses_and_doubles_nothing() {
     let (producer, sent) = produce(a, COUNT, 0, Duration::from_secs(120));
     let (consumer, received) = consume(b, COUNT, 0, false, Duration::from_secs(240));
 
-    assert!(
-        wait_for(&received, COUNT / 4, Duration::from_secs(120)),
-        "a quarter never arrived; out log:\n{}\nin log:\n{}",
-        out.log_text(),
-        inb.log_text()
-    );
+    wait_for_a_quarter(&received, COUNT, &out, &inb);
     server.kill();
     let at_kill = (
         sent.load(std::sync::atomic::Ordering::Relaxed),
@@ -43,19 +38,7 @@ fn a_server_killed_for_five_seconds_mid_stream_loses_and_doubles_nothing() {
     server.restart();
     eprintln!("server killed at {at_kill:?} (sent, received), back after 5 s");
 
-    let produced = producer.join().unwrap();
-    assert!(
-        produced.is_ok(),
-        "{produced:?}; out log:\n{}",
-        out.log_text()
-    );
-    let received = consumer.join().unwrap().unwrap_or_else(|err| {
-        panic!(
-            "{err}; out log:\n{}\nin log:\n{}",
-            out.log_text(),
-            inb.log_text()
-        )
-    });
+    let received = join_both(producer, consumer, &out, &inb);
     assert_eq!(received.messages, COUNT);
     assert!(
         at_kill.1 < COUNT,

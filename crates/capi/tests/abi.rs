@@ -23,55 +23,70 @@ fn socket_path(name: &str) -> CString {
     CString::new(path.into_os_string().into_encoded_bytes()).unwrap()
 }
 
-/// Listens on a thread and connects here: (listener's handle, connector's handle).
-fn spsc_pair(name: &str, capacity: usize) -> (*mut tachyon_bus_t, *mut tachyon_bus_t) {
+/// Runs `listen` on a thread while `connect` is retried here for up to 10 s (the listener may
+/// not be up yet): the handshake both kinds of pair share. (listener's handle, connector's).
+fn listen_and_connect<H: 'static>(
+    name: &str,
+    what: &str,
+    listen: impl FnOnce(&CString, &mut *mut H) -> tachyon_error_t + std::marker::Send + 'static,
+    connect: impl Fn(&CString, &mut *mut H) -> tachyon_error_t,
+) -> (*mut H, *mut H) {
     let path = socket_path(name);
     let listening = {
         let path = path.clone();
         std::thread::spawn(move || {
-            let mut bus = null_mut();
-            // SAFETY: a valid path and out-pointer.
-            let code = unsafe { tachyon_bus_listen(path.as_ptr(), capacity, &mut bus) };
+            let mut handle = null_mut();
+            let code = listen(&path, &mut handle);
             assert_eq!(code, TACHYON_SUCCESS);
-            Send(bus)
+            Send(handle)
         })
     };
     let give_up = Instant::now() + Duration::from_secs(10);
     let connected = loop {
-        let mut bus = null_mut();
-        // SAFETY: a valid path and out-pointer.
-        match unsafe { tachyon_bus_connect(path.as_ptr(), &mut bus) } {
-            TACHYON_SUCCESS => break bus,
+        let mut handle = null_mut();
+        match connect(&path, &mut handle) {
+            TACHYON_SUCCESS => break handle,
             _ if Instant::now() < give_up => std::thread::sleep(Duration::from_millis(5)),
-            other => panic!("connect: {other:?}"),
+            other => panic!("{what}: {other:?}"),
         }
     };
     (listening.join().unwrap().0, connected)
 }
 
-fn rpc_pair(name: &str) -> (*mut tachyon_rpc_bus_t, *mut tachyon_rpc_bus_t) {
-    let path = socket_path(name);
-    let listening = {
-        let path = path.clone();
-        std::thread::spawn(move || {
-            let mut rpc = null_mut();
-            // SAFETY: a valid path and out-pointer.
-            let code = unsafe { tachyon_rpc_listen(path.as_ptr(), 1 << 16, 1 << 16, &mut rpc) };
-            assert_eq!(code, TACHYON_SUCCESS);
-            Send(rpc)
-        })
-    };
-    let give_up = Instant::now() + Duration::from_secs(10);
-    let caller = loop {
-        let mut rpc = null_mut();
+/// Listens on a thread and connects here: (listener's handle, connector's handle).
+fn spsc_pair(name: &str, capacity: usize) -> (*mut tachyon_bus_t, *mut tachyon_bus_t) {
+    listen_and_connect(
+        name,
+        "connect",
         // SAFETY: a valid path and out-pointer.
-        match unsafe { tachyon_rpc_connect(path.as_ptr(), &mut rpc) } {
-            TACHYON_SUCCESS => break rpc,
-            _ if Instant::now() < give_up => std::thread::sleep(Duration::from_millis(5)),
-            other => panic!("rpc connect: {other:?}"),
-        }
-    };
-    (listening.join().unwrap().0, caller)
+        move |path, bus| unsafe { tachyon_bus_listen(path.as_ptr(), capacity, bus) },
+        // SAFETY: a valid path and out-pointer.
+        |path, bus| unsafe { tachyon_bus_connect(path.as_ptr(), bus) },
+    )
+}
+
+fn rpc_pair(name: &str) -> (*mut tachyon_rpc_bus_t, *mut tachyon_rpc_bus_t) {
+    listen_and_connect(
+        name,
+        "rpc connect",
+        // SAFETY: a valid path and out-pointer.
+        |path, rpc| unsafe { tachyon_rpc_listen(path.as_ptr(), 1 << 16, 1 << 16, rpc) },
+        // SAFETY: a valid path and out-pointer.
+        |path, rpc| unsafe { tachyon_rpc_connect(path.as_ptr(), rpc) },
+    )
+}
+
+/// Serves one request, spinning up to 100 times, and asserts one came: the start of every
+/// callee loop here. (correlation id, message type, size, request).
+///
+/// # Safety
+/// `callee` is a live RPC handle.
+unsafe fn serve_one(callee: *mut tachyon_rpc_bus_t) -> (u64, u32, usize, *const c_void) {
+    let (mut cid, mut msg_type, mut size) = (0u64, 0u32, 0usize);
+    // SAFETY: a live handle (the caller's promise) and valid out-pointers.
+    let request = unsafe { tachyon_rpc_serve(callee, &mut cid, &mut msg_type, &mut size, 100) };
+    assert!(!request.is_null());
+    (cid, msg_type, size, request)
 }
 
 /// Sends `payload` as one message through acquire / commit / flush.
@@ -739,11 +754,9 @@ fn rpc_round_trips_copying_and_in_place() {
     let serving = std::thread::spawn(move || {
         let callee = callee;
         for _ in 0..2 {
-            let (mut cid, mut msg_type, mut size) = (0u64, 0u32, 0usize);
             // SAFETY: a live handle, valid pointers; the request is read before its commit.
             unsafe {
-                let request = tachyon_rpc_serve(callee.0, &mut cid, &mut msg_type, &mut size, 100);
-                assert!(!request.is_null());
+                let (cid, msg_type, size, request) = serve_one(callee.0);
                 let mut answer = std::slice::from_raw_parts(request.cast::<u8>(), size).to_vec();
                 answer.reverse();
                 if msg_type == 1 {
@@ -902,11 +915,9 @@ fn rpc_reply_in_place_while_the_request_is_held() {
     let serving = std::thread::spawn(move || {
         let callee = callee;
         for round in 0..3 {
-            let (mut cid, mut msg_type, mut size) = (0u64, 0u32, 0usize);
             // SAFETY: a live handle, valid pointers; the request is read while held.
             unsafe {
-                let request = tachyon_rpc_serve(callee.0, &mut cid, &mut msg_type, &mut size, 100);
-                assert!(!request.is_null());
+                let (cid, msg_type, size, request) = serve_one(callee.0);
                 let request = request.cast::<u8>();
                 if round == 1 {
                     // A reply acquired and rolled back first: the request is still held.
@@ -1028,11 +1039,9 @@ fn rpc_calls_while_a_reply_is_held() {
     let serving = std::thread::spawn(move || {
         let callee = callee;
         for _ in 0..3 {
-            let (mut cid, mut msg_type, mut size) = (0u64, 0u32, 0usize);
             // SAFETY: a live handle and valid pointers; the request is read while held.
             unsafe {
-                let request = tachyon_rpc_serve(callee.0, &mut cid, &mut msg_type, &mut size, 100);
-                assert!(!request.is_null());
+                let (cid, msg_type, size, request) = serve_one(callee.0);
                 assert_eq!(
                     tachyon_rpc_reply(callee.0, cid, request, size, msg_type),
                     TACHYON_SUCCESS

@@ -6,15 +6,25 @@
 //! Everything they need must be there: a missing library, binary or Python package fails
 //! the test, loudly.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{finish, python, root, socket};
+
 const TICKS: u64 = 100_000;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+/// The C99 flags every example is compiled with: warnings are errors, so the examples stay clean.
+const C99_STRICT: [&str; 6] = [
+    "-std=c99",
+    "-O2",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-pedantic",
+];
 
 /// The staged library (lib/, include/), which `./just capi` builds.
 fn staged() -> PathBuf {
@@ -33,14 +43,7 @@ fn compile(name: &str, dir: &Path) -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/c/{name}.c"));
     let binary = dir.join(name);
     let status = Command::new(c_compiler())
-        .args([
-            "-std=c99",
-            "-O2",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-pedantic",
-        ])
+        .args(C99_STRICT)
         .arg(format!("-I{}", staged.join("include").display()))
         .arg(&source)
         .arg(format!("-L{}", staged.join("lib").display()))
@@ -70,31 +73,6 @@ fn c_compiler() -> PathBuf {
     }
 }
 
-/// The venv's Python, with the real tachyon-ipc 0.5.1 importable.
-fn python() -> PathBuf {
-    let python = root().join(".venv/bin/python");
-    let check = Command::new(&python)
-        .args([
-            "-c",
-            "import tachyon, importlib.metadata as m; v = m.version('tachyon-ipc'); \
-             assert v == '0.5.1', v",
-        ])
-        .env_remove("PYTHONPATH")
-        .status()
-        .unwrap_or_else(|err| panic!("{} does not run ({err}): run ./just", python.display()));
-    assert!(
-        check.success(),
-        "the real tachyon-ipc 0.5.1 is not installed in .venv: run ./just (python/bootstrap.sh)"
-    );
-    python
-}
-
-fn socket(name: &str) -> String {
-    let path = std::env::temp_dir().join(format!("capi-c-{name}-{}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path.to_str().unwrap().to_owned()
-}
-
 fn spawn(command: &mut Command) -> Child {
     command
         .env_remove("PYTHONPATH")
@@ -114,21 +92,6 @@ fn wait_for_socket(path: &str, listener: &mut Child) {
         assert!(Instant::now() < give_up, "nobody listened at {path}");
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// Waits (at most 120 s) for a child, returning its output; kills it on timeout.
-fn finish(mut child: Child, what: &str) -> Output {
-    let give_up = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > give_up {
-            let _ = child.kill();
-            panic!("{what} did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{what} failed: {}", output.status);
-    output
 }
 
 /// The last line of a child's stdout, as JSON.
@@ -180,7 +143,7 @@ fn volume_of(n: u64) -> u64 {
 fn c_producer_to_the_real_python_consumer() {
     let dir = tempfile::tempdir().unwrap();
     let producer = compile("producer", dir.path());
-    let path = socket("to-python");
+    let path = socket("c", "to-python");
     let mut listener = spawn(
         Command::new(&producer)
             .args(["--socket", &path, "--listen", "--count"])
@@ -205,7 +168,7 @@ fn c_producer_to_the_real_python_consumer() {
 fn the_real_python_producer_to_the_c_consumer() {
     let dir = tempfile::tempdir().unwrap();
     let consumer = compile("consumer", dir.path());
-    let path = socket("from-python");
+    let path = socket("c", "from-python");
     let mut listener = spawn(Command::new(&consumer).args(["--socket", &path, "--listen"]));
     wait_for_socket(&path, &mut listener);
     let producer = spawn(
@@ -233,7 +196,7 @@ fn c_producer_to_tachyon_consumer() {
         "{} was not built: run ./just build",
         consumer_binary.display()
     );
-    let path = socket("to-rust");
+    let path = socket("c", "to-rust");
     let mut listener = spawn(Command::new(&consumer_binary).args(["--socket", &path, "--json"]));
     wait_for_socket(&path, &mut listener);
     let producer = spawn(
@@ -263,7 +226,7 @@ fn c_producer_to_c_consumer() {
         compile("producer", dir.path()),
         compile("consumer", dir.path()),
     );
-    let path = socket("c-to-c");
+    let path = socket("c", "c-to-c");
     // A small ring (2 KiB, 16 slots): the producer waits out a full ring many times.
     let mut listener =
         spawn(Command::new(&consumer).args(["--socket", &path, "--listen", "--capacity", "2048"]));
@@ -287,7 +250,7 @@ fn c_producer_to_c_consumer() {
 fn the_c_consumer_sees_the_real_python_producer_die() {
     let dir = tempfile::tempdir().unwrap();
     let consumer = compile("consumer", dir.path());
-    let path = socket("peer-death");
+    let path = socket("c", "peer-death");
     let mut listener = spawn(Command::new(&consumer).args(["--socket", &path, "--listen"]));
     wait_for_socket(&path, &mut listener);
     let mut producer = spawn(
@@ -326,14 +289,7 @@ fn the_static_library_links_and_the_shared_one_exports_36_functions() {
     let compile_static = |name: &str| {
         let binary = dir.path().join(format!("{name}-static"));
         let status = Command::new(c_compiler())
-            .args([
-                "-std=c99",
-                "-O2",
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-                "-pedantic",
-            ])
+            .args(C99_STRICT)
             .arg(format!("-I{}", staged.join("include").display()))
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/c/{name}.c")))
             .arg(staged.join("lib/libtachyon.a"))
@@ -362,7 +318,7 @@ fn the_static_library_links_and_the_shared_one_exports_36_functions() {
         !String::from_utf8_lossy(&linked.stdout).contains("libtachyon"),
         "the static consumer still loads libtachyon.so"
     );
-    let path = socket("static");
+    let path = socket("c", "static");
     let mut listener = spawn(Command::new(&consumer).args(["--socket", &path, "--listen"]));
     wait_for_socket(&path, &mut listener);
     let producer =

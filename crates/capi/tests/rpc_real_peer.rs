@@ -3,41 +3,20 @@
 //! (`tachyon_rpc_listen`, `_serve`, `_acquire_reply_tx`, `_commit_reply`) against its caller.
 //! The package must be installed (`./just` does it); a missing one fails the test.
 
+mod common;
+
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::ptr::{self, null_mut};
 use std::time::{Duration, Instant};
 
+use common::{finish, python, socket};
 use tachyon::rpc::*;
 use tachyon::types::tachyon_error_t::*;
 use tachyon::types::tachyon_state_t::*;
 
 const CALLS: u32 = 2_000;
-
-fn python() -> PathBuf {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    let check = Command::new(&python)
-        .args([
-            "-c",
-            "import tachyon, importlib.metadata as m; v = m.version('tachyon-ipc'); \
-             assert v == '0.5.1', v",
-        ])
-        .env_remove("PYTHONPATH")
-        .status()
-        .unwrap_or_else(|err| panic!("{} does not run ({err}): run ./just", python.display()));
-    assert!(
-        check.success(),
-        "the real tachyon-ipc 0.5.1 is not installed in .venv: run ./just (python/bootstrap.sh)"
-    );
-    python
-}
-
-fn socket(name: &str) -> String {
-    let path = std::env::temp_dir().join(format!("capi-rpc-{name}-{}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    path.to_str().unwrap().to_owned()
-}
 
 fn python_peer(script: &str, path: &str) -> Child {
     Command::new(python())
@@ -47,20 +26,6 @@ fn python_peer(script: &str, path: &str) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("python starts")
-}
-
-fn finish(mut child: Child, what: &str) -> String {
-    let give_up = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > give_up {
-            let _ = child.kill();
-            panic!("{what} did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{what} failed: {}", output.status);
-    String::from_utf8(output.stdout).unwrap()
 }
 
 /// The payload of call `i`: 1 to 300 bytes of a pattern.
@@ -85,7 +50,7 @@ print("served", calls)
 
 #[test]
 fn our_c_caller_against_the_real_python_callee() {
-    let path = socket("py-callee");
+    let path = socket("rpc", "py-callee");
     let callee = python_peer(PYTHON_CALLEE, &path);
     let c_path = CString::new(path.clone()).unwrap();
     let give_up = Instant::now() + Duration::from_secs(30);
@@ -140,7 +105,8 @@ fn our_c_caller_against_the_real_python_callee() {
         assert_eq!(tachyon_rpc_get_state(caller), TACHYON_STATE_READY);
         tachyon_rpc_destroy(caller);
     }
-    assert!(finish(callee, "the Python callee").contains(&format!("served {CALLS}")));
+    let served = String::from_utf8(finish(callee, "the Python callee").stdout).unwrap();
+    assert!(served.contains(&format!("served {CALLS}")));
 }
 
 const PYTHON_CALLER: &str = r#"
@@ -170,7 +136,7 @@ print("called", calls)
 
 #[test]
 fn our_c_callee_against_the_real_python_caller() {
-    let path = socket("py-caller");
+    let path = socket("rpc", "py-caller");
     let c_path = CString::new(path.clone()).unwrap();
     let listening = std::thread::spawn(move || {
         let mut rpc = null_mut();
@@ -208,7 +174,8 @@ fn our_c_callee_against_the_real_python_caller() {
             assert_eq!(tachyon_rpc_commit_serve(callee), TACHYON_SUCCESS);
         }
     }
-    assert!(finish(caller, "the Python caller").contains(&format!("called {CALLS}")));
+    let called = String::from_utf8(finish(caller, "the Python caller").stdout).unwrap();
+    assert!(called.contains(&format!("called {CALLS}")));
     // SAFETY: a live handle.
     unsafe { tachyon_rpc_destroy(callee) };
 }

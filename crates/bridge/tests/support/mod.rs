@@ -451,8 +451,53 @@ pub fn wait_for(counter: &AtomicU64, target: u64, within: Duration) -> bool {
     true
 }
 
-/// Stream `name`'s message count and last sequence, through the real server's API.
-pub fn stream_state(url: &str, name: &str) -> (u64, u64) {
+/// Waits (up to 120 s) until a quarter of `count` has arrived, failing with both bridges'
+/// logs: the point mid-stream where the kill tests strike.
+pub fn wait_for_a_quarter(received: &AtomicU64, count: u64, out: &Bridge, inb: &Bridge) {
+    assert!(
+        wait_for(received, count / 4, Duration::from_secs(120)),
+        "a quarter never arrived; out log:\n{}\nin log:\n{}",
+        out.log_text(),
+        inb.log_text()
+    );
+}
+
+/// Joins our producer and asserts it succeeded, failing with `out`'s log: what explains a
+/// producer that could not send.
+pub fn join_producer(producer: JoinHandle<Result<(), String>>, out: &Bridge) {
+    let produced = producer.join().unwrap();
+    assert!(
+        produced.is_ok(),
+        "{produced:?}; out log:\n{}",
+        out.log_text()
+    );
+}
+
+/// Joins our producer, then our consumer, failing with the bridges' logs: a broken end is
+/// explained by what `out` (producer) or both bridges (consumer) logged.
+pub fn join_both(
+    producer: JoinHandle<Result<(), String>>,
+    consumer: JoinHandle<Result<Received, String>>,
+    out: &Bridge,
+    inb: &Bridge,
+) -> Received {
+    join_producer(producer, out);
+    consumer.join().unwrap().unwrap_or_else(|err| {
+        panic!(
+            "{err}; out log:\n{}\nin log:\n{}",
+            out.log_text(),
+            inb.log_text()
+        )
+    })
+}
+
+/// Runs `query` on a JetStream context connected to `url` (`what` names it if the connect
+/// fails): the runtime-and-connect both stream and consumer info need.
+fn jetstream_query<T, F: std::future::Future<Output = T>>(
+    url: &str,
+    what: &str,
+    query: impl FnOnce(async_nats::jetstream::Context) -> F,
+) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -460,8 +505,14 @@ pub fn stream_state(url: &str, name: &str) -> (u64, u64) {
     runtime.block_on(async {
         let client = async_nats::connect(url)
             .await
-            .expect("connect for stream info");
-        let js = async_nats::jetstream::new(client);
+            .unwrap_or_else(|err| panic!("{what}: {err:?}"));
+        query(async_nats::jetstream::new(client)).await
+    })
+}
+
+/// Stream `name`'s message count and last sequence, through the real server's API.
+pub fn stream_state(url: &str, name: &str) -> (u64, u64) {
+    jetstream_query(url, "connect for stream info", |js| async move {
         let mut stream = js.get_stream(name).await.expect("stream exists");
         let info = stream.info().await.expect("stream info");
         (info.state.messages, info.state.last_sequence)
@@ -491,15 +542,7 @@ pub fn settled_stream_state(
 /// Durable consumer `durable` of stream `name`: the last stream sequence delivered, and the
 /// number delivered but not acknowledged.
 pub fn consumer_state(url: &str, name: &str, durable: &str) -> (u64, usize) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let client = async_nats::connect(url)
-            .await
-            .expect("connect for consumer info");
-        let js = async_nats::jetstream::new(client);
+    jetstream_query(url, "connect for consumer info", |js| async move {
         let stream = js.get_stream(name).await.expect("stream exists");
         let info = stream.consumer_info(durable).await.expect("consumer info");
         (info.delivered.stream_sequence, info.num_ack_pending)
