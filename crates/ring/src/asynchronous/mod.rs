@@ -79,9 +79,10 @@ impl AsyncConsumer {
     }
 
     /// How this end's waits ended so far: woken by the producer, missed wakes found by a
-    /// later look, cancels, and naps that ran out. A producer that wakes (this crate's or
-    /// tachyon-ipc's) leaves `missed_wakes` at 0, unless it is descheduled between its head
-    /// store and its wake for as long as the nap has left.
+    /// later look, cancels, naps that ran out, and messages that arrived as a nap ran out.
+    /// This crate's producer leaves `missed_wakes` at 0; tachyon-ipc's, which leaves the
+    /// sleeping word set, can add one when a message lands as the reactor falls asleep or
+    /// wakes from a nap (see [`WakeStats`]).
     pub fn wake_stats(&self) -> WakeStats {
         self.wakes.snapshot()
     }
@@ -153,6 +154,7 @@ impl<'a> Future for Recv<'a> {
                 Ok(Some(slot)) => {
                     end.naps = Naps::new();
                     end.next_peer_check = None;
+                    end.wakes.found_message();
                     // The message borrows the consumer for 'a: take the end out of the future.
                     return Poll::Ready(match this.end.take() {
                         Some(end) => Ok(end.consumer.message(slot)),
@@ -181,6 +183,7 @@ impl<'a> Future for Recv<'a> {
                 end.id = reactor.id();
             }
             let due = now + end.naps.next(None);
+            end.wakes.registering();
             let registered = reactor.register(
                 end.id,
                 end.consumer.region(),

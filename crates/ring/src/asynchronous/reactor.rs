@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -38,15 +38,22 @@ pub struct WakeStats {
     /// Woken because its ring changed: a producer's futex wake (receive), or the tail moving
     /// (wait for space, which nothing wakes: the reactor looks every 200 µs).
     pub woken_by_ring: u64,
-    /// Found ready although no wake for it reached the reactor: a message published by a
-    /// producer whose wake came before the reactor slept (tachyon-ipc's producer can), seen
-    /// only by a later look. Always 0 with this crate's producer.
+    /// Found ready by a look that no wake for it caused: a message published by a producer
+    /// that leaves the word at SLEEPING (tachyon-ipc's) either just before the reactor slept
+    /// (its wake reached nobody, and the message waited for the nap) or just as a nap ran
+    /// out (the reactor was awake to look; the message waited for nothing). The two cannot be
+    /// told apart from the ring. Always 0 with this crate's producer, which clears the word.
     pub missed_wakes: u64,
     /// Ended by the end's cancel token.
     pub cancelled: u64,
     /// Naps that ran out with nothing to do: the bound on a missed wake and the moments the
     /// peer is looked at. Nothing is lost by them; they cost a wake-up each.
     pub naps_run_out: u64,
+    /// Messages the task found on its own look right after a nap ran out: the reactor had
+    /// seen the ring empty, so each arrived in the microseconds between the reactor's look and
+    /// the task's, and no wake was needed. Every message a receive waited for is counted once
+    /// as `woken_by_ring`, `missed_wakes` or here.
+    pub found_after_nap: u64,
 }
 
 /// The counters behind [`WakeStats`], shared by an end and its registrations.
@@ -56,6 +63,9 @@ pub(crate) struct WakeCounters {
     missed_wakes: AtomicU64,
     cancelled: AtomicU64,
     naps_run_out: AtomicU64,
+    found_after_nap: AtomicU64,
+    /// Why the reactor last woke the end ([`Reason::code`]; 0 once the end registers again).
+    last_wake: AtomicU8,
 }
 
 impl WakeCounters {
@@ -65,6 +75,7 @@ impl WakeCounters {
             missed_wakes: self.missed_wakes.load(Ordering::Relaxed),
             cancelled: self.cancelled.load(Ordering::Relaxed),
             naps_run_out: self.naps_run_out.load(Ordering::Relaxed),
+            found_after_nap: self.found_after_nap.load(Ordering::Relaxed),
         }
     }
 
@@ -76,6 +87,22 @@ impl WakeCounters {
             Reason::NapRanOut => &self.naps_run_out,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        self.last_wake.store(reason.code(), Ordering::Relaxed);
+    }
+
+    /// Forgets the last wake: the end registers for a new one.
+    pub(crate) fn registering(&self) {
+        self.last_wake.store(0, Ordering::Relaxed);
+    }
+
+    /// The end's task found a message: if the reactor's last wake of it was a nap running
+    /// out with the ring empty, the message arrived after that look and is counted as found
+    /// after a nap (it needed no wake). The waker's hand-off orders the reactor's store
+    /// before this load.
+    pub(crate) fn found_message(&self) {
+        if self.last_wake.swap(0, Ordering::Relaxed) == Reason::NapRanOut.code() {
+            self.found_after_nap.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -86,6 +113,18 @@ enum Reason {
     MissedWake,
     Cancelled,
     NapRanOut,
+}
+
+impl Reason {
+    /// The reason as stored in [`WakeCounters::last_wake`] (0 is "none").
+    fn code(self) -> u8 {
+        match self {
+            Reason::Ring => 1,
+            Reason::MissedWake => 2,
+            Reason::Cancelled => 3,
+            Reason::NapRanOut => 4,
+        }
+    }
 }
 
 /// One registered task.
