@@ -33,6 +33,11 @@ pub struct Args {
     /// Polls of an empty ring before sleeping on the futex.
     #[arg(long, conflicts_with = "pure_spin", default_value_t = tachyon_ring::BusOptions::DEFAULT_SPIN_THRESHOLD)]
     pub spin: u32,
+    /// How the spin window is spent: `fixed` spins all of it whenever the ring runs dry;
+    /// `adaptive` spins only where the next message is likely, from the gaps seen, and
+    /// sleeps at once when messages are too far apart to catch (tachyon_ring::SpinPolicy).
+    #[arg(long, value_enum, default_value_t = SpinPolicyArg::Fixed, conflicts_with = "pure_spin")]
+    pub spin_policy: SpinPolicyArg,
     /// Never sleep: spin on an empty ring (lowest latency, one busy core).
     #[arg(long)]
     pub pure_spin: bool,
@@ -126,5 +131,21 @@ mod tests {
         let args = Args::try_parse_from(["tachyon-consumer"]).unwrap();
         assert_eq!(args.connect_timeout, Duration::from_secs(5));
         assert!(Args::try_parse_from(["tachyon-consumer", "--connect-timeout", "soon"]).is_err());
+    }
+}
+
+/// `--spin-policy`: the ring crate's [`tachyon_ring::SpinPolicy`], as the command line names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpinPolicyArg {
+    Fixed,
+    Adaptive,
+}
+
+impl From<SpinPolicyArg> for tachyon_ring::SpinPolicy {
+    fn from(arg: SpinPolicyArg) -> Self {
+        match arg {
+            SpinPolicyArg::Fixed => tachyon_ring::SpinPolicy::Fixed,
+            SpinPolicyArg::Adaptive => tachyon_ring::SpinPolicy::Adaptive,
+        }
     }
 }

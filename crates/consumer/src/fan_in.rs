@@ -147,7 +147,8 @@ impl FanIn {
 pub fn run(args: &Args, stop: &StopSignal, fan_in: &mut FanIn) -> tachyon_ring::Result<()> {
     let options = Bus::options()
         .cancel_token(stop.token())
-        .spin_threshold(args.spin);
+        .spin_threshold(args.spin)
+        .spin_policy(args.spin_policy.into());
     let mut listener = options.clone().listen_many(&args.socket, args.capacity)?;
     eprintln!(
         "tachyon-consumer: listening on {} for {} producers ({} byte rings)",

@@ -16,7 +16,7 @@ use tachyon_ring::{Bus, Consumer, Error};
 
 use crate::cli::Args;
 use crate::signals::StopSignal;
-use crate::stats::Stats;
+use crate::stats::{Stats, WaitSummary};
 use crate::tick::{MarketTick, SENTINEL};
 
 /// How often the receive loop looks up to print progress (signals end it at once).
@@ -112,6 +112,7 @@ fn open(args: &Args, stop: &StopSignal) -> tachyon_ring::Result<Consumer> {
     let options = Bus::options()
         .cancel_token(stop.token())
         .spin_threshold(args.spin)
+        .spin_policy(args.spin_policy.into())
         .pure_spin(args.pure_spin)
         .connect_timeout(args.connect_timeout);
     let bus = if args.connect {
@@ -138,6 +139,7 @@ fn run(args: &Args, stop: &StopSignal, stats: &mut Stats) -> tachyon_ring::Resul
     let mut consumer = open(args, stop)?;
     let outcome = receive(&mut consumer, stop, stats);
     stats.sleeps = consumer.sleep_stats();
+    stats.wait = Some(WaitSummary::of(&consumer.stats()));
     outcome
 }
 

@@ -24,6 +24,40 @@ pub struct Summary {
     pub cpu_s: f64,
     pub cpu_per_s: f64,
     pub latency_ns: LatencySummary,
+    /// How the waits on an empty ring went (single-producer runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<WaitSummary>,
+}
+
+/// How the consumer's waits on an empty ring went: what distinguishes a producer's wake from
+/// a nap running out, and what the spin cost and caught (`ConsumerStats`).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct WaitSummary {
+    /// Naps that ran out with nothing published (wasted wake-ups).
+    pub naps_run_out: u64,
+    /// Naps that ran out with a message published and no wake (a lost or late wake).
+    pub missed_wakes: u64,
+    /// Waits the spin policy began with a spin, with a nap then a spin, or with a sleep.
+    pub spun_at_once: u64,
+    pub napped_then_spun: u64,
+    pub slept_at_once: u64,
+    /// Messages a spin caught, and the time spent spinning on an empty ring.
+    pub caught_spinning: u64,
+    pub spin_s: f64,
+}
+
+impl WaitSummary {
+    pub fn of(stats: &tachyon_ring::ConsumerStats) -> WaitSummary {
+        WaitSummary {
+            naps_run_out: stats.naps_run_out,
+            missed_wakes: stats.missed_wakes,
+            spun_at_once: stats.pace.spun_at_once,
+            napped_then_spun: stats.pace.napped_then_spun,
+            slept_at_once: stats.pace.slept_at_once,
+            caught_spinning: stats.pace.caught_spinning,
+            spin_s: stats.pace.spin_nanos as f64 / 1e9,
+        }
+    }
 }
 
 /// One-way latency percentiles of the summary, in ns.
@@ -49,6 +83,8 @@ pub struct Stats {
     pub volume: u64,
     /// Futex sleeps, and how many a producer's wake ended (`Consumer::sleep_stats`).
     pub sleeps: (u64, u64),
+    /// How the waits went, once the consumer is done.
+    pub wait: Option<WaitSummary>,
     first_at: Option<Instant>,
     last_at: Option<Instant>,
     /// The process's CPU time at the first message and at the end: what the stream cost us,
@@ -68,6 +104,7 @@ impl Stats {
             malformed: 0,
             volume: 0,
             sleeps: (0, 0),
+            wait: None,
             first_at: None,
             last_at: None,
             cpu_at_first: None,
@@ -205,6 +242,7 @@ impl Stats {
                 p999: self.percentile(0.999),
                 max: self.latency_ns.max(),
             },
+            wait: self.wait,
         }
     }
 

@@ -14,7 +14,7 @@ use pyo3::exceptions::{PyIndexError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use tachyon_ring::{Bus, BusOptions, Consumer, Error, Producer};
+use tachyon_ring::{Bus, BusOptions, Consumer, Error, Producer, SpinPolicy};
 
 use crate::errors::{TachyonError, to_py};
 use crate::guard::{Lent, RX_CLOSED, RX_DANGLING, guard_pymethods};
@@ -464,6 +464,24 @@ impl TachyonBus {
                 "NUMA node {node_id} is not online ({node} missing)"
             )));
         }
+        Ok(())
+    }
+
+    /// How this end waits on an empty ring, by name: "fixed" (the default: spin the whole
+    /// window, then sleep) or "adaptive" (spin only where the next message is likely, from
+    /// the gaps seen; sleep at once when they are far apart). Makes the end the consumer.
+    fn set_spin_policy(&self, policy: &str) -> PyResult<()> {
+        let policy = match policy {
+            "fixed" => SpinPolicy::Fixed,
+            "adaptive" => SpinPolicy::Adaptive,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "spin policy must be \"fixed\" or \"adaptive\", got {other:?}"
+                )));
+            }
+        };
+        let mut end = self.state()?;
+        consumer(&mut end)?.set_spin_policy(policy);
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use crate::sys::peer::{ListenReport, PeerCredentials, PeerLiveness, PeerWatch};
 use crate::trace::lifecycle;
 use crate::wait::OnSignal;
 use crate::wait::cancel::CancelToken;
+use crate::wait::pace::SpinPolicy;
 use crate::wire::layout::{FLAG_RPC, Handshake};
 
 /// Settings of a bus; build one with [`Bus::options`], then call `listen`, `connect` or
@@ -32,6 +33,7 @@ use crate::wire::layout::{FLAG_RPC, Handshake};
 #[derive(Clone, Debug)]
 pub struct BusOptions {
     pub(crate) spin_threshold: u32,
+    pub(crate) spin_policy: SpinPolicy,
     pure_spin: bool,
     pub(crate) connect_timeout: Duration,
     pub(crate) listen_timeout: Option<Duration>,
@@ -46,6 +48,7 @@ impl Default for BusOptions {
     fn default() -> Self {
         BusOptions {
             spin_threshold: Self::DEFAULT_SPIN_THRESHOLD,
+            spin_policy: SpinPolicy::default(),
             pure_spin: false,
             connect_timeout: Duration::ZERO,
             listen_timeout: None,
@@ -93,6 +96,16 @@ impl BusOptions {
     /// a poll gets cheaper or a CPU faster: 10,000 (the default) is 370 µs, 0 sleeps at once.
     pub fn spin_threshold(mut self, spins: u32) -> Self {
         self.spin_threshold = spins;
+        self
+    }
+
+    /// How the consumer (or selector) spends an empty ring within the spin threshold's
+    /// window: [`SpinPolicy::Fixed`] (default) spins all of it every time;
+    /// [`SpinPolicy::Adaptive`] spins only across the part of a gap where the next message is
+    /// likely, sleeps at once when messages are too far apart to catch, and sizes its first
+    /// nap to the feed (see `docs/performance.md`, "Spin policy").
+    pub fn spin_policy(mut self, policy: SpinPolicy) -> Self {
+        self.spin_policy = policy;
         self
     }
 
@@ -237,6 +250,7 @@ impl BusOptions {
     pub(crate) fn consumer(&self, region: Arc<Region>, peer: Option<Arc<PeerWatch>>) -> Consumer {
         let mut consumer = Consumer::new(region, self.spin_threshold, self.pure_spin, peer);
         consumer.set_cancel_token(self.cancel.clone());
+        consumer.set_spin_policy(self.spin_policy);
         consumer
     }
 

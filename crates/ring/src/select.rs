@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::ring::consumer::{Consumer, Message, PEER_CHECK_INTERVAL, spin_window};
 use crate::sys::futex::Woke;
 use crate::wait::cancel::CancelToken;
+use crate::wait::pace::{Pace, PaceStats, Plan};
 use crate::wait::{self, Naps};
 use crate::wire::layout::sleeping;
 
@@ -72,6 +73,8 @@ pub struct Selector<K> {
     /// Where the next scan starts: the ring after the last one served.
     next: usize,
     spin_threshold: u32,
+    /// How a wait on all-empty rings is spent, from the waits seen (across all rings).
+    pace: Pace,
     cancel: Option<CancelToken>,
     adds: Arc<Adds<K>>,
     /// When the peers are next due a look, across calls.
@@ -93,8 +96,13 @@ pub struct SleepEnds {
     pub wakeups: u64,
     /// Ended by a ring handed over through a [`SelectorHandle`].
     pub added: u64,
-    /// Ran to the end of their nap, nothing having woken them.
+    /// Ran to the end of their nap, nothing having woken them: wake-ups that bought nothing
+    /// but a look at the peers.
     pub timed_out: u64,
+    /// Naps the spin policy planned before a spin
+    /// ([`SpinPolicy::Adaptive`](crate::SpinPolicy::Adaptive)) that ran to
+    /// their end, as planned.
+    pub planned: u64,
     /// Ended by the cancel token (the select returned [`Error::Cancelled`]); also a sleep the
     /// token was found cancelled just as it began.
     pub cancelled: u64,
@@ -106,9 +114,10 @@ pub struct SleepEnds {
 impl SleepEnds {
     /// Counts one sleep on `rings` rings (and the add queue's word after them) that ended as
     /// `woke` says.
-    fn count(&mut self, woke: &Result<Woke>, rings: usize) {
+    fn count(&mut self, woke: &Result<Woke>, rings: usize, planned: bool) {
         self.sleeps += 1;
         let ending = match woke {
+            Ok(Woke::TimedOut) if planned => &mut self.planned,
             Ok(Woke::Woken(index)) if *index < rings => &mut self.wakeups,
             // The word after the rings' is the add queue's.
             Ok(Woke::Woken(_)) => &mut self.added,
@@ -233,6 +242,7 @@ impl<K> Selector<K> {
             rings: Vec::new(),
             next: 0,
             spin_threshold: options.spin_threshold,
+            pace: Pace::new(options.spin_policy),
             cancel: options.cancel.clone(),
             adds: Arc::new(Adds {
                 generation: AtomicU32::new(0),
@@ -288,6 +298,11 @@ impl<K> Selector<K> {
         (self.sleep_ends.sleeps, self.sleep_ends.wakeups)
     }
 
+    /// How the spin policy planned the waits so far and what the spins caught.
+    pub fn pace_stats(&self) -> PaceStats {
+        self.pace.stats()
+    }
+
     /// How each sleep on all rings at once ended so far: a producer's wake, an add, the end of
     /// a nap, the cancel token. Readable after a select that failed, as the counters live in
     /// the selector.
@@ -318,10 +333,18 @@ impl<K> Selector<K> {
         loop {
             let generation = self.take_adds();
             if let Some(found) = self.find_ready() {
+                if let Some(waiting) = &waiting {
+                    waiting.found(&mut self.pace);
+                }
                 return Ok(self.deliver(found));
             }
-            let waiting =
-                waiting.get_or_insert_with(|| Waiting::begin(timeout, self.spin_threshold));
+            let waiting = waiting.get_or_insert_with(|| {
+                let plan = self.pace.plan(spin_window(self.spin_threshold));
+                Waiting::begin(timeout, plan, self.spin_threshold)
+            });
+            if std::mem::take(&mut waiting.spin_due) {
+                waiting.start_spin();
+            }
             if waiting.spinning {
                 waiting.polls_left -= 1;
                 if waiting.polls_left > 0 {
@@ -338,15 +361,21 @@ impl<K> Selector<K> {
             if let Some((index, error)) = self.peers_if_due(now) {
                 return Ok(self.ended(index, error));
             }
+            if let Some(nap) = waiting.nap_before_spin.take() {
+                let nap = Naps::starting_at(nap).next(waiting.deadline);
+                self.sleep(generation, nap, true)?;
+                waiting.spin_due = true;
+                continue;
+            }
             if waiting.spinning {
                 if now < waiting.spin_until {
                     std::hint::spin_loop();
                     continue;
                 }
-                waiting.spinning = false;
+                waiting.stop_spin(&mut self.pace, now);
             }
             let nap = waiting.naps.next(waiting.deadline);
-            if self.sleep(generation, nap)? == Woke::TimedOut {
+            if self.sleep(generation, nap, false)? == Woke::TimedOut {
                 // A good moment to look at the peers: nothing woke us for a whole nap.
                 self.next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
                 if let Some((index, error)) = self.check_peers() {
@@ -410,7 +439,8 @@ impl<K> Selector<K> {
 
     /// Announces sleep on every ring, looks at every head once more, and sleeps on all the
     /// words (and the add queue's, and the cancel token's) for at most `nap`.
-    fn sleep(&mut self, generation: u32, nap: Duration) -> Result<Woke> {
+    /// A `planned` nap is the spin policy's, before a spin: counted apart when it runs out.
+    fn sleep(&mut self, generation: u32, nap: Duration, planned: bool) -> Result<Woke> {
         let mut all_empty = true;
         for ring in &mut self.rings {
             all_empty &= ring.consumer.announce_sleep();
@@ -424,7 +454,7 @@ impl<K> Selector<K> {
             words.push((&self.adds.generation, generation));
             let rings = self.rings.len();
             let woke = wait::sleep_on(&words, nap, self.cancel.as_ref(), SELECTING);
-            self.sleep_ends.count(&woke, rings);
+            self.sleep_ends.count(&woke, rings, planned);
             woke
         } else {
             Ok(Woke::Changed)
@@ -485,7 +515,16 @@ enum Found {
 /// (however many rings are looked at per poll; the clock is read every `polls_per_look`
 /// polls), then sleep in growing naps.
 struct Waiting {
+    /// When the rings were found empty.
+    started: Instant,
     deadline: Option<Instant>,
+    /// A nap the spin policy planned before the spin, not yet taken.
+    nap_before_spin: Option<Duration>,
+    /// The planned nap is over: the spin starts if the next scan finds nothing.
+    spin_due: bool,
+    /// The spin's length, and when the current spin began and ends.
+    spin: Duration,
+    spin_started: Instant,
     spin_until: Instant,
     spinning: bool,
     polls_per_look: u32,
@@ -494,17 +533,48 @@ struct Waiting {
 }
 
 impl Waiting {
-    fn begin(timeout: Option<Duration>, spin_threshold: u32) -> Waiting {
+    fn begin(timeout: Option<Duration>, plan: Plan, spin_threshold: u32) -> Waiting {
         let started = Instant::now();
         let polls_per_look = spin_threshold.clamp(1, SPINS_PER_CLOCK_READ);
+        let nap_first = !plan.nap_before_spin.is_zero();
         Waiting {
+            started,
             deadline: timeout.and_then(|timeout| started.checked_add(timeout)),
-            spin_until: started + spin_window(spin_threshold),
-            spinning: spin_threshold > 0,
+            nap_before_spin: nap_first.then_some(plan.nap_before_spin),
+            spin_due: false,
+            spin: plan.spin,
+            spin_started: started,
+            spin_until: started + plan.spin,
+            spinning: !nap_first && !plan.spin.is_zero(),
             polls_per_look,
             polls_left: polls_per_look,
-            naps: Naps::new(),
+            naps: Naps::starting_at(plan.first_nap),
         }
+    }
+
+    /// The planned nap is over and the rings are still empty: the spin starts now.
+    fn start_spin(&mut self) {
+        let now = Instant::now();
+        self.spin_started = now;
+        self.spin_until = now + self.spin;
+        self.spinning = !self.spin.is_zero();
+    }
+
+    /// The spin ran its time with nothing found.
+    fn stop_spin(&mut self, pace: &mut Pace, now: Instant) {
+        self.spinning = false;
+        pace.spun_for(now.saturating_duration_since(self.spin_started));
+    }
+
+    /// A message was found after this wait began: counted by the pace (and as a catch if the
+    /// spin found it).
+    fn found(&self, pace: &mut Pace) {
+        let now = Instant::now();
+        if self.spinning {
+            pace.spun_for(now.saturating_duration_since(self.spin_started));
+            pace.caught_spinning();
+        }
+        pace.arrived_after(now.saturating_duration_since(self.started));
     }
 }
 
@@ -539,7 +609,9 @@ mod mutant_kills {
         producer_b.send(1, b"late").unwrap();
         producer_b.flush();
         let started = Instant::now();
-        let woke = selector.sleep(generation, Duration::from_secs(2)).unwrap();
+        let woke = selector
+            .sleep(generation, Duration::from_secs(2), false)
+            .unwrap();
         assert_eq!(woke, Woke::Changed);
         assert!(started.elapsed() < Duration::from_secs(1), "it slept");
         assert_eq!(selector.sleep_ends().sleeps, 0);
@@ -604,5 +676,33 @@ mod mutant_kills {
                 "the fatal ring was not reported in {call} calls"
             );
         }
+    }
+
+    /// The selector follows its pace's plan, counted: after a slow feed an adaptive selector
+    /// sleeps at once on its empty rings; after a fast one it spins at once.
+    #[test]
+    fn an_adaptive_selector_sleeps_at_once_after_a_slow_feed_and_spins_after_a_fast_one() {
+        let wait_once = |waits_us: fn(u64) -> u64| {
+            let (_region, _producer, consumer) = ring();
+            let options = BusOptions::default().spin_policy(crate::SpinPolicy::Adaptive);
+            let mut selector = Selector::with_options(&options);
+            selector.add("a", consumer);
+            for i in 0..32 {
+                selector
+                    .pace
+                    .arrived_after(Duration::from_micros(waits_us(i)));
+            }
+            let timed_out = matches!(
+                selector.select_timeout(Duration::from_millis(2)),
+                Err(Error::Timeout(_))
+            );
+            assert!(timed_out, "nothing was sent");
+            selector.pace_stats()
+        };
+        let slow = wait_once(|i| 5_000 + i * 1_400);
+        assert_eq!((slow.slept_at_once, slow.spun_at_once), (1, 0), "{slow:?}");
+        assert_eq!(slow.spin_nanos, 0, "{slow:?}");
+        let fast = wait_once(|i| 10 + i * 50 / 31);
+        assert_eq!((fast.slept_at_once, fast.spun_at_once), (0, 1), "{fast:?}");
     }
 }

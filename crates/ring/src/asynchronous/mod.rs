@@ -52,6 +52,9 @@ pub struct AsyncConsumer {
     /// This end's key in the reactor.
     id: u64,
     naps: Naps,
+    /// When the current wait found the ring empty (its naps are planned then, by the
+    /// consumer's spin policy; an async end never spins).
+    wait_started: Option<Instant>,
     next_peer_check: Option<Instant>,
     /// Why the reactor woke this end, counted by the reactor.
     wakes: Arc<WakeCounters>,
@@ -73,6 +76,7 @@ impl AsyncConsumer {
             consumer,
             id: 0,
             naps: Naps::new(),
+            wait_started: None,
             next_peer_check: None,
             wakes: Arc::default(),
         }
@@ -152,7 +156,9 @@ impl<'a> Future for Recv<'a> {
         loop {
             match end.consumer.poll_slot() {
                 Ok(Some(slot)) => {
-                    end.naps = Naps::new();
+                    if let Some(started) = end.wait_started.take() {
+                        end.consumer.pace_mut().arrived_after(started.elapsed());
+                    }
                     end.next_peer_check = None;
                     end.wakes.found_message();
                     // The message borrows the consumer for 'a: take the end out of the future.
@@ -181,6 +187,11 @@ impl<'a> Future for Recv<'a> {
             }
             if end.id == 0 {
                 end.id = reactor.id();
+            }
+            if end.wait_started.is_none() {
+                end.wait_started = Some(now);
+                let plan = end.consumer.pace_mut().plan(std::time::Duration::ZERO);
+                end.naps = Naps::starting_at(plan.first_nap);
             }
             let due = now + end.naps.next(None);
             end.wakes.registering();

@@ -14,6 +14,7 @@ use crate::ring::stats::ConsumerStats;
 use crate::sys::futex::Woke;
 use crate::sys::peer::PeerWatch;
 use crate::wait::cancel::CancelToken;
+use crate::wait::pace::{Pace, PaceStats, Plan, SpinPolicy};
 use crate::wait::{self, Naps, OnSignal};
 use crate::wire::layout::{
     CONSUMER_FEATURES, MAX_CURSOR, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader,
@@ -84,6 +85,12 @@ pub struct Consumer {
     /// producer that published without waking us (lost wake-ups; upstream's producer has the
     /// window, ours does not).
     missed_wakes: u64,
+    /// Naps that ran to their timeout with nothing published: the bound on a missed wake and
+    /// the moments the peer is looked at, each a wasted wake-up. A nap the pace planned
+    /// before a spin is not counted here.
+    naps_run_out: u64,
+    /// How the next wait is spent (spin, sleep, or nap then spin), from the waits seen.
+    pace: Pace,
     /// How long to spin on an empty ring before sleeping, in units of [`SPIN_POLL_NANOS`].
     spin_threshold: u32,
     /// Never sleep (the futex word holds `PURE_SPIN`).
@@ -121,6 +128,15 @@ impl fmt::Debug for Consumer {
             .field("pure_spin", &self.pure_spin)
             .finish()
     }
+}
+
+/// Why a consumer naps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Nap {
+    /// Planned by the pace: sleep until the span where the next message is likely, then spin.
+    BeforeSpin,
+    /// Bounds a missed wake and spaces the looks at the peer.
+    Bound,
 }
 
 /// What bounds one wait for a message: its timeout, and when to look at the peer next.
@@ -172,6 +188,8 @@ impl Consumer {
             sleeps: 0,
             wakeups: 0,
             missed_wakes: 0,
+            naps_run_out: 0,
+            pace: Pace::new(SpinPolicy::default()),
             spin_threshold,
             pure_spin,
             poisoned,
@@ -219,6 +237,9 @@ impl Consumer {
             received_bytes: self.received_bytes,
             sleeps: self.sleeps,
             wakeups: self.wakeups,
+            naps_run_out: self.naps_run_out,
+            missed_wakes: self.missed_wakes,
+            pace: self.pace.stats(),
             depth_bytes: head.saturating_sub(self.tail).min(self.capacity as u64),
             capacity: self.capacity as u64,
         }
@@ -229,6 +250,30 @@ impl Consumer {
     /// every blocking receive; here it is a setting of the consumer).
     pub fn set_spin_threshold(&mut self, spins: u32) {
         self.spin_threshold = spins;
+    }
+
+    /// How the consumer spends an empty ring before it sleeps: [`SpinPolicy::Fixed`] (the
+    /// default, spin the whole window) or [`SpinPolicy::Adaptive`] (from the gaps it has
+    /// seen); see [`BusOptions::spin_policy`](crate::BusOptions::spin_policy).
+    pub fn set_spin_policy(&mut self, policy: SpinPolicy) {
+        self.pace.set_policy(policy);
+    }
+
+    /// The spin policy in force.
+    pub fn spin_policy(&self) -> SpinPolicy {
+        self.pace.policy()
+    }
+
+    /// How the spin policy planned the waits so far and what the spins caught.
+    pub fn pace_stats(&self) -> PaceStats {
+        self.pace.stats()
+    }
+
+    /// The pace, for a waiter that waits for this consumer (the async end plans its naps with
+    /// it and tells it the waits it saw).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn pace_mut(&mut self) -> &mut Pace {
+        &mut self.pace
     }
 
     /// Switches pure-spin mode (never sleep) on or off, and tells producers through the shared
@@ -426,18 +471,51 @@ impl Consumer {
             deadline: timeout.and_then(|timeout| started.checked_add(timeout)),
             next_peer_check: started + PEER_CHECK_INTERVAL,
         };
-        if let Some(slot) = self.spin(started, &mut bounds)? {
+        let plan = self.pace.plan(spin_window(self.spin_threshold));
+        let slot = self.wait_as_planned(started, plan, &mut bounds)?;
+        self.pace.arrived_after(started.elapsed());
+        Ok(slot)
+    }
+
+    /// The wait of one [`Plan`]: a nap before the spin if planned (a producer's wake ends it
+    /// early), the spin, then naps from the plan's first, growing to [`wait::MAX_NAP`]. A
+    /// pure-spin consumer only spins.
+    fn wait_as_planned(
+        &mut self,
+        started: Instant,
+        plan: Plan,
+        bounds: &mut WaitBounds,
+    ) -> Result<Slot> {
+        if !self.pure_spin && !plan.nap_before_spin.is_zero() {
+            self.look_up(started, bounds)?;
+            if self.announce_sleep() {
+                let nap = Naps::starting_at(plan.nap_before_spin).next(bounds.deadline);
+                self.sleep(nap, Nap::BeforeSpin)?;
+            }
+            self.end_sleep();
+            if let Some(slot) = self.next_slot()? {
+                return Ok(slot);
+            }
+        }
+        let spin_until = if self.pure_spin {
+            None
+        } else if plan.spin.is_zero() {
+            Some(Instant::now())
+        } else {
+            Some(Instant::now() + plan.spin)
+        };
+        if let Some(slot) = self.spin(spin_until, bounds)? {
             return Ok(slot);
         }
-        let mut naps = Naps::new();
+        let mut naps = Naps::starting_at(plan.first_nap);
         loop {
             if let Some(slot) = self.next_slot()? {
                 return Ok(slot);
             }
-            self.look_up(Instant::now(), &mut bounds)?;
+            self.look_up(Instant::now(), bounds)?;
             if self.announce_sleep() {
                 let nap = naps.next(bounds.deadline);
-                if self.sleep(nap)? == Woke::TimedOut {
+                if self.sleep(nap, Nap::Bound)? == Woke::TimedOut {
                     // A good moment to look at the peer: nothing woke us for a whole nap.
                     self.check_peer()?;
                     bounds.next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
@@ -447,18 +525,34 @@ impl Consumer {
         }
     }
 
-    /// The spin of [`wait_for_slot_slow`](Self::wait_for_slot_slow), begun at `started`:
-    /// `Some(slot)` once one lands, `None` when the spin window is over (never in pure-spin
-    /// mode).
+    /// The spin of [`wait_as_planned`](Self::wait_as_planned), until `spin_until` (never ends
+    /// in pure-spin mode, `None`): `Some(slot)` once one lands, `None` when the time is up.
+    /// Its time and its catches are counted in the pace's stats.
     #[inline]
-    fn spin(&mut self, started: Instant, bounds: &mut WaitBounds) -> Result<Option<Slot>> {
-        let spin_until = if self.pure_spin {
-            None
-        } else if self.spin_threshold == 0 {
+    fn spin(
+        &mut self,
+        spin_until: Option<Instant>,
+        bounds: &mut WaitBounds,
+    ) -> Result<Option<Slot>> {
+        let spin_started = Instant::now();
+        if spin_until.is_some_and(|until| until <= spin_started) {
             return Ok(None);
-        } else {
-            Some(started + spin_window(self.spin_threshold))
-        };
+        }
+        let outcome = self.spin_until(spin_until, bounds);
+        self.pace.spun_for(spin_started.elapsed());
+        if let Ok(Some(_)) = outcome {
+            self.pace.caught_spinning();
+        }
+        outcome
+    }
+
+    /// The loop of [`spin`](Self::spin).
+    #[inline]
+    fn spin_until(
+        &mut self,
+        spin_until: Option<Instant>,
+        bounds: &mut WaitBounds,
+    ) -> Result<Option<Slot>> {
         // A small threshold is looked at sooner, so its short window is not overrun; pure spin
         // has no window, only the cancel token, the deadline and the peer to look at.
         let polls_per_look = match spin_until {
@@ -521,8 +615,9 @@ impl Consumer {
 
     /// Step 2: sleep while the word still says SLEEPING, at most `nap`, or until cancelled.
     /// A nap that times out with a message published meanwhile, the word still SLEEPING, is a
-    /// missed wake (counted).
-    fn sleep(&mut self, nap: Duration) -> Result<Woke> {
+    /// missed wake; one that times out with nothing published is a nap run out (both counted;
+    /// a nap the pace planned before a spin is meant to run out, and is not).
+    fn sleep(&mut self, nap: Duration, kind: Nap) -> Result<Woke> {
         let word = &self.region.header().consumer_sleeping;
         self.sleeps += 1;
         let woke = wait::sleep_on_with(
@@ -542,6 +637,8 @@ impl Consumer {
                     && header.head.load(Ordering::Acquire) != self.tail
                 {
                     self.missed_wakes += 1;
+                } else if kind == Nap::Bound {
+                    self.naps_run_out += 1;
                 }
             }
             Woke::Changed => {}

@@ -40,6 +40,14 @@ pub struct ConsumerStats {
     pub sleeps: u64,
     /// Sleeps a producer's wake ended (the rest timed out).
     pub wakeups: u64,
+    /// Naps that ran out with nothing published: wake-ups that bought nothing (the bound on
+    /// a lost wake, and the looks at the peer).
+    pub naps_run_out: u64,
+    /// Naps that ran out with a message published and the sleeping word still set: a wake
+    /// the producer lost or had not made yet (see [`Consumer::missed_wakes`](crate::Consumer::missed_wakes)).
+    pub missed_wakes: u64,
+    /// How the spin policy planned the waits, the spins' catches and their time.
+    pub pace: crate::wait::pace::PaceStats,
     /// Ring bytes published by the producer and not yet released here.
     pub depth_bytes: u64,
     /// Ring bytes.

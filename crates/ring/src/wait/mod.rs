@@ -12,6 +12,7 @@
 //!   calls a C caller needs to look at its own signals).
 
 pub(crate) mod cancel;
+pub(crate) mod pace;
 
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -44,8 +45,16 @@ pub(crate) struct Naps {
 }
 
 impl Naps {
+    #[cfg(any(test, feature = "async"))]
     pub(crate) fn new() -> Self {
-        Naps { next: FIRST_NAP }
+        Naps::starting_at(FIRST_NAP)
+    }
+
+    /// Naps starting at `first` (a pace sized to the feed), doubling up to [`MAX_NAP`].
+    pub(crate) fn starting_at(first: Duration) -> Self {
+        Naps {
+            next: first.min(MAX_NAP),
+        }
     }
 
     /// The next nap, never past `deadline`.

@@ -158,7 +158,9 @@ fn a_nap_that_times_out_on_an_empty_ring_is_no_missed_wake() {
     let (_producer, mut consumer) = pair_with(None, 0, false);
     assert!(consumer.announce_sleep());
     assert_eq!(
-        consumer.sleep(Duration::from_millis(1)).unwrap(),
+        consumer
+            .sleep(Duration::from_millis(1), Nap::Bound)
+            .unwrap(),
         Woke::TimedOut
     );
     consumer.end_sleep();

@@ -26,7 +26,7 @@ fn our_producers_wake_cannot_be_lost_between_the_look_and_the_block() {
         "the producer cleared the sleeping word before waking"
     );
     // Step 3: a nap far longer than the test; a lost wake would sleep it all.
-    let woke = consumer.sleep(Duration::from_secs(30)).unwrap();
+    let woke = consumer.sleep(Duration::from_secs(30), Nap::Bound).unwrap();
     assert_eq!(woke, Woke::Changed, "the block saw the word changed");
     consumer.end_sleep();
     assert_eq!(consumer.missed_wakes(), 0);
@@ -45,7 +45,7 @@ fn a_producer_that_wakes_too_early_costs_only_the_first_short_nap() {
     producer.publish_as_upstream(); // step 2: publish + wake nobody, word left SLEEPING
     let nap = Naps::new().next(None);
     assert!(nap <= Duration::from_millis(1), "first nap {nap:?}");
-    let woke = consumer.sleep(nap).unwrap(); // step 3: the wake is gone; the nap runs out
+    let woke = consumer.sleep(nap, Nap::Bound).unwrap(); // step 3: the wake is gone; the nap runs out
     assert_eq!(woke, Woke::TimedOut);
     consumer.end_sleep();
     assert_eq!(consumer.missed_wakes(), 1, "the lost wake is counted");
@@ -81,7 +81,7 @@ fn a_blocked_consumer_is_woken_by_the_publish() {
     let sleeper = std::thread::spawn(move || {
         tid_tx.send(nix::unistd::gettid()).unwrap();
         assert!(consumer.announce_sleep());
-        let woke = consumer.sleep(Duration::from_secs(30)).unwrap();
+        let woke = consumer.sleep(Duration::from_secs(30), Nap::Bound).unwrap();
         consumer.end_sleep();
         (woke, consumer.sleep_stats())
     });
@@ -328,4 +328,87 @@ fn pure_spin_switches_and_producers_see_it_in_the_futex_word() {
     assert_eq!(word(), sleeping::PURE_SPIN);
     consumer.set_pure_spin(false);
     assert_eq!(word(), sleeping::AWAKE);
+}
+
+/// Fills `consumer`'s pace with `n` waits of `waits_us` µs each, as if it had seen them.
+fn seen_waits(consumer: &mut Consumer, waits_us: impl Fn(u64) -> u64, n: u64) {
+    for i in 0..n {
+        consumer
+            .pace_mut()
+            .arrived_after(Duration::from_micros(waits_us(i)));
+    }
+}
+
+/// The consumer follows its pace's plan, counted: after a slow feed (waits of 5-50 ms) an
+/// adaptive consumer's wait on an empty ring sleeps at once and spins not at all; after a
+/// fast feed (10-60 µs) it spins at once; a fixed one spins whatever it saw.
+#[test]
+fn an_adaptive_consumer_sleeps_at_once_after_a_slow_feed_and_spins_after_a_fast_one() {
+    let wait_once = |policy: SpinPolicy, waits_us: fn(u64) -> u64| {
+        let (_producer, mut consumer, _region) = pair();
+        consumer.set_spin_threshold(crate::bus::BusOptions::DEFAULT_SPIN_THRESHOLD);
+        consumer.set_spin_policy(policy);
+        seen_waits(&mut consumer, waits_us, 32);
+        let timed_out = matches!(
+            consumer.recv_timeout(Duration::from_millis(2)),
+            Err(Error::Timeout(_))
+        );
+        assert!(timed_out, "nothing was sent");
+        consumer.pace_stats()
+    };
+    let slow = wait_once(SpinPolicy::Adaptive, |i| 5_000 + i * 1_400);
+    assert_eq!((slow.slept_at_once, slow.spun_at_once), (1, 0), "{slow:?}");
+    assert_eq!(slow.spin_nanos, 0, "no spin after a slow feed: {slow:?}");
+
+    let fast = wait_once(SpinPolicy::Adaptive, |i| 10 + i * 50 / 31);
+    assert_eq!((fast.slept_at_once, fast.spun_at_once), (0, 1), "{fast:?}");
+    assert!(fast.spin_nanos > 0, "{fast:?}");
+
+    let fixed = wait_once(SpinPolicy::Fixed, |i| 5_000 + i * 1_400);
+    assert_eq!(
+        (fixed.slept_at_once, fixed.spun_at_once),
+        (0, 1),
+        "{fixed:?}"
+    );
+    assert!(fixed.spin_nanos > 0, "{fixed:?}");
+}
+
+/// A planned nap before the spin is ended by our producer's wake like any sleep, and the
+/// message it brings is not counted as caught by a spin.
+#[test]
+fn a_planned_nap_is_ended_by_the_producers_wake() {
+    let (mut producer, mut consumer, region) = pair();
+    consumer.set_spin_threshold(crate::bus::BusOptions::DEFAULT_SPIN_THRESHOLD);
+    consumer.set_spin_policy(SpinPolicy::Adaptive);
+    // Waits of 40-41 ms: a nap of about 45 ms, then a spin across the likely span.
+    seen_waits(&mut consumer, |i| 40_000 + i * 30, 32);
+    let sender = std::thread::spawn(move || {
+        // Step 1: the consumer announced its planned nap (the only sleep before the spin).
+        while region.header().consumer_sleeping.load(Ordering::Acquire) != sleeping::SLEEPING {
+            std::thread::yield_now();
+        }
+        // Step 2: publish and wake, whether or not it is inside the futex call yet.
+        producer.send(3, b"early").unwrap();
+        producer.flush();
+        producer
+    });
+    let message = consumer.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(message.data(), b"early");
+    drop(message);
+    let _producer = sender.join().unwrap();
+    let pace = consumer.pace_stats();
+    assert_eq!(
+        (pace.napped_then_spun, pace.caught_spinning),
+        (1, 0),
+        "{pace:?}"
+    );
+    // One sleep, ended by the wake (or, had the wake come before the futex call, by the
+    // word it changed), never by running out.
+    let stats = consumer.stats();
+    assert_eq!(stats.sleeps, 1, "{stats:?}");
+    assert_eq!(
+        (stats.naps_run_out, stats.missed_wakes),
+        (0, 0),
+        "{stats:?}"
+    );
 }

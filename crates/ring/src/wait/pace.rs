@@ -1,0 +1,321 @@
+//! How a waiting end spends the time on an empty ring: spin, sleep, or sleep and then spin,
+//! decided from the gaps it has seen between messages. One piece shared by [`Consumer`],
+//! [`Selector`] and, for its first nap, the async reactor.
+//!
+//! A fixed spin is the wrong price for most feeds: a feed whose messages land a few hundred
+//! microseconds apart keeps a fixed-window consumer spinning most of the time, and one a
+//! millisecond apart has it spin a whole window for nothing before every sleep. The adaptive
+//! pace keeps the last [`HISTORY`] waits (from finding the ring empty to the message landing)
+//! and plans the next wait from them:
+//!
+//! - **Spin where the next message is likely.** The spin ends an eighth past the 95th
+//!   percentile of the recent waits and starts no earlier than the 35th, at most the spin
+//!   window long; a wait that has
+//!   to reach that span first sleeps until it (a planned nap, the producer's wake still ends
+//!   it early). A message that lands in the span is caught within a pause; one that lands
+//!   before it wakes the sleeper as any other.
+//! - **Sleep at once** when that span is wider than twice the window: the spin would catch
+//!   too few messages to pay for itself.
+//! - **Nap to the feed.** The first nap lasts as long as the recent waits do (at least
+//!   [`FIRST_NAP`], at most [`MAX_NAP`]), so a message a millisecond away wakes one sleep instead
+//!   of two; a lost wake (upstream's producer has a window) costs at most that nap.
+//!
+//! Until [`WARM_UP`] waits are seen, and under [`SpinPolicy::Fixed`], the pace is the fixed
+//! one: spin the whole window, then naps from [`FIRST_NAP`].
+//!
+//! [`Consumer`]: crate::Consumer
+//! [`Selector`]: crate::Selector
+
+use std::time::Duration;
+
+use crate::wait::{FIRST_NAP, MAX_NAP};
+
+/// How a waiting end decides its spin before it sleeps (see the module docs of `wait::pace`
+/// in the source, and `docs/performance.md` for the measurements that chose the rules).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SpinPolicy {
+    /// Spin the whole spin window every time the ring runs dry, then sleep (upstream's way):
+    /// the lowest latency for a feed that keeps landing within the window, and a core's worth
+    /// of CPU for one that lands just past it.
+    #[default]
+    Fixed,
+    /// Learn the gaps between messages: spin only across the part of a gap where the next
+    /// message is likely (sleeping before it), sleep at once when messages are too spread
+    /// out for a spin to catch them, and size the first nap to the feed.
+    Adaptive,
+}
+
+/// Waits remembered.
+pub(crate) const HISTORY: usize = 32;
+/// Waits seen before the adaptive pace trusts its history.
+pub(crate) const WARM_UP: usize = 8;
+/// A planned nap shorter than this is not taken: the spin starts at once. A sleep's wake-up
+/// costs about as much CPU as this much spinning, and the kernel's timer slack (50 µs for a
+/// normal thread) makes shorter naps end late.
+const SHORTEST_PLANNED_NAP: Duration = Duration::from_micros(100);
+/// A planned nap ends this much before the span it leads to, so timer slack does not carry
+/// it past the span's start.
+const TIMER_SLACK: Duration = Duration::from_micros(50);
+
+/// The plan for one wait on an empty ring, measured from the moment it was found empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// Sleep this long first (zero: start spinning at once). The producer's wake ends it.
+    pub(crate) nap_before_spin: Duration,
+    /// Then spin this long (zero: no spin).
+    pub(crate) spin: Duration,
+    /// Then sleep in naps starting at this one, doubling up to [`MAX_NAP`].
+    pub(crate) first_nap: Duration,
+}
+
+impl Plan {
+    /// The fixed pace: spin the whole `window`, then naps from [`FIRST_NAP`].
+    pub(crate) fn fixed(window: Duration) -> Plan {
+        Plan {
+            nap_before_spin: Duration::ZERO,
+            spin: window,
+            first_nap: FIRST_NAP,
+        }
+    }
+}
+
+/// What the pace decided and how its plans turned out, counted per end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PaceStats {
+    /// Waits planned to spin at once.
+    pub spun_at_once: u64,
+    /// Waits planned to nap before spinning (the span where the next message is likely lies
+    /// ahead).
+    pub napped_then_spun: u64,
+    /// Waits planned to sleep at once, with no spin (messages too spread out to catch).
+    pub slept_at_once: u64,
+    /// Messages caught by a spin.
+    pub caught_spinning: u64,
+    /// Time spent spinning on an empty ring, in nanoseconds.
+    pub spin_nanos: u64,
+}
+
+/// The gaps an end has seen, its policy, and its counters.
+#[derive(Clone, Debug)]
+pub(crate) struct Pace {
+    policy: SpinPolicy,
+    /// The last waits, in microseconds (saturating), oldest overwritten first.
+    waits_us: [u32; HISTORY],
+    seen: usize,
+    stats: PaceStats,
+}
+
+impl Pace {
+    pub(crate) fn new(policy: SpinPolicy) -> Pace {
+        Pace {
+            policy,
+            waits_us: [0; HISTORY],
+            seen: 0,
+            stats: PaceStats::default(),
+        }
+    }
+
+    pub(crate) fn policy(&self) -> SpinPolicy {
+        self.policy
+    }
+
+    /// Changes the policy; the history is kept (it describes the feed, not the policy).
+    pub(crate) fn set_policy(&mut self, policy: SpinPolicy) {
+        self.policy = policy;
+    }
+
+    pub(crate) fn stats(&self) -> PaceStats {
+        self.stats
+    }
+
+    /// A wait that found a message `waited` after the ring was found empty.
+    pub(crate) fn arrived_after(&mut self, waited: Duration) {
+        let micros = u32::try_from(waited.as_micros()).unwrap_or(u32::MAX);
+        self.waits_us[self.seen % HISTORY] = micros;
+        self.seen = self.seen.wrapping_add(1);
+    }
+
+    /// A message caught by the spin.
+    pub(crate) fn caught_spinning(&mut self) {
+        self.stats.caught_spinning += 1;
+    }
+
+    /// Time spent spinning.
+    pub(crate) fn spun_for(&mut self, spun: Duration) {
+        let nanos = u64::try_from(spun.as_nanos()).unwrap_or(u64::MAX);
+        self.stats.spin_nanos = self.stats.spin_nanos.saturating_add(nanos);
+    }
+
+    /// The plan for the wait that starts now, with a spin of at most `window` (the end's spin
+    /// threshold as time; zero never spins). Counted as spun at once, napped then spun, or
+    /// slept at once.
+    pub(crate) fn plan(&mut self, window: Duration) -> Plan {
+        let plan = match self.policy {
+            SpinPolicy::Adaptive if self.seen >= WARM_UP => self.adaptive(window),
+            _ => Plan::fixed(window),
+        };
+        let counter = if plan.spin.is_zero() {
+            &mut self.stats.slept_at_once
+        } else if plan.nap_before_spin.is_zero() {
+            &mut self.stats.spun_at_once
+        } else {
+            &mut self.stats.napped_then_spun
+        };
+        *counter += 1;
+        plan
+    }
+
+    /// The adaptive plan from the remembered waits.
+    fn adaptive(&self, window: Duration) -> Plan {
+        let mut waits = self.waits_us;
+        let waits = &mut waits[..self.seen.min(HISTORY)];
+        waits.sort_unstable();
+        let quantile = |q: f64| {
+            let index = ((waits.len() as f64 * q) as usize).min(waits.len() - 1);
+            Duration::from_micros(u64::from(waits[index]))
+        };
+        let (early, late) = (quantile(0.35), quantile(0.95));
+        let first_nap = late.clamp(FIRST_NAP, MAX_NAP);
+        if window.is_zero() || late.saturating_sub(early) > window * 2 {
+            return Plan {
+                nap_before_spin: Duration::ZERO,
+                spin: Duration::ZERO,
+                first_nap,
+            };
+        }
+        // Spin until a little past the 95th percentile, at most `window` long, from no
+        // earlier than the 35th.
+        let end = late + late / 8;
+        let start = early.max(end.saturating_sub(window));
+        if start > MAX_NAP {
+            // Further off than the longest nap (the peer is looked at between naps): sleep.
+            return Plan {
+                nap_before_spin: Duration::ZERO,
+                spin: Duration::ZERO,
+                first_nap,
+            };
+        }
+        let nap_before_spin = start.saturating_sub(TIMER_SLACK);
+        let nap_before_spin = if nap_before_spin < SHORTEST_PLANNED_NAP {
+            Duration::ZERO
+        } else {
+            nap_before_spin
+        };
+        let spin = end.saturating_sub(nap_before_spin).min(window);
+        Plan {
+            nap_before_spin,
+            spin,
+            first_nap,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The policy's decisions, by counting: fed a history of waits, what plan does it make?
+    use super::*;
+
+    const WINDOW: Duration = Duration::from_micros(370);
+
+    fn fed(policy: SpinPolicy, waits_us: impl IntoIterator<Item = u64>) -> Pace {
+        let mut pace = Pace::new(policy);
+        for wait in waits_us {
+            pace.arrived_after(Duration::from_micros(wait));
+        }
+        pace
+    }
+
+    /// Waits spread evenly over `lo..=hi` µs, `n` of them.
+    fn even(lo: u64, hi: u64, n: u64) -> impl Iterator<Item = u64> {
+        (0..n).map(move |i| lo + (hi - lo) * i / (n - 1))
+    }
+
+    #[test]
+    fn a_fast_feed_is_met_with_a_spin_at_once_and_a_slow_one_with_a_sleep_at_once() {
+        // Messages every 10-60 µs: spin at once, past the slowest recent wait.
+        let mut fast = fed(SpinPolicy::Adaptive, even(10, 60, 32));
+        for _ in 0..100 {
+            let plan = fast.plan(WINDOW);
+            assert_eq!(plan.nap_before_spin, Duration::ZERO, "{plan:?}");
+            assert!(plan.spin >= Duration::from_micros(58), "{plan:?}");
+            assert!(plan.spin <= WINDOW, "{plan:?}");
+        }
+        // Messages 5-50 ms apart: no spin can catch them; sleep at once, first nap to the feed.
+        let mut slow = fed(SpinPolicy::Adaptive, even(5_000, 50_000, 32));
+        for _ in 0..100 {
+            let plan = slow.plan(WINDOW);
+            assert_eq!(plan.spin, Duration::ZERO, "{plan:?}");
+            assert!(plan.first_nap >= Duration::from_millis(40), "{plan:?}");
+        }
+        let (fast, slow) = (fast.stats(), slow.stats());
+        assert_eq!((fast.spun_at_once, fast.slept_at_once), (100, 0));
+        assert_eq!((slow.spun_at_once, slow.slept_at_once), (0, 100));
+        assert_eq!(fast.napped_then_spun + slow.napped_then_spun, 0);
+    }
+
+    #[test]
+    fn a_regular_feed_past_the_window_naps_then_spins_across_the_likely_span() {
+        // A message every millisecond, give or take 20 µs: nap most of the gap, spin across
+        // its likely end, and a first nap that outlasts the gap (one sleep per message).
+        let mut pace = fed(SpinPolicy::Adaptive, even(980, 1_020, 32));
+        let plan = pace.plan(WINDOW);
+        assert!(
+            plan.nap_before_spin > Duration::from_micros(900)
+                && plan.nap_before_spin < Duration::from_micros(980),
+            "{plan:?}"
+        );
+        assert!(
+            plan.nap_before_spin + plan.spin > Duration::from_micros(1_020),
+            "{plan:?}"
+        );
+        assert!(plan.spin <= WINDOW, "{plan:?}");
+        assert!(plan.first_nap >= Duration::from_micros(1_000), "{plan:?}");
+        assert_eq!(pace.stats().napped_then_spun, 1);
+    }
+
+    #[test]
+    fn the_sparse_bench_feed_spins_across_its_later_span_only() {
+        // The bench's gaps, 20-600 µs: wider than the window, narrower than twice it. The
+        // spin covers the span up to the 95th percentile, at most a window long, after a nap.
+        let mut pace = fed(SpinPolicy::Adaptive, even(20, 600, 32));
+        let plan = pace.plan(WINDOW);
+        assert_eq!(plan.spin, WINDOW, "{plan:?}");
+        assert!(
+            plan.nap_before_spin >= Duration::from_micros(150),
+            "{plan:?}"
+        );
+        assert!(
+            plan.nap_before_spin + plan.spin >= Duration::from_micros(560),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn fixed_or_cold_or_zero_window_keeps_the_fixed_pace() {
+        let mut fixed = fed(SpinPolicy::Fixed, even(5_000, 50_000, 32));
+        assert_eq!(fixed.plan(WINDOW), Plan::fixed(WINDOW));
+        let mut cold = fed(
+            SpinPolicy::Adaptive,
+            even(5_000, 50_000, WARM_UP as u64 - 1),
+        );
+        assert_eq!(cold.plan(WINDOW), Plan::fixed(WINDOW));
+        cold.arrived_after(Duration::from_millis(30));
+        assert_eq!(cold.plan(WINDOW).spin, Duration::ZERO, "warm now");
+        let mut zero = fed(SpinPolicy::Adaptive, even(10, 60, 32));
+        assert_eq!(zero.plan(Duration::ZERO).spin, Duration::ZERO);
+    }
+
+    #[test]
+    fn the_history_forgets_a_feed_that_changed() {
+        let mut pace = fed(SpinPolicy::Adaptive, even(5_000, 50_000, 32));
+        assert_eq!(pace.plan(WINDOW).spin, Duration::ZERO);
+        for wait in even(10, 60, HISTORY as u64) {
+            pace.arrived_after(Duration::from_micros(wait));
+        }
+        let plan = pace.plan(WINDOW);
+        assert_eq!(plan.nap_before_spin, Duration::ZERO, "{plan:?}");
+        assert!(!plan.spin.is_zero(), "{plan:?}");
+    }
+}
