@@ -152,26 +152,28 @@ fn receive(
     loop {
         // One message, taken the moment it lands (spin, then futex); the timeout only makes the
         // loop look up now and then for progress. A signal cancels the wait itself.
-        match consumer.recv_timeout(PROGRESS_EVERY) {
-            Ok(message) => {
-                if message.type_id() == SENTINEL {
-                    stats.finish(Instant::now());
-                    return Ok(());
-                }
-                // Copied out (the tick is packed): a payload that is not one tick is `Err`.
-                stats.record_tick(message.type_id(), message.read_pod::<MarketTick>().ok());
-                if stats.received % 4096 != 0 {
-                    continue;
-                }
-                // A ring that never runs empty never reaches the wait that watches the token:
-                // look at it here too, every 4096 messages.
-                if stop.token().is_cancelled() {
-                    stats.finish(Instant::now());
-                    return Err(Error::Cancelled("receiving a stream that never ran dry"));
-                }
-            }
-            Err(Error::Timeout(_)) => {}
+        // Copied out (the tick is packed): a payload that is not one tick is `Err`.
+        let received = match consumer.recv_timeout(PROGRESS_EVERY) {
+            Ok(message) => Some((message.type_id(), message.read_pod::<MarketTick>().ok())),
+            Err(Error::Timeout(_)) => None,
             Err(err) => return Err(err),
+        };
+        if let Some((type_id, tick)) = received {
+            if type_id == SENTINEL {
+                stats.finish(Instant::now());
+                return Ok(());
+            }
+            let (_, latency) = stats.record_tick(type_id, tick);
+            stats.record_wait(consumer.last_wait(), latency);
+            if stats.received % 4096 != 0 {
+                continue;
+            }
+            // A ring that never runs empty never reaches the wait that watches the token:
+            // look at it here too, every 4096 messages.
+            if stop.token().is_cancelled() {
+                stats.finish(Instant::now());
+                return Err(Error::Cancelled("receiving a stream that never ran dry"));
+            }
         }
         let now = Instant::now();
         if now >= next_progress {

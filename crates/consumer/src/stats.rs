@@ -5,6 +5,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use tachyon_ring::WaitEnd;
+
 use crate::tick::{ASK, BID, MarketTick};
 
 /// The `--json` summary (the last stdout line), as tests and the benchmark read it.
@@ -27,6 +29,27 @@ pub struct Summary {
     /// How the waits on an empty ring went (single-producer runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wait: Option<WaitSummary>,
+    /// Messages and latency per kind of wait (single-producer runs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_wait: Vec<WaitKindSummary>,
+}
+
+/// The kinds of wait a message's latency is filed under, as the summary names them.
+pub const WAIT_KINDS: [&str; 4] = ["none", "spin", "woken", "nap_ran_out"];
+
+/// One kind of wait in the summary.
+#[derive(Debug, Serialize)]
+pub struct WaitKindSummary {
+    pub kind: &'static str,
+    pub messages: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+}
+
+/// A latency histogram: 1 ns to 10 min, 3 significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid histogram bounds")
 }
 
 /// How the consumer's waits on an empty ring went: what distinguishes a producer's wake from
@@ -85,6 +108,8 @@ pub struct Stats {
     pub sleeps: (u64, u64),
     /// How the waits went, once the consumer is done.
     pub wait: Option<WaitSummary>,
+    /// Per kind of wait ([`WAIT_KINDS`]): messages, and their latency.
+    by_wait: [(u64, Histogram<u64>); 4],
     first_at: Option<Instant>,
     last_at: Option<Instant>,
     /// The process's CPU time at the first message and at the end: what the stream cost us,
@@ -105,13 +130,12 @@ impl Stats {
             volume: 0,
             sleeps: (0, 0),
             wait: None,
+            by_wait: std::array::from_fn(|_| (0, latency_histogram())),
             first_at: None,
             last_at: None,
             cpu_at_first: None,
             cpu_at_last: None,
-            // 1 ns to 10 min, 3 significant digits.
-            latency_ns: Histogram::new_with_bounds(1, 600_000_000_000, 3)
-                .expect("valid histogram bounds"),
+            latency_ns: latency_histogram(),
         }
     }
 
@@ -142,9 +166,31 @@ impl Stats {
     }
 
     /// Counts one message and its tick; see [`reading`].
-    pub fn record_tick(&mut self, type_id: u32, tick: Option<MarketTick>) {
+    /// Returns what was read (quantity, latency).
+    pub fn record_tick(
+        &mut self,
+        type_id: u32,
+        tick: Option<MarketTick>,
+    ) -> (Option<u32>, Option<u64>) {
         let (quantity, latency) = reading(type_id, tick);
         self.record(type_id, quantity, latency);
+        (quantity, latency)
+    }
+
+    /// Counts how the wait for one message ended, with its latency if it had one: the
+    /// summary's latency per kind of wait says which kind the tail is made of.
+    pub fn record_wait(&mut self, ended: WaitEnd, latency_ns: Option<u64>) {
+        let index = match ended {
+            WaitEnd::Spinning => 1,
+            WaitEnd::Woken => 2,
+            WaitEnd::NapRanOut => 3,
+            _ => 0,
+        };
+        let kind = &mut self.by_wait[index];
+        kind.0 += 1;
+        if let Some(ns) = latency_ns {
+            kind.1.saturating_record(ns.max(1));
+        }
     }
 
     /// The stream's end: the sentinel's arrival, or the moment the run stopped.
@@ -214,6 +260,23 @@ impl Stats {
         )
     }
 
+    /// Messages and latency per kind of wait, for the summary (kinds with no message left
+    /// out).
+    fn by_wait(&self) -> Vec<WaitKindSummary> {
+        WAIT_KINDS
+            .iter()
+            .zip(&self.by_wait)
+            .filter(|(_, (count, _))| *count > 0)
+            .map(|(name, (count, histogram))| WaitKindSummary {
+                kind: name,
+                messages: *count,
+                p50_ns: histogram.value_at_quantile(0.50),
+                p99_ns: histogram.value_at_quantile(0.99),
+                max_ns: histogram.max(),
+            })
+            .collect()
+    }
+
     pub fn to_json(&self) -> String {
         // Numbers and nested structs only: serde_json cannot fail on them.
         serde_json::to_string(&self.summary()).expect("a summary of numbers serializes")
@@ -243,6 +306,7 @@ impl Stats {
                 max: self.latency_ns.max(),
             },
             wait: self.wait,
+            by_wait: self.by_wait(),
         }
     }
 

@@ -199,7 +199,7 @@ pub use rpc::{
 pub use select::{Selected, Selector, SelectorHandle, SleepEnds};
 pub use sys::peer::{ListenReport, PeerCredentials, PeerLiveness};
 pub use wait::cancel::CancelToken;
-pub use wait::pace::{PaceStats, SpinPolicy};
+pub use wait::pace::{PaceStats, SpinPolicy, WaitEnd};
 pub use wire::{layout, type_id};
 
 const _: () = {

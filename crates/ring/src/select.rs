@@ -77,6 +77,8 @@ pub struct Selector<K> {
     pace: Pace,
     cancel: Option<CancelToken>,
     adds: Arc<Adds<K>>,
+    /// The add queue's generation when it was last taken.
+    adds_taken: u32,
     /// When the peers are next due a look, across calls.
     next_peer_check: Instant,
     /// Calls that found a message ready, left before the next look at the clock.
@@ -248,6 +250,7 @@ impl<K> Selector<K> {
                 generation: AtomicU32::new(0),
                 queue: Mutex::new(Vec::new()),
             }),
+            adds_taken: 0,
             next_peer_check: Instant::now() + PEER_CHECK_INTERVAL,
             calls_until_clock: CALLS_PER_CLOCK_READ,
             sleep_ends: SleepEnds::default(),
@@ -491,8 +494,18 @@ impl<K> Selector<K> {
 
     /// Takes the rings other threads handed over. Returns the add queue's generation as it
     /// was before the take: the value a sleep must still find, or an add came after the take.
+    ///
+    /// The queue's lock is taken only when the generation moved since the last take: every
+    /// select calls this, and a lock and unlock per message is a cost a plain consumer does
+    /// not pay. A push bumps the generation after
+    /// it pushes, so a push this load misses is seen by the next call, or wakes the sleep
+    /// that waits on the generation loaded here.
     fn take_adds(&mut self) -> u32 {
         let generation = self.adds.generation.load(Ordering::SeqCst);
+        if generation == self.adds_taken {
+            return generation;
+        }
+        self.adds_taken = generation;
         let mut queue = self
             .adds
             .queue

@@ -14,7 +14,7 @@ use crate::ring::stats::ConsumerStats;
 use crate::sys::futex::Woke;
 use crate::sys::peer::PeerWatch;
 use crate::wait::cancel::CancelToken;
-use crate::wait::pace::{Pace, PaceStats, Plan, SpinPolicy};
+use crate::wait::pace::{Pace, PaceStats, Plan, SpinPolicy, WaitEnd};
 use crate::wait::{self, Naps, OnSignal};
 use crate::wire::layout::{
     CONSUMER_FEATURES, MAX_CURSOR, PUBLISH_BATCH, SKIP_MARKER, SLOT_HEADER_LEN, SlotHeader,
@@ -91,6 +91,8 @@ pub struct Consumer {
     naps_run_out: u64,
     /// How the next wait is spent (spin, sleep, or nap then spin), from the waits seen.
     pace: Pace,
+    /// How the wait for the last message handed out ended.
+    last_wait: WaitEnd,
     /// How long to spin on an empty ring before sleeping, in units of [`SPIN_POLL_NANOS`].
     spin_threshold: u32,
     /// Never sleep (the futex word holds `PURE_SPIN`).
@@ -127,6 +129,16 @@ impl fmt::Debug for Consumer {
             .field("received", &self.received)
             .field("pure_spin", &self.pure_spin)
             .finish()
+    }
+}
+
+/// How a wait ended, from how its last sleep did (`None`: it did not sleep, the look before
+/// the sleep found the message).
+fn ended_by(woke: Option<Woke>) -> WaitEnd {
+    match woke {
+        Some(Woke::TimedOut) => WaitEnd::NapRanOut,
+        Some(Woke::Woken(_) | Woke::Changed) => WaitEnd::Woken,
+        None => WaitEnd::Spinning,
     }
 }
 
@@ -190,6 +202,7 @@ impl Consumer {
             missed_wakes: 0,
             naps_run_out: 0,
             pace: Pace::new(SpinPolicy::default()),
+            last_wait: WaitEnd::None,
             spin_threshold,
             pure_spin,
             poisoned,
@@ -262,6 +275,12 @@ impl Consumer {
     /// The spin policy in force.
     pub fn spin_policy(&self) -> SpinPolicy {
         self.pace.policy()
+    }
+
+    /// How the wait for the last message a blocking receive returned ended: no wait, caught
+    /// by the spin, woken, or found when a nap ran out (for latency per kind of wait).
+    pub fn last_wait(&self) -> WaitEnd {
+        self.last_wait
     }
 
     /// How the spin policy planned the waits so far and what the spins caught.
@@ -451,7 +470,10 @@ impl Consumer {
     #[inline]
     fn wait_for_slot(&mut self, timeout: Option<Duration>) -> Result<Slot> {
         match self.next_slot()? {
-            Some(slot) => Ok(slot),
+            Some(slot) => {
+                self.last_wait = WaitEnd::None;
+                Ok(slot)
+            }
             None => self.wait_for_slot_slow(timeout),
         }
     }
@@ -488,12 +510,14 @@ impl Consumer {
     ) -> Result<Slot> {
         if !self.pure_spin && !plan.nap_before_spin.is_zero() {
             self.look_up(started, bounds)?;
+            let mut woke = None;
             if self.announce_sleep() {
                 let nap = Naps::starting_at(plan.nap_before_spin).next(bounds.deadline);
-                self.sleep(nap, Nap::BeforeSpin)?;
+                woke = Some(self.sleep(nap, Nap::BeforeSpin)?);
             }
             self.end_sleep();
             if let Some(slot) = self.next_slot()? {
+                self.last_wait = ended_by(woke);
                 return Ok(slot);
             }
         }
@@ -505,17 +529,23 @@ impl Consumer {
             Some(Instant::now() + plan.spin)
         };
         if let Some(slot) = self.spin(spin_until, bounds)? {
+            self.last_wait = WaitEnd::Spinning;
             return Ok(slot);
         }
         let mut naps = Naps::starting_at(plan.first_nap);
+        let mut woke = None;
         loop {
             if let Some(slot) = self.next_slot()? {
+                self.last_wait = ended_by(woke);
                 return Ok(slot);
             }
             self.look_up(Instant::now(), bounds)?;
+            woke = None;
             if self.announce_sleep() {
                 let nap = naps.next(bounds.deadline);
-                if self.sleep(nap, Nap::Bound)? == Woke::TimedOut {
+                let ended = self.sleep(nap, Nap::Bound)?;
+                woke = Some(ended);
+                if ended == Woke::TimedOut {
                     // A good moment to look at the peer: nothing woke us for a whole nap.
                     self.check_peer()?;
                     bounds.next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;

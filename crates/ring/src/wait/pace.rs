@@ -97,6 +97,24 @@ pub struct PaceStats {
     pub spin_nanos: u64,
 }
 
+/// How the wait for one message ended: what a latency figure per kind of wait is keyed by
+/// (see [`Consumer::last_wait`](crate::Consumer::last_wait)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WaitEnd {
+    /// The message was there at the first look: no wait.
+    #[default]
+    None,
+    /// Found awake: by a spin, or by the look just before a sleep.
+    Spinning,
+    /// It woke the sleeping consumer (a producer's wake, or the word it changed before the
+    /// sleep began).
+    Woken,
+    /// It was found when a nap ran out: a wake lost or late, or a message that landed as the
+    /// nap ended.
+    NapRanOut,
+}
+
 /// The gaps an end has seen, its policy, and its counters.
 #[derive(Clone, Debug)]
 pub(crate) struct Pace {
