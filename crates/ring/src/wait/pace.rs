@@ -16,9 +16,10 @@
 //!   before it wakes the sleeper as any other.
 //! - **Sleep at once** when that span is wider than twice the window: the spin would catch
 //!   too few messages to pay for itself.
-//! - **Nap to the feed.** The first nap lasts as long as the recent waits do (at least
-//!   [`FIRST_NAP`], at most [`MAX_NAP`]), so a message a millisecond away wakes one sleep instead
-//!   of two; a lost wake (upstream's producer has a window) costs at most that nap.
+//! - **Nap to the feed.** The first nap lasts one and a half times the 95th percentile of the
+//!   recent waits (at least [`FIRST_NAP`], at most [`MAX_NAP`]), so a message a millisecond away
+//!   ends one sleep instead of two; a lost wake (upstream's producer has a window) costs at
+//!   most that nap.
 //!
 //! Until [`WARM_UP`] waits are seen, and under [`SpinPolicy::Fixed`], the pace is the fixed
 //! one: spin the whole window, then naps from [`FIRST_NAP`].
@@ -195,7 +196,9 @@ impl Pace {
             Duration::from_micros(u64::from(waits[index]))
         };
         let (early, late) = (quantile(0.35), quantile(0.95));
-        let first_nap = late.clamp(FIRST_NAP, MAX_NAP);
+        // Half again the 95th percentile: a nap as long as the gap itself would run out just
+        // before the message half the time, two sleeps for one message.
+        let first_nap = (late + late / 2).clamp(FIRST_NAP, MAX_NAP);
         if window.is_zero() || late.saturating_sub(early) > window * 2 {
             return Plan {
                 nap_before_spin: Duration::ZERO,
