@@ -517,7 +517,11 @@ impl Consumer {
             }
             self.end_sleep();
             if let Some(slot) = self.next_slot()? {
-                self.last_wait = ended_by(woke);
+                // After a planned nap that ran out, the message was found awake.
+                self.last_wait = match woke {
+                    Some(Woke::TimedOut) => WaitEnd::Spinning,
+                    other => ended_by(other),
+                };
                 return Ok(slot);
             }
         }
@@ -663,11 +667,16 @@ impl Consumer {
                 // Missed: a message landed during the nap and nobody swapped the word back
                 // (our producer always does when it publishes onto a SLEEPING word).
                 let header = self.region.header();
+                // A planned nap is meant to run out just before the message is likely: one
+                // that lands as it ends is found awake, not a lost wake.
+                if kind == Nap::BeforeSpin {
+                    return Ok(woke);
+                }
                 if header.consumer_sleeping.load(Ordering::Acquire) == sleeping::SLEEPING
                     && header.head.load(Ordering::Acquire) != self.tail
                 {
                     self.missed_wakes += 1;
-                } else if kind == Nap::Bound {
+                } else {
                     self.naps_run_out += 1;
                 }
             }
