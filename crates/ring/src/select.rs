@@ -102,7 +102,7 @@ pub struct SleepEnds {
     /// but a look at the peers.
     pub timed_out: u64,
     /// Naps the spin policy planned before a spin
-    /// ([`SpinPolicy::Adaptive`](crate::SpinPolicy::Adaptive)) that ran to
+    /// ([`SpinPolicy::Adaptive`](crate::wait::pace::SpinPolicy::Adaptive)) that ran to
     /// their end, as planned.
     pub planned: u64,
     /// Ended by the cancel token (the select returned [`Error::Cancelled`]); also a sleep the
@@ -697,7 +697,8 @@ mod mutant_kills {
     fn an_adaptive_selector_sleeps_at_once_after_a_slow_feed_and_spins_after_a_fast_one() {
         let wait_once = |waits_us: fn(u64) -> u64| {
             let (_region, _producer, consumer) = ring();
-            let options = BusOptions::default().spin_policy(crate::SpinPolicy::Adaptive);
+            let options =
+                BusOptions::default().spin_policy(crate::wait::pace::SpinPolicy::Adaptive);
             let mut selector = Selector::with_options(&options);
             selector.add("a", consumer);
             for i in 0..32 {

@@ -90,7 +90,9 @@ pub struct Consumer {
     /// before a spin is not counted here.
     naps_run_out: u64,
     /// How the next wait is spent (spin, sleep, or nap then spin), from the waits seen.
-    pace: Pace,
+    /// Boxed: its history is used only when the ring is empty, and a consumer stays small
+    /// enough to sit in an enum beside a producer.
+    pace: Box<Pace>,
     /// How the wait for the last message handed out ended.
     last_wait: WaitEnd,
     /// How long to spin on an empty ring before sleeping, in units of [`SPIN_POLL_NANOS`].
@@ -201,7 +203,7 @@ impl Consumer {
             wakeups: 0,
             missed_wakes: 0,
             naps_run_out: 0,
-            pace: Pace::new(SpinPolicy::default()),
+            pace: Box::new(Pace::new(SpinPolicy::default())),
             last_wait: WaitEnd::None,
             spin_threshold,
             pure_spin,

@@ -346,7 +346,7 @@ fn seen_waits(consumer: &mut Consumer, waits_us: impl Fn(u64) -> u64, n: u64) {
 fn an_adaptive_consumer_sleeps_at_once_after_a_slow_feed_and_spins_after_a_fast_one() {
     let wait_once = |policy: SpinPolicy, waits_us: fn(u64) -> u64| {
         let (_producer, mut consumer, _region) = pair();
-        consumer.set_spin_threshold(crate::bus::BusOptions::DEFAULT_SPIN_THRESHOLD);
+        consumer.set_spin_threshold(DEFAULT_SPIN_THRESHOLD);
         consumer.set_spin_policy(policy);
         seen_waits(&mut consumer, waits_us, 32);
         let timed_out = matches!(
@@ -378,7 +378,7 @@ fn an_adaptive_consumer_sleeps_at_once_after_a_slow_feed_and_spins_after_a_fast_
 #[test]
 fn a_planned_nap_is_ended_by_the_producers_wake() {
     let (mut producer, mut consumer, region) = pair();
-    consumer.set_spin_threshold(crate::bus::BusOptions::DEFAULT_SPIN_THRESHOLD);
+    consumer.set_spin_threshold(DEFAULT_SPIN_THRESHOLD);
     consumer.set_spin_policy(SpinPolicy::Adaptive);
     // Waits of 40-41 ms: a nap of about 45 ms, then a spin across the likely span.
     seen_waits(&mut consumer, |i| 40_000 + i * 30, 32);
