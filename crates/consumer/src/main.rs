@@ -163,7 +163,7 @@ fn receive(
                 stats.finish(Instant::now());
                 return Ok(());
             }
-            let (_, latency) = stats.record_tick(type_id, tick);
+            let latency = stats.record_tick(type_id, tick);
             stats.record_wait(consumer.last_wait(), latency);
             if stats.received % 4096 != 0 {
                 continue;

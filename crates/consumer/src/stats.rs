@@ -166,15 +166,11 @@ impl Stats {
     }
 
     /// Counts one message and its tick; see [`reading`].
-    /// Returns what was read (quantity, latency).
-    pub fn record_tick(
-        &mut self,
-        type_id: u32,
-        tick: Option<MarketTick>,
-    ) -> (Option<u32>, Option<u64>) {
+    /// Returns the tick's one-way latency, if it had one.
+    pub fn record_tick(&mut self, type_id: u32, tick: Option<MarketTick>) -> Option<u64> {
         let (quantity, latency) = reading(type_id, tick);
         self.record(type_id, quantity, latency);
-        (quantity, latency)
+        latency
     }
 
     /// Counts how the wait for one message ended, with its latency if it had one: the

@@ -156,11 +156,13 @@ impl<'a> Future for Recv<'a> {
         loop {
             match end.consumer.poll_slot() {
                 Ok(Some(slot)) => {
+                    // Only a receive that registered has a wake to attribute: one that found
+                    // the message at its first look touches no shared counter.
                     if let Some(started) = end.wait_started.take() {
                         end.consumer.pace_mut().arrived_after(started.elapsed());
+                        end.wakes.found_message();
                     }
                     end.next_peer_check = None;
-                    end.wakes.found_message();
                     // The message borrows the consumer for 'a: take the end out of the future.
                     return Poll::Ready(match this.end.take() {
                         Some(end) => Ok(end.consumer.message(slot)),

@@ -496,20 +496,22 @@ impl Consumer {
             next_peer_check: started + PEER_CHECK_INTERVAL,
         };
         let plan = self.pace.plan(spin_window(self.spin_threshold));
-        let slot = self.wait_as_planned(started, plan, &mut bounds)?;
-        self.pace.arrived_after(started.elapsed());
+        let (slot, found_at) = self.wait_as_planned(started, plan, &mut bounds)?;
+        self.pace
+            .arrived_after(found_at.saturating_duration_since(started));
         Ok(slot)
     }
 
     /// The wait of one [`Plan`]: a nap before the spin if planned (a producer's wake ends it
     /// early), the spin, then naps from the plan's first, growing to [`wait::MAX_NAP`]. A
-    /// pure-spin consumer only spins.
+    /// pure-spin consumer only spins. Returns the slot and when it was found (one clock read
+    /// serves the pace's spin time and its wait).
     fn wait_as_planned(
         &mut self,
         started: Instant,
         plan: Plan,
         bounds: &mut WaitBounds,
-    ) -> Result<Slot> {
+    ) -> Result<(Slot, Instant)> {
         if !self.pure_spin && !plan.nap_before_spin.is_zero() {
             self.look_up(started, bounds)?;
             let mut woke = None;
@@ -524,26 +526,23 @@ impl Consumer {
                     Some(Woke::TimedOut) => WaitEnd::Spinning,
                     other => ended_by(other),
                 };
-                return Ok(slot);
+                return Ok((slot, Instant::now()));
             }
         }
-        let spin_until = if self.pure_spin {
-            None
-        } else if plan.spin.is_zero() {
-            Some(Instant::now())
-        } else {
-            Some(Instant::now() + plan.spin)
-        };
-        if let Some(slot) = self.spin(spin_until, bounds)? {
-            self.last_wait = WaitEnd::Spinning;
-            return Ok(slot);
+        if self.pure_spin || !plan.spin.is_zero() {
+            let spin_started = Instant::now();
+            let spin_until = (!self.pure_spin).then(|| spin_started + plan.spin);
+            if let Some(found) = self.spin(spin_started, spin_until, bounds)? {
+                self.last_wait = WaitEnd::Spinning;
+                return Ok(found);
+            }
         }
         let mut naps = Naps::starting_at(plan.first_nap);
         let mut woke = None;
         loop {
             if let Some(slot) = self.next_slot()? {
                 self.last_wait = ended_by(woke);
-                return Ok(slot);
+                return Ok((slot, Instant::now()));
             }
             self.look_up(Instant::now(), bounds)?;
             woke = None;
@@ -561,25 +560,28 @@ impl Consumer {
         }
     }
 
-    /// The spin of [`wait_as_planned`](Self::wait_as_planned), until `spin_until` (never ends
-    /// in pure-spin mode, `None`): `Some(slot)` once one lands, `None` when the time is up.
-    /// Its time and its catches are counted in the pace's stats.
+    /// The spin of [`wait_as_planned`](Self::wait_as_planned), begun at `spin_started`, until
+    /// `spin_until` (never ends in pure-spin mode, `None`): the slot and when it was found,
+    /// once one lands; `None` when the time is up. Its time and its catches are counted in
+    /// the pace's stats.
     #[inline]
     fn spin(
         &mut self,
+        spin_started: Instant,
         spin_until: Option<Instant>,
         bounds: &mut WaitBounds,
-    ) -> Result<Option<Slot>> {
-        let spin_started = Instant::now();
-        if spin_until.is_some_and(|until| until <= spin_started) {
-            return Ok(None);
-        }
+    ) -> Result<Option<(Slot, Instant)>> {
         let outcome = self.spin_until(spin_until, bounds);
-        self.pace.spun_for(spin_started.elapsed());
-        if let Ok(Some(_)) = outcome {
-            self.pace.caught_spinning();
-        }
-        outcome
+        let now = Instant::now();
+        self.pace
+            .spun_for(now.saturating_duration_since(spin_started));
+        Ok(match outcome? {
+            Some(slot) => {
+                self.pace.caught_spinning();
+                Some((slot, now))
+            }
+            None => None,
+        })
     }
 
     /// The loop of [`spin`](Self::spin).
@@ -665,15 +667,13 @@ impl Consumer {
         )?;
         match woke {
             Woke::Woken(_) => self.wakeups += 1,
+            // A planned nap is meant to run out just before the message is likely: one that
+            // lands as it ends is found awake, not a lost wake.
+            Woke::TimedOut if kind == Nap::BeforeSpin => {}
             Woke::TimedOut => {
                 // Missed: a message landed during the nap and nobody swapped the word back
                 // (our producer always does when it publishes onto a SLEEPING word).
                 let header = self.region.header();
-                // A planned nap is meant to run out just before the message is likely: one
-                // that lands as it ends is found awake, not a lost wake.
-                if kind == Nap::BeforeSpin {
-                    return Ok(woke);
-                }
                 if header.consumer_sleeping.load(Ordering::Acquire) == sleeping::SLEEPING
                     && header.head.load(Ordering::Acquire) != self.tail
                 {
