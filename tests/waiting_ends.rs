@@ -3,13 +3,15 @@
 //! woken by the producer's wake, never by a nap running out; and a pure-spin consumer, a
 //! sleeping one and an `AsyncConsumer` each report a killed producer within the README's
 //! 250 ms. Each runs many times: a timing promise that holds by luck shows up as a failure.
+//! The adaptive spin policy is held to its plan against the same producer, in sparse and in
+//! streaming traffic, by counting how it waited, never by timing.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use tachyon_itest::{Proc, python_script, serial, socket_path};
-use tachyon_ring::{AsyncConsumer, Bus, BusOptions, Consumer, Error};
+use tachyon_ring::{AsyncConsumer, Bus, BusOptions, Consumer, ConsumerStats, Error, SpinPolicy};
 
 const LIMIT: Duration = Duration::from_secs(120);
 /// The README's bound on noticing a dead peer.
@@ -87,6 +89,158 @@ fn an_idle_async_receive_is_woken_by_the_real_producers_wake() {
     );
 }
 
+/// Ticks after which an adaptive consumer's counters are read again: past the policy's
+/// warm-up (its first waits keep the fixed pace, counted as spins at once), so the difference
+/// is what the plan did.
+const PAST_WARM_UP: u64 = 12;
+
+/// How an adaptive consumer waited for the ticks after [`PAST_WARM_UP`].
+#[derive(Debug)]
+struct PlannedWaits {
+    ticks: u64,
+    sleeps: u64,
+    wakeups: u64,
+    spun_at_once: u64,
+    napped_then_spun: u64,
+    slept_at_once: u64,
+    caught_spinning: u64,
+}
+
+impl PlannedWaits {
+    fn between(before: &ConsumerStats, after: &ConsumerStats) -> Self {
+        let (b, a) = (&before.pace, &after.pace);
+        Self {
+            ticks: after.received - before.received,
+            sleeps: after.sleeps - before.sleeps,
+            wakeups: after.wakeups - before.wakeups,
+            spun_at_once: a.spun_at_once - b.spun_at_once,
+            napped_then_spun: a.napped_then_spun - b.napped_then_spun,
+            slept_at_once: a.slept_at_once - b.slept_at_once,
+            caught_spinning: a.caught_spinning - b.caught_spinning,
+        }
+    }
+
+    fn planned(&self) -> u64 {
+        self.spun_at_once + self.napped_then_spun + self.slept_at_once
+    }
+}
+
+/// Receives `ticks` ticks from the real Python producer (with `args`) through a consumer with
+/// `policy`, checking each is the next one the producer wrote (its type and quantity follow
+/// its index), then its end marker; returns how it waited past the warm-up.
+fn ticks_received_with(policy: SpinPolicy, tag: &str, ticks: u64, args: &[&str]) -> PlannedWaits {
+    let socket = socket_path(tag);
+    let count = ticks.to_string();
+    let mut args = args.to_vec();
+    args.extend(["--count", &count]);
+    let (producer, mut consumer) =
+        python_producer_into(&socket, Bus::options().spin_policy(policy), &args);
+    assert_eq!(consumer.spin_policy(), policy);
+    let mut warmed_up = None;
+    for i in 0..ticks {
+        if i == PAST_WARM_UP {
+            warmed_up = Some(consumer.stats());
+        }
+        let message = consumer.recv().expect("a tick");
+        let data = message.data();
+        assert_eq!(data.len(), 32, "tick {i}");
+        assert_eq!(
+            message.type_id(),
+            1 + (i as u32 & 1),
+            "tick {i} out of order"
+        );
+        let quantity = u32::from_le_bytes(data[16..20].try_into().unwrap());
+        assert_eq!(quantity, 1 + (i % 1000) as u32, "tick {i} out of order");
+    }
+    assert_eq!(consumer.recv().expect("the end marker").type_id(), 0);
+    producer.finish(LIMIT).assert_success();
+    let stats = consumer.stats();
+    assert_eq!(stats.received, ticks + 1);
+    let waits = PlannedWaits::between(&warmed_up.expect("more ticks than the warm-up"), &stats);
+    eprintln!("{tag} ({policy:?}): {waits:?}");
+    waits
+}
+
+#[test]
+fn an_adaptive_consumer_sleeps_at_once_between_the_real_producers_spread_out_ticks() {
+    let _serial = serial();
+    // Gaps of 1-20 ms: the likely span (35th to 95th percentile, some 12 ms wide) is far wider
+    // than any spin window, whatever the scheduler adds to the producer's gaps.
+    let waits = ticks_received_with(
+        SpinPolicy::Adaptive,
+        "adaptive-spread",
+        80,
+        &["--gap-us", "1000..20000"],
+    );
+    assert!(
+        waits.planned() >= waits.ticks - 2,
+        "each tick was waited for: {waits:?}"
+    );
+    assert_eq!(
+        waits.slept_at_once,
+        waits.planned(),
+        "every wait sleeps at once, with no spin: {waits:?}"
+    );
+    // Sleeping at once, a wait is one futex sleep ended by the producer's wake (tachyon-ipc's,
+    // which leaves the sleeping word set), not a run of naps that run out: the first nap is
+    // past the 95th percentile gap, so only a wake lost or a producer held up makes two.
+    assert!(
+        waits.sleeps <= waits.ticks + waits.ticks / 8,
+        "one sleep per tick: {waits:?}"
+    );
+    assert!(
+        waits.wakeups * 8 >= waits.sleeps * 7,
+        "the producer's wake ends the sleeps: {waits:?}"
+    );
+}
+
+#[test]
+fn an_adaptive_consumer_sleeps_once_per_tick_of_the_real_producers_regular_feed() {
+    let _serial = serial();
+    // One tick a millisecond: the fixed pace spins 370 us, then its first 0.5 ms nap runs
+    // out before the tick and a second sleep follows, two futex sleeps a tick (checked here
+    // too, so the count below is one the policy earns). The adaptive pace sleeps past most of
+    // the gap, or at once when the scheduler spreads the gaps, either way once a tick.
+    let feed = ["--gap-us", "1000..1000"];
+    let fixed = ticks_received_with(SpinPolicy::Fixed, "fixed-regular", 300, &feed);
+    let adaptive = ticks_received_with(SpinPolicy::Adaptive, "adaptive-regular", 300, &feed);
+    assert!(
+        fixed.sleeps >= fixed.ticks * 3 / 2,
+        "the fixed pace sleeps about twice a tick at this feed: {fixed:?}"
+    );
+    assert!(
+        adaptive.sleeps <= adaptive.ticks + adaptive.ticks / 8,
+        "the adaptive pace sleeps once a tick: {adaptive:?}"
+    );
+    assert!(
+        adaptive.spun_at_once * 10 <= adaptive.planned(),
+        "a 1 ms gap is not spun for from its start: {adaptive:?}"
+    );
+}
+
+#[test]
+fn an_adaptive_consumer_spins_for_the_real_producers_stream() {
+    let _serial = serial();
+    // Flat out: the Python producer is slower than the consumer, which waits microseconds
+    // for most batches the producer flushes (a few longer gaps: its flushes, its collector,
+    // the scheduler).
+    let waits = ticks_received_with(
+        SpinPolicy::Adaptive,
+        "adaptive-stream",
+        200_000,
+        &["--no-timestamp"],
+    );
+    assert!(waits.planned() > 1000, "the consumer waited: {waits:?}");
+    assert!(
+        waits.spun_at_once * 3 >= waits.planned() * 2,
+        "most waits spin at once: {waits:?}"
+    );
+    assert!(
+        waits.caught_spinning * 10 >= waits.spun_at_once * 8,
+        "and catch their message spinning: {waits:?}"
+    );
+}
+
 /// Kills the Python producer once `received` ticks arrived through `next`, and returns how
 /// long after the kill `next` reported the producer gone.
 fn time_to_notice_death(
@@ -124,6 +278,9 @@ enum Waiter {
     Sleeping,
     /// Asleep in the reactor between sparse ticks.
     Async,
+    /// The adaptive spin policy, sleeping at once between sparse ticks (its first nap is the
+    /// longest, up to 50 ms).
+    Adaptive,
 }
 
 fn dead_peer_noticed_within_bound(waiter: Waiter, rounds: usize) {
@@ -141,15 +298,20 @@ fn dead_peer_noticed_within_bound(waiter: Waiter, rounds: usize) {
                 Bus::options(),
                 &["--count", "1000", "--gap-us", "150000..200000"],
             ),
+            Waiter::Adaptive => (
+                Bus::options().spin_policy(SpinPolicy::Adaptive),
+                &["--count", "1000", "--gap-us", "5000..60000"],
+            ),
         };
         let (producer, consumer) = python_producer_into(&socket, options, pace);
-        let received = if matches!(waiter, Waiter::PureSpin) {
-            10_000
-        } else {
-            2
+        let received = match waiter {
+            Waiter::PureSpin => 10_000,
+            // Past the warm-up, so the plan, not the fixed pace, is waiting when it dies.
+            Waiter::Adaptive => 20,
+            Waiter::Sleeping | Waiter::Async => 2,
         };
         let noticed = match waiter {
-            Waiter::PureSpin | Waiter::Sleeping => {
+            Waiter::PureSpin | Waiter::Sleeping | Waiter::Adaptive => {
                 let mut consumer = consumer;
                 time_to_notice_death(producer, received, || consumer.recv().map(drop))
             }
@@ -183,4 +345,9 @@ fn a_sleeping_consumer_notices_a_dead_producer_within_250_ms() {
 #[test]
 fn an_async_consumer_notices_a_dead_producer_within_250_ms() {
     dead_peer_noticed_within_bound(Waiter::Async, 10);
+}
+
+#[test]
+fn an_adaptive_consumer_notices_a_dead_producer_within_250_ms() {
+    dead_peer_noticed_within_bound(Waiter::Adaptive, 10);
 }

@@ -429,15 +429,30 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
 
 /// A copy of a release binary (see [`rust_bin`]) that other uids can run, wherever the
 /// checkout lives (a clone under a 0700 home directory would make `target/` unreachable).
+///
+/// One directory per uid running the tests, reused by every test process (a directory per
+/// process left 11 MB in the temp dir on every run). The copy is written beside its final name
+/// and renamed over it, so a test process never overwrites a binary another one is running.
 pub fn world_executable(name: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = std::env::temp_dir().join(format!("tachyon-uid-bins-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let uid = nix::unistd::geteuid().as_raw();
+    let dir = std::env::temp_dir().join(format!("tachyon-uid-bins-{uid}"));
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => panic!("creating {}: {e}", dir.display()),
+    }
+    let meta = std::fs::symlink_metadata(&dir).unwrap();
+    assert!(
+        meta.is_dir() && meta.uid() == uid,
+        "{} is not a directory of uid {uid}: refusing to put binaries there",
+        dir.display()
+    );
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let copy = dir.join(name);
-    if !copy.exists() {
-        std::fs::copy(rust_bin(name), &copy).unwrap();
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let staged = dir.join(format!(".{name}.{}", std::process::id()));
+    std::fs::copy(rust_bin(name), &staged).unwrap();
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&staged, &copy).unwrap();
     copy
 }
