@@ -3,6 +3,10 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
+# No incremental caches for the recipes (over a gigabyte for `test`, of use only to an edit-build
+# loop, which runs cargo directly); set CARGO_INCREMENTAL=1 to keep them.
+export CARGO_INCREMENTAL := env_var_or_default("CARGO_INCREMENTAL", "0")
+
 python := justfile_directory() / ".venv/bin/python"
 socket := "/tmp/tachyon_market.sock"
 

@@ -104,6 +104,7 @@ struct PlannedWaits {
     napped_then_spun: u64,
     slept_at_once: u64,
     caught_spinning: u64,
+    spin_nanos: u64,
 }
 
 impl PlannedWaits {
@@ -117,6 +118,7 @@ impl PlannedWaits {
             napped_then_spun: a.napped_then_spun - b.napped_then_spun,
             slept_at_once: a.slept_at_once - b.slept_at_once,
             caught_spinning: a.caught_spinning - b.caught_spinning,
+            spin_nanos: a.spin_nanos - b.spin_nanos,
         }
     }
 
@@ -215,6 +217,41 @@ fn an_adaptive_consumer_sleeps_once_per_tick_of_the_real_producers_regular_feed(
     assert!(
         adaptive.spun_at_once * 10 <= adaptive.planned(),
         "a 1 ms gap is not spun for from its start: {adaptive:?}"
+    );
+}
+
+#[test]
+fn a_frugal_consumer_never_spins_and_sleeps_once_per_tick_of_the_real_producer() {
+    let _serial = serial();
+    // The regular 1 ms feed and the stream: every wait sleeps at once, none spins; at 1 ms
+    // that is one futex sleep a tick, ended by the producer's wake.
+    let regular = ticks_received_with(
+        SpinPolicy::Frugal,
+        "frugal-regular",
+        300,
+        &["--gap-us", "1000..1000"],
+    );
+    let stream = ticks_received_with(
+        SpinPolicy::Frugal,
+        "frugal-stream",
+        100_000,
+        &["--no-timestamp"],
+    );
+    for waits in [&regular, &stream] {
+        assert_eq!(waits.slept_at_once, waits.planned(), "{waits:?}");
+        assert_eq!(
+            (waits.caught_spinning, waits.spin_nanos),
+            (0, 0),
+            "{waits:?}"
+        );
+    }
+    assert!(
+        regular.sleeps <= regular.ticks + regular.ticks / 8,
+        "one sleep a tick: {regular:?}"
+    );
+    assert!(
+        regular.wakeups * 8 >= regular.sleeps * 7,
+        "the producer's wake ends the sleeps: {regular:?}"
     );
 }
 

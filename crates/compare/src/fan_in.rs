@@ -30,16 +30,7 @@ pub const MESSAGE_SIZE: usize = 32;
 /// Ring bytes per producer.
 pub const CAPACITY: usize = 1 << 20;
 
-/// `CLOCK_MONOTONIC` in ns: the one clock every process on the machine reads alike.
-pub fn monotonic_ns() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into `now`, which is live and writable.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
-}
+pub use crate::work::monotonic_ns;
 
 /// A message's payload: the send stamp, the producer's sequence number and its index.
 fn encode(payload: &mut [u8; MESSAGE_SIZE], stamp_ns: u64, seq: u64, producer: u32) {
@@ -157,13 +148,15 @@ pub fn trial(side: Impl, load: Load) -> Result<FanInResult> {
     // Ours: one socket, a ring per connector. Theirs: upstream listens for one peer per path.
     let paths: Vec<PathBuf> = match side {
         Impl::Ours => vec![work::socket_path("fanin"); n],
-        Impl::Theirs => (0..n).map(|_| work::socket_path("fanin")).collect(),
+        Impl::Theirs | Impl::Iceoryx2 => (0..n).map(|_| work::socket_path("fanin")).collect(),
     };
     let producers = spawn_producers(&paths, load.per_producer, load.gap, false)?;
     let cpu_before = crate::cpu::usage().0;
     let tally = match side {
         Impl::Ours => consume_selecting(&paths[0], n)?,
-        Impl::Theirs => crate::with_ring!(side, R => consume_per_thread::<R>(&paths))?,
+        Impl::Theirs | Impl::Iceoryx2 => {
+            crate::with_ring!(side, R => consume_per_thread::<R>(&paths))?
+        }
     };
     let consumer_cpu_s = crate::cpu::usage().0 - cpu_before;
     let sent = producers.finish_json()?["sent"].as_u64().unwrap_or(0);

@@ -10,13 +10,18 @@
 //! shared mapping ([`work::floor`]) and a plain `memcpy` of the same bytes
 //! ([`work::memcpy_rate`]).
 
+#[cfg(feature = "compare-iceoryx2")]
+pub mod anchor;
 pub mod cpu;
 pub mod fan_in;
+#[cfg(feature = "compare-iceoryx2")]
+pub mod iceoryx2;
 pub mod idle;
 pub mod lost_wake;
 pub mod plot;
 pub mod report;
 pub mod ring;
+pub mod sparse;
 pub mod suite;
 #[cfg(feature = "compare-upstream")]
 pub mod upstream;

@@ -44,16 +44,7 @@ pub const CAP: Duration = Duration::from_secs(3);
 /// spin lasts under half a millisecond; a loaded machine may deschedule it for a while).
 const SLEEP_WAIT: Duration = Duration::from_secs(5);
 
-/// `CLOCK_MONOTONIC` in ns: one clock for every process of the machine.
-pub fn monotonic_ns() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec, which lives across the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
-}
+pub use crate::work::monotonic_ns;
 
 /// One trial's samples.
 #[derive(Clone, Debug, Default)]

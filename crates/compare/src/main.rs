@@ -65,6 +65,30 @@ enum Command {
         #[arg(long)]
         in_process: bool,
     },
+    /// Ours against iceoryx2 0.10 (the second anchor, issue 23): round trip, streaming, and
+    /// one message per millisecond (latency and receiver CPU per spin policy), alternating;
+    /// writes OUT_DIR/iceoryx2.{md,json}. Needs feature compare-iceoryx2.
+    #[cfg(feature = "compare-iceoryx2")]
+    Iceoryx2 {
+        /// Pairs of trials (ours, then iceoryx2).
+        #[arg(long, default_value_t = 7)]
+        pairs: usize,
+        /// Round trips timed per trial.
+        #[arg(long, default_value_t = 200_000)]
+        round_trips: u64,
+        /// Messages per streaming trial.
+        #[arg(long, default_value_t = 20_000_000)]
+        stream_messages: u64,
+        /// Measured messages per sparse trial.
+        #[arg(long, default_value_t = 2_000)]
+        sparse_messages: u64,
+        /// The sparse trial's gap, µs.
+        #[arg(long, default_value_t = 1_000)]
+        gap_us: u64,
+        /// Where the table and the raw values go.
+        #[arg(long, default_value = "target/compare")]
+        out_dir: PathBuf,
+    },
     /// The other side of a cross-process trial (spawned by `run`).
     #[command(hide = true)]
     Child {
@@ -138,6 +162,14 @@ enum Role {
         #[arg(long)]
         socket: PathBuf,
     },
+    /// Connect and receive one message per gap until the sentinel; print the latency and
+    /// this process's CPU share (the sparse trial's receiver).
+    SparseRx {
+        #[arg(long, value_enum)]
+        end: tachyon_compare::sparse::SparseEnd,
+        #[arg(long)]
+        socket: PathBuf,
+    },
     /// Map the floor's page and echo ping values; print {"echoed"}.
     Floor {
         #[arg(long)]
@@ -174,6 +206,24 @@ fn main() -> ExitCode {
                 );
             })
         }
+        #[cfg(feature = "compare-iceoryx2")]
+        Command::Iceoryx2 {
+            pairs,
+            round_trips,
+            stream_messages,
+            sparse_messages,
+            gap_us,
+            out_dir,
+        } => anchor(
+            tachyon_compare::anchor::AnchorConfig {
+                pairs: pairs.max(1),
+                round_trips,
+                stream_messages,
+                sparse_messages,
+                gap: std::time::Duration::from_micros(gap_us),
+            },
+            &out_dir,
+        ),
         Command::Child { role } => {
             work::die_with_parent();
             child(role)
@@ -199,7 +249,29 @@ fn child(role: Role) -> Result<()> {
         Role::Echo { r#impl, ping, pong } => work::child_echo(r#impl, &ping, &pong),
         Role::Floor { shm } => work::child_floor(&shm),
         Role::LostWakeRx { r#impl, socket } => lost_wake::child(r#impl, &socket),
+        Role::SparseRx { end, socket } => tachyon_compare::sparse::child(end, &socket),
     }
+}
+
+/// Runs the iceoryx2 anchor, prints its table and writes it with the raw values.
+#[cfg(feature = "compare-iceoryx2")]
+fn anchor(config: tachyon_compare::anchor::AnchorConfig, out_dir: &Path) -> Result<()> {
+    let results = tachyon_compare::anchor::run(config)?;
+    let table = results.table();
+    println!("{table}");
+    std::fs::create_dir_all(out_dir)?;
+    std::fs::write(out_dir.join("iceoryx2.md"), &table)?;
+    let meta = json!({
+        "config": format!("{config:?}"),
+        "date": utc_now(),
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+    });
+    std::fs::write(
+        out_dir.join("iceoryx2.json"),
+        serde_json::to_string_pretty(&results.to_json(meta))?,
+    )?;
+    eprintln!("wrote {}/iceoryx2.{{md,json}}", out_dir.display());
+    Ok(())
 }
 
 fn profile(imp: Impl, size: usize, batch: u64, messages: u64) -> Result<()> {

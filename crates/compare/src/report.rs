@@ -23,6 +23,8 @@ pub enum Kind {
     Cores,
     /// A fraction, shown as a percentage.
     Share,
+    /// A plain number (futex sleeps per message).
+    Number,
 }
 
 /// A row's target on the median ratio ours / theirs.
@@ -132,6 +134,7 @@ impl Row {
             },
             Kind::Cores => format!("{value:.2} cores"),
             Kind::Share => format!("{:.1} %", value * 100.0),
+            Kind::Number => format!("{value:.2}"),
         };
         match label {
             Some(label) => format!("{label} {text}"),

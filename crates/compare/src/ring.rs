@@ -22,6 +22,8 @@ pub enum Impl {
     Ours,
     /// tachyon-ipc 0.5.1 (C++ core), feature `compare-upstream`.
     Theirs,
+    /// iceoryx2 0.10's publish-subscribe, feature `compare-iceoryx2` (the second anchor).
+    Iceoryx2,
 }
 
 impl Impl {
@@ -30,6 +32,7 @@ impl Impl {
         match self {
             Impl::Ours => "ours",
             Impl::Theirs => "theirs",
+            Impl::Iceoryx2 => "iceoryx2",
         }
     }
 
@@ -38,6 +41,7 @@ impl Impl {
         match self {
             Impl::Ours => true,
             Impl::Theirs => cfg!(feature = "compare-upstream"),
+            Impl::Iceoryx2 => cfg!(feature = "compare-iceoryx2"),
         }
     }
 }

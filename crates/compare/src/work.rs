@@ -24,6 +24,19 @@ use crate::ring::{Impl, Ring, Rx, Tx, Wait};
 #[macro_export]
 macro_rules! with_ring {
     ($imp:expr, $R:ident => $body:expr) => {
+        $crate::with_ring!(@match $imp, $R => $body, iceoryx2: {
+            type $R = $crate::iceoryx2::Iceoryx2;
+            $body
+        })
+    };
+    // Bodies that move an end to another thread: iceoryx2's `ipc` service (the one its authors
+    // benchmark) keeps its ports on one thread.
+    (threads: $imp:expr, $R:ident => $body:expr) => {
+        $crate::with_ring!(@match $imp, $R => $body, iceoryx2: Err(
+            "iceoryx2's ipc ports stay on one thread: this trial runs across processes only".into()
+        ))
+    };
+    (@match $imp:expr, $R:ident => $body:expr, iceoryx2: $iceoryx2:expr) => {
         match $imp {
             $crate::ring::Impl::Ours => {
                 type $R = $crate::ring::Ours;
@@ -40,8 +53,28 @@ macro_rules! with_ring {
                  (crates/compare/build-upstream.sh)"
                     .into(),
             ),
+            #[cfg(feature = "compare-iceoryx2")]
+            $crate::ring::Impl::Iceoryx2 => $iceoryx2,
+            #[cfg(not(feature = "compare-iceoryx2"))]
+            $crate::ring::Impl::Iceoryx2 => Err(
+                "this build has no iceoryx2: build with feature compare-iceoryx2 \
+                 (crates/compare/build-upstream.sh)"
+                    .into(),
+            ),
         }
     };
+}
+
+/// `CLOCK_MONOTONIC` in ns: the one clock every process on the machine reads alike, so a
+/// stamp taken by the sender is compared with the receiver's clock.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `now`, which is live and writable.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 /// Type id of the data messages; 0 ends a stream.
@@ -386,7 +419,7 @@ pub fn die_with_parent() {
 /// Streaming in one process: a consumer thread connects, this thread listens and produces.
 /// Returns the consumer's data messages per second.
 pub fn in_process_stream(imp: Impl, size: usize, count: u64) -> Result<f64> {
-    with_ring!(imp, R => in_process_stream_with::<R>(size, count))
+    with_ring!(threads: imp, R => in_process_stream_with::<R>(size, count))
 }
 
 fn in_process_stream_with<R: Ring>(size: usize, count: u64) -> Result<f64>
@@ -491,7 +524,7 @@ pub fn child_echo(imp: Impl, ping_path: &Path, pong_path: &Path) -> Result<()> {
 /// exact and spin loops would blur them): `rounds` times, send `batch` messages of `size`
 /// bytes, flush, receive them all. Returns the wall time.
 pub fn single_thread(imp: Impl, size: usize, batch: u64, rounds: u64) -> Result<Duration> {
-    with_ring!(imp, R => single_thread_with::<R>(size, batch, rounds))
+    with_ring!(threads: imp, R => single_thread_with::<R>(size, batch, rounds))
 }
 
 fn single_thread_with<R: Ring>(size: usize, batch: u64, rounds: u64) -> Result<Duration>
@@ -721,6 +754,9 @@ pub fn end_to_end(
     let consumer_bin = match imp {
         Impl::Ours => &paths.ours_consumer,
         Impl::Theirs => &paths.theirs_consumer,
+        Impl::Iceoryx2 => {
+            return Err("no iceoryx2 tachyon-consumer: end to end is ours and upstream's".into());
+        }
     };
     let mut command = Command::new(consumer_bin);
     command.arg("--socket").arg(&socket).arg("--json");

@@ -137,8 +137,12 @@ mod tests {
 /// `--spin-policy`: the ring crate's [`tachyon_ring::SpinPolicy`], as the command line names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SpinPolicyArg {
+    /// Spin the whole window, then sleep (the default).
     Fixed,
+    /// Spin only where the next message is likely, from the gaps seen.
     Adaptive,
+    /// Never spin: one sleep per message, the least CPU.
+    Frugal,
 }
 
 impl From<SpinPolicyArg> for tachyon_ring::SpinPolicy {
@@ -146,6 +150,7 @@ impl From<SpinPolicyArg> for tachyon_ring::SpinPolicy {
         match arg {
             SpinPolicyArg::Fixed => tachyon_ring::SpinPolicy::Fixed,
             SpinPolicyArg::Adaptive => tachyon_ring::SpinPolicy::Adaptive,
+            SpinPolicyArg::Frugal => tachyon_ring::SpinPolicy::Frugal,
         }
     }
 }

@@ -468,15 +468,17 @@ impl TachyonBus {
     }
 
     /// How this end waits on an empty ring, by name: "fixed" (the default: spin the whole
-    /// window, then sleep) or "adaptive" (spin only where the next message is likely, from
-    /// the gaps seen; sleep at once when they are far apart). Makes the end the consumer.
+    /// window, then sleep), "adaptive" (spin only where the next message is likely, from
+    /// the gaps seen; sleep at once when they are far apart) or "frugal" (never spin: one
+    /// sleep per message, the least CPU). Makes the end the consumer.
     fn set_spin_policy(&self, policy: &str) -> PyResult<()> {
         let policy = match policy {
             "fixed" => SpinPolicy::Fixed,
             "adaptive" => SpinPolicy::Adaptive,
+            "frugal" => SpinPolicy::Frugal,
             other => {
                 return Err(PyValueError::new_err(format!(
-                    "spin policy must be \"fixed\" or \"adaptive\", got {other:?}"
+                    "spin policy must be \"fixed\", \"adaptive\" or \"frugal\", got {other:?}"
                 )));
             }
         };

@@ -263,18 +263,19 @@ def test_numa_and_polling_mode(sock):
 
 
 def test_spin_policy_by_name_and_messages_still_arrive(sock):
-    """set_spin_policy takes "fixed" or "adaptive" (ValueError naming the value otherwise),
-    and an adaptive receiving end gets every message of a feed with gaps."""
+    """set_spin_policy takes "fixed", "adaptive" or "frugal" (ValueError naming the value
+    otherwise), and an adaptive or frugal receiving end gets every message of a feed with gaps."""
     rx, tx = pair(ours, sock)
     with rx, tx:
         with pytest.raises(ValueError, match='"slow"'):
             rx.set_spin_policy("slow")
-        rx.set_spin_policy("adaptive")
-        for i in range(40):
-            tx.send(bytes([i]), 1)
-            time.sleep(0.001 * (i % 3))
-            with rx.recv_zero_copy(timeout=5) as m:
-                assert (m.type_id, bytes(m)) == (1, bytes([i]))
+        for policy in ("adaptive", "frugal"):
+            rx.set_spin_policy(policy)
+            for i in range(40):
+                tx.send(bytes([i]), 1)
+                time.sleep(0.001 * (i % 3))
+                with rx.recv_zero_copy(timeout=5) as m:
+                    assert (m.type_id, bytes(m)) == (1, bytes([i]))
         rx.set_spin_policy("fixed")
 
 

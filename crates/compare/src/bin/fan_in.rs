@@ -286,7 +286,7 @@ fn fan_in_rows(args: &RunArgs, theirs: bool) -> Result<Vec<Row>> {
                         &mut p50.ours,
                         &mut p99.ours,
                     ),
-                    Impl::Theirs => (
+                    Impl::Theirs | Impl::Iceoryx2 => (
                         &mut rate.theirs,
                         &mut efficiency.theirs,
                         &mut p50.theirs,

@@ -50,8 +50,9 @@ class Bus(_NativeEnd):
     def set_spin_policy(self, policy: str) -> None:
         """How this end waits on an empty ring: ``"fixed"`` (default) spins its whole window
         before sleeping; ``"adaptive"`` spins only where the next message is likely, from the
-        gaps it has seen, and sleeps at once when they are far apart. Not in upstream; makes
-        the end the consumer. ValueError for any other name."""
+        gaps it has seen, and sleeps at once when they are far apart; ``"frugal"`` never spins
+        (one sleep per message, the least CPU). Not in upstream; makes the end the consumer.
+        ValueError for any other name."""
         self._bus.set_spin_policy(policy)
 
     def send(self, data: bytes, type_id: int = 0, *, timeout: Optional[float] = None) -> None:

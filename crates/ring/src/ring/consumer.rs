@@ -268,8 +268,8 @@ impl Consumer {
     }
 
     /// How the consumer spends an empty ring before it sleeps: [`SpinPolicy::Fixed`] (the
-    /// default, spin the whole window) or [`SpinPolicy::Adaptive`] (from the gaps it has
-    /// seen); see [`BusOptions::spin_policy`](crate::BusOptions::spin_policy).
+    /// default, spin the whole window), [`SpinPolicy::Adaptive`] (from the gaps it has
+    /// seen) or [`SpinPolicy::Frugal`] (never spin); see [`BusOptions::spin_policy`](crate::BusOptions::spin_policy).
     pub fn set_spin_policy(&mut self, policy: SpinPolicy) {
         self.pace.set_policy(policy);
     }

@@ -24,6 +24,11 @@
 //! Until [`WARM_UP`] waits are seen, and under [`SpinPolicy::Fixed`], the pace is the fixed
 //! one: spin the whole window, then naps from [`FIRST_NAP`].
 //!
+//! [`SpinPolicy::Frugal`] never spins: every wait sleeps at once, its first nap sized to the
+//! feed as above once the history is warm (from [`FIRST_NAP`] before). One futex sleep per
+//! message, ended by the producer's wake: the least CPU a sparse feed can cost, for the
+//! latency of a wake-up.
+//!
 //! [`Consumer`]: crate::Consumer
 //! [`Selector`]: crate::Selector
 
@@ -45,6 +50,10 @@ pub enum SpinPolicy {
     /// message is likely (sleeping before it), sleep at once when messages are too spread
     /// out for a spin to catch them, and size the first nap to the feed.
     Adaptive,
+    /// Never spin: sleep at once on an empty ring, the first nap sized to the feed as
+    /// `Adaptive` sizes it. The least CPU per message (one futex sleep, ended by the
+    /// producer's wake), each message paying a wake-up's latency.
+    Frugal,
 }
 
 /// Waits remembered.
@@ -173,7 +182,10 @@ impl Pace {
     pub(crate) fn plan(&mut self, window: Duration) -> Plan {
         let plan = match self.policy {
             SpinPolicy::Adaptive if self.seen >= WARM_UP => self.adaptive(window),
-            _ => Plan::fixed(window),
+            // A zero window is the adaptive plan's "sleep at once", first nap to the feed.
+            SpinPolicy::Frugal if self.seen >= WARM_UP => self.adaptive(Duration::ZERO),
+            SpinPolicy::Frugal => Plan::fixed(Duration::ZERO),
+            SpinPolicy::Fixed | SpinPolicy::Adaptive => Plan::fixed(window),
         };
         let counter = if plan.spin.is_zero() {
             &mut self.stats.slept_at_once
@@ -338,5 +350,30 @@ mod tests {
         let plan = pace.plan(WINDOW);
         assert_eq!(plan.nap_before_spin, Duration::ZERO, "{plan:?}");
         assert!(!plan.spin.is_zero(), "{plan:?}");
+    }
+
+    #[test]
+    fn a_frugal_pace_never_spins_and_sizes_its_first_nap_to_the_feed() {
+        // Cold: no spin, naps from the fixed first one.
+        let mut pace = fed(SpinPolicy::Frugal, even(980, 1_020, WARM_UP as u64 - 1));
+        assert_eq!(pace.plan(WINDOW), Plan::fixed(Duration::ZERO));
+        // Warm, whatever the feed: sleep at once, the first nap past the 95th percentile wait
+        // (one sleep per message at a 1 ms feed, where the adaptive pace would nap then spin).
+        for feed in [
+            even(980, 1_020, 32).collect::<Vec<_>>(),
+            even(10, 60, 32).collect(),
+        ] {
+            let mut pace = fed(SpinPolicy::Frugal, feed.iter().copied());
+            let plan = pace.plan(WINDOW);
+            assert_eq!(plan.spin, Duration::ZERO, "{plan:?}");
+            assert_eq!(plan.nap_before_spin, Duration::ZERO, "{plan:?}");
+            assert!(
+                plan.first_nap >= Duration::from_micros(feed[feed.len() - 1]),
+                "{plan:?}"
+            );
+            assert_eq!(pace.stats().slept_at_once, 1);
+        }
+        let mut regular = fed(SpinPolicy::Frugal, even(980, 1_020, 32));
+        assert!(regular.plan(WINDOW).first_nap >= Duration::from_micros(1_500));
     }
 }

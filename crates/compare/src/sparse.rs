@@ -1,0 +1,289 @@
+//! One message per millisecond between two processes: the latency of each and what the
+//! receiver's waiting costs in CPU (issue 23's frugal point, against iceoryx2's event-driven
+//! subscriber).
+//!
+//! This process sends: 32 bytes every `gap` (an absolute schedule, so a late send does not
+//! shift the rest), the send time (`CLOCK_MONOTONIC`, shared by all processes) in the first 8.
+//! The child receives, records one-way latency and, over the measured messages only, its own
+//! CPU time (`getrusage`) against the wall time. The two are pinned to different CPUs.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tachyon_ring::{Bus, SpinPolicy};
+
+use crate::Result;
+use crate::work::{ChildGuard, DATA, END, Latency, histogram, monotonic_ns, socket_path};
+
+/// Who receives, and how it waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SparseEnd {
+    /// Our consumer with its default, fixed spin before sleeping.
+    OursFixed,
+    /// Our consumer with [`SpinPolicy::Adaptive`].
+    OursAdaptive,
+    /// Our consumer with [`SpinPolicy::Frugal`].
+    OursFrugal,
+    /// iceoryx2: a subscriber asleep on an event listener, the sender notifying after each
+    /// sample.
+    #[cfg(feature = "compare-iceoryx2")]
+    Iceoryx2,
+}
+
+impl SparseEnd {
+    /// Its name in tables and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            SparseEnd::OursFixed => "ours-fixed",
+            SparseEnd::OursAdaptive => "ours-adaptive",
+            SparseEnd::OursFrugal => "ours-frugal",
+            #[cfg(feature = "compare-iceoryx2")]
+            SparseEnd::Iceoryx2 => "iceoryx2",
+        }
+    }
+}
+
+/// One trial's result.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SparseResult {
+    /// One-way latency, ns.
+    pub latency: Latency,
+    /// The receiver's CPU time over the measured messages, as a share of one core.
+    pub cpu: f64,
+    /// Futex sleeps per message (ours only; 0 for iceoryx2).
+    pub sleeps_per_message: f64,
+}
+
+/// Sends one message (type id, payload).
+type Send = Box<dyn FnMut(u32, &[u8]) -> Result<()>>;
+
+/// Messages sent before the measured ones (the adaptive policy's history fills).
+const WARM_UP: u64 = 100;
+/// Ring bytes of our end.
+const CAPACITY: usize = 1 << 16;
+
+/// Pins this process to `cpu` (ignored where that CPU does not exist).
+fn pin(cpu: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    if set.set(cpu).is_ok() {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+    }
+}
+
+/// Sends `WARM_UP + messages` messages `gap` apart to a child receiving with `end`.
+pub fn trial(end: SparseEnd, messages: u64, gap: Duration) -> Result<SparseResult> {
+    let socket = socket_path(&format!("sparse-{}", end.name()));
+    let child = ChildGuard::spawn_self(&[
+        "sparse-rx".into(),
+        "--end".into(),
+        end.name().into(),
+        "--socket".into(),
+        socket.display().to_string(),
+    ])?;
+    pin(0);
+    let mut send: Send = match end {
+        SparseEnd::OursFixed | SparseEnd::OursAdaptive | SparseEnd::OursFrugal => {
+            let mut producer = Bus::options().listen(&socket, CAPACITY)?.into_producer();
+            Box::new(move |type_id, payload| Ok(producer.send(type_id, payload)?))
+        }
+        #[cfg(feature = "compare-iceoryx2")]
+        SparseEnd::Iceoryx2 => iceoryx2_end::sender(&socket)?,
+    };
+    let mut payload = [0u8; 32];
+    let start = Instant::now();
+    for i in 0..WARM_UP + messages {
+        let due = start + gap * (i as u32 + 1);
+        if let Some(left) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(left);
+        }
+        payload[..8].copy_from_slice(&monotonic_ns().to_le_bytes());
+        send(DATA, &payload)?;
+    }
+    send(END, &[])?;
+    let out = child.finish_json()?;
+    let field = |key: &str| out[key].as_f64().unwrap_or(f64::NAN);
+    Ok(SparseResult {
+        latency: Latency {
+            p50: field("p50"),
+            p90: field("p90"),
+            p99: field("p99"),
+            p999: field("p999"),
+            max: field("max"),
+        },
+        cpu: field("cpu"),
+        sleeps_per_message: field("sleeps_per_message"),
+    })
+}
+
+/// Records every message after the warm-up; CPU and wall time from the first measured one.
+struct Recorder {
+    seen: u64,
+    hist: hdrhistogram::Histogram<u64>,
+    started: Option<(Instant, f64)>,
+}
+
+impl Recorder {
+    fn new() -> Recorder {
+        Recorder {
+            seen: 0,
+            hist: histogram(),
+            started: None,
+        }
+    }
+
+    /// Takes one message; false at the end marker.
+    fn take(&mut self, type_id: u32, payload: &[u8]) -> Result<bool> {
+        let now = monotonic_ns();
+        if type_id == END {
+            return Ok(false);
+        }
+        let sent = u64::from_le_bytes(payload.get(..8).ok_or("short message")?.try_into()?);
+        self.seen += 1;
+        if self.seen == WARM_UP {
+            self.started = Some((Instant::now(), crate::cpu::usage().0));
+        } else if self.seen > WARM_UP {
+            self.hist.saturating_record(now.saturating_sub(sent).max(1));
+        }
+        Ok(true)
+    }
+
+    /// The child's JSON line.
+    fn report(&self, sleeps: u64) -> Result<()> {
+        let (since, cpu_then) = self.started.ok_or("fewer messages than the warm-up")?;
+        let cpu = (crate::cpu::usage().0 - cpu_then) / since.elapsed().as_secs_f64();
+        let latency = Latency::of(&self.hist);
+        let measured = self.hist.len().max(1) as f64;
+        println!(
+            "{}",
+            json!({
+                "messages": self.hist.len(),
+                "p50": latency.p50, "p90": latency.p90, "p99": latency.p99,
+                "p999": latency.p999, "max": latency.max,
+                "cpu": cpu,
+                "sleeps_per_message": sleeps as f64 / measured,
+            })
+        );
+        Ok(())
+    }
+}
+
+/// The child side of [`trial`]: receives until the end marker, prints one JSON line.
+pub fn child(end: SparseEnd, socket: &Path) -> Result<()> {
+    pin(1);
+    let mut recorder = Recorder::new();
+    match end {
+        SparseEnd::OursFixed | SparseEnd::OursAdaptive | SparseEnd::OursFrugal => {
+            let policy = match end {
+                SparseEnd::OursAdaptive => SpinPolicy::Adaptive,
+                SparseEnd::OursFrugal => SpinPolicy::Frugal,
+                _ => SpinPolicy::Fixed,
+            };
+            let mut consumer = Bus::options()
+                .spin_policy(policy)
+                .connect_timeout(Duration::from_secs(10))
+                .connect(socket)?
+                .into_consumer();
+            let mut sleeps_then = 0;
+            loop {
+                let message = consumer.recv()?;
+                let more = recorder.take(message.type_id(), message.data())?;
+                drop(message);
+                if recorder.seen == WARM_UP {
+                    sleeps_then = consumer.stats().sleeps;
+                }
+                if !more {
+                    break;
+                }
+            }
+            recorder.report(consumer.stats().sleeps - sleeps_then)
+        }
+        #[cfg(feature = "compare-iceoryx2")]
+        SparseEnd::Iceoryx2 => {
+            iceoryx2_end::receive(socket, &mut |type_id, payload| {
+                recorder.take(type_id, payload)
+            })?;
+            recorder.report(0)
+        }
+    }
+}
+
+#[cfg(feature = "compare-iceoryx2")]
+mod iceoryx2_end {
+    //! iceoryx2's sparse pair: its pub-sub service for the samples, an event service beside it
+    //! for the wake.
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use iceoryx2::prelude::*;
+    use iceoryx2::service::port_factory::PortFactory as _;
+
+    use super::Send;
+    use crate::Result;
+    use crate::iceoryx2::Endpoint;
+
+    /// The event service beside the pub-sub one standing for `socket`.
+    fn event(
+        endpoint: &Endpoint,
+        socket: &Path,
+    ) -> Result<iceoryx2::service::port_factory::event::PortFactory<ipc::Service>> {
+        let name = format!(
+            "tachyon-compare/{}-event",
+            socket
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("sparse")
+        );
+        Ok(endpoint
+            .node()
+            .service_builder(&name.as_str().try_into()?)
+            .event()
+            .open_or_create()?)
+    }
+
+    /// Publishes a sample, then notifies the listener.
+    pub fn sender(socket: &Path) -> Result<Send> {
+        let endpoint = Endpoint::open(socket)?;
+        let event = event(&endpoint, socket)?;
+        let notifier = event.notifier_builder().create()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while event.dynamic_config().number_of_listeners() == 0 {
+            if Instant::now() > deadline {
+                return Err("iceoryx2: no listener appeared within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let publisher = endpoint.publisher(64)?;
+        Ok(Box::new(move |type_id, payload| {
+            let _keep = (&endpoint, &event);
+            let mut sample = publisher.loan_slice_uninit(payload.len())?;
+            *sample.user_header_mut() = type_id;
+            sample.write_from_slice(payload).send()?;
+            notifier.notify()?;
+            Ok(())
+        }))
+    }
+
+    /// Sleeps on the listener, then takes every sample there, until `take` says stop.
+    pub fn receive(socket: &Path, take: &mut dyn FnMut(u32, &[u8]) -> Result<bool>) -> Result<()> {
+        let endpoint = Endpoint::open(socket)?;
+        let subscriber = endpoint.subscriber()?;
+        let event = event(&endpoint, socket)?;
+        let listener = event.listener_builder().create()?;
+        loop {
+            let woken = listener.timed_wait(|_| {}, Duration::from_secs(30))?;
+            let mut taken = 0;
+            while let Some(sample) = subscriber.receive()? {
+                taken += 1;
+                if !take(*sample.user_header(), sample.payload())? {
+                    return Ok(());
+                }
+            }
+            if woken == 0 && taken == 0 {
+                return Err(
+                    "iceoryx2: no event and no sample for 30 s (is the sender gone?)".into(),
+                );
+            }
+        }
+    }
+}
