@@ -59,13 +59,16 @@ demo count="1000000": build
 # (crates/compare/build-upstream.sh); results.json, table.md and streaming.png go to
 # target/compare/; docs/performance.md explains every row. tachyon-compare-fan-in adds many
 # producers into one consumer and the idle CPU (issue 13): target/compare/fan_in.{md,json}.
+# `tachyon-compare iceoryx2` is the second anchor, iceoryx2 0.10 (issue 23):
+# target/compare/iceoryx2.{md,json}.
 #
 # Benchmarks against tachyon-ipc 0.5.1's C++ core, side by side, alternating; one table.
 bench pairs="9":
     cargo build --release -p tachyon-consumer
-    crates/compare/build-upstream.sh build --release -p tachyon-compare --features compare-upstream
+    crates/compare/build-upstream.sh build --release -p tachyon-compare --features compare-upstream,compare-iceoryx2
     target/compare/release/tachyon-compare run --pairs {{pairs}} --out-dir target/compare
     target/compare/release/tachyon-compare-fan-in run --pairs {{pairs}} --out-dir target/compare
+    target/compare/release/tachyon-compare iceoryx2 --pairs {{pairs}} --out-dir target/compare
     {{just_executable()}} --justfile {{justfile()}} --working-directory {{justfile_directory()}} bench-python
 
 # Writes target/bridge-bench/{results.json,table.md}; docs/performance.md explains the rows.

@@ -63,11 +63,28 @@ const WARM_UP: u64 = 100;
 /// Ring bytes of our end.
 const CAPACITY: usize = 1 << 16;
 
-/// Pins this process to `cpu` (ignored where that CPU does not exist).
-fn pin(cpu: usize) {
-    let mut set = nix::sched::CpuSet::new();
-    if set.set(cpu).is_ok() {
-        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+/// This process pinned to one CPU until dropped, then back on the CPUs it had (later trials'
+/// children inherit the parent's affinity at spawn).
+struct Pinned(Option<nix::sched::CpuSet>);
+
+impl Pinned {
+    /// Pins to `cpu` (nothing where that CPU does not exist or the call is refused).
+    fn to(cpu: usize) -> Pinned {
+        let this = nix::unistd::Pid::from_raw(0);
+        let Ok(before) = nix::sched::sched_getaffinity(this) else {
+            return Pinned(None);
+        };
+        let mut only = nix::sched::CpuSet::new();
+        let pinned = only.set(cpu).is_ok() && nix::sched::sched_setaffinity(this, &only).is_ok();
+        Pinned(pinned.then_some(before))
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        if let Some(before) = &self.0 {
+            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), before);
+        }
     }
 }
 
@@ -81,7 +98,7 @@ pub fn trial(end: SparseEnd, messages: u64, gap: Duration) -> Result<SparseResul
         "--socket".into(),
         socket.display().to_string(),
     ])?;
-    pin(0);
+    let _pinned = Pinned::to(0);
     let mut send: Send = match end {
         SparseEnd::OursFixed | SparseEnd::OursAdaptive | SparseEnd::OursFrugal => {
             let mut producer = Bus::options().listen(&socket, CAPACITY)?.into_producer();
@@ -170,7 +187,7 @@ impl Recorder {
 
 /// The child side of [`trial`]: receives until the end marker, prints one JSON line.
 pub fn child(end: SparseEnd, socket: &Path) -> Result<()> {
-    pin(1);
+    let _pinned = Pinned::to(1);
     let mut recorder = Recorder::new();
     match end {
         SparseEnd::OursFixed | SparseEnd::OursAdaptive | SparseEnd::OursFrugal => {
