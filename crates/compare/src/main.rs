@@ -50,6 +50,9 @@ enum Command {
         /// Messages in all.
         #[arg(long, default_value_t = 1_000_000)]
         messages: u64,
+        /// Ours behind a `Selector` of one ring instead of a plain consumer.
+        #[arg(long)]
+        selector: bool,
     },
     /// One streaming trial (for exploring sizes the suite does not run): prints msgs/s.
     Stream {
@@ -187,7 +190,8 @@ fn main() -> ExitCode {
             size,
             batch,
             messages,
-        } => profile(r#impl, size, batch.max(1), messages),
+            selector,
+        } => profile(r#impl, size, batch.max(1), messages, selector),
         Command::Stream {
             r#impl,
             size,
@@ -274,14 +278,19 @@ fn anchor(config: tachyon_compare::anchor::AnchorConfig, out_dir: &Path) -> Resu
     Ok(())
 }
 
-fn profile(imp: Impl, size: usize, batch: u64, messages: u64) -> Result<()> {
+fn profile(imp: Impl, size: usize, batch: u64, messages: u64, selector: bool) -> Result<()> {
     let rounds = messages.div_ceil(batch);
-    let elapsed = work::single_thread(imp, size, batch, rounds)?;
+    let elapsed = match (imp, selector) {
+        (Impl::Ours, true) => work::single_thread_selected(size, batch, rounds)?,
+        (_, true) => return Err("--selector is ours only".into()),
+        (_, false) => work::single_thread(imp, size, batch, rounds)?,
+    };
     let sent = rounds * batch;
     println!(
         "{}",
         json!({
             "impl": imp.name(),
+            "selector": selector,
             "size": size,
             "messages": sent,
             "ns_per_message": elapsed.as_nanos() as f64 / sent as f64,

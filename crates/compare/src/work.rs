@@ -555,6 +555,44 @@ where
     Ok(start.elapsed())
 }
 
+/// [`single_thread`] with our consumer behind a [`tachyon_ring::Selector`] of one ring: the
+/// selector's own cost per message, for callgrind beside the plain consumer's.
+pub fn single_thread_selected(size: usize, batch: u64, rounds: u64) -> Result<Duration> {
+    let path = socket_path("single-selected");
+    let capacity = (batch as usize * slot_len(size) * 2)
+        .next_power_of_two()
+        .max(1 << 16);
+    let listener = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            tachyon_ring::Bus::options()
+                .listen(&path, capacity)
+                .map(tachyon_ring::Bus::into_consumer)
+        })
+    };
+    let mut tx = <crate::ring::Ours as Ring>::connect_tx(&path)?;
+    let consumer = listener.join().map_err(|_| "listener thread panicked")??;
+    let mut selector = tachyon_ring::Selector::new();
+    selector.add(0u32, consumer);
+    let payload = vec![FILL; size];
+    let start = Instant::now();
+    for _ in 0..rounds {
+        for _ in 0..batch {
+            tx.send(DATA, &payload)?;
+        }
+        tx.flush();
+        for _ in 0..batch {
+            match selector.select()? {
+                tachyon_ring::Selected::Message { message, .. } => {
+                    black_box((message.type_id(), message.data().len()));
+                }
+                _ => return Err("the one ring ended".into()),
+            }
+        }
+    }
+    Ok(start.elapsed())
+}
+
 // ---------------------------------------------------------------------------------------------
 // The floors.
 
