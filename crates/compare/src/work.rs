@@ -532,15 +532,35 @@ where
     R::Rx: Send + 'static,
 {
     let path = socket_path("single");
-    let capacity = (batch as usize * slot_len(size) * 2)
-        .next_power_of_two()
-        .max(1 << 16);
+    let capacity = single_thread_capacity(size, batch);
     let listener = {
         let path = path.clone();
         std::thread::spawn(move || R::listen_rx(&path, capacity, Wait::Hybrid))
     };
     let mut tx = R::connect_tx(&path)?;
     let mut rx = listener.join().map_err(|_| "listener thread panicked")??;
+    send_then_receive(&mut tx, size, batch, rounds, || {
+        rx.recv(|type_id, data| black_box((type_id, data.len())))?;
+        Ok(())
+    })
+}
+
+/// A ring that holds two batches.
+fn single_thread_capacity(size: usize, batch: u64) -> usize {
+    (batch as usize * slot_len(size) * 2)
+        .next_power_of_two()
+        .max(1 << 16)
+}
+
+/// `rounds` times: `batch` sends of `size` bytes, a flush, `batch` calls of `receive`.
+/// Returns the wall time.
+fn send_then_receive<T: Tx>(
+    tx: &mut T,
+    size: usize,
+    batch: u64,
+    rounds: u64,
+    mut receive: impl FnMut() -> Result<()>,
+) -> Result<Duration> {
     let payload = vec![FILL; size];
     let start = Instant::now();
     for _ in 0..rounds {
@@ -549,7 +569,7 @@ where
         }
         tx.flush();
         for _ in 0..batch {
-            rx.recv(|type_id, data| black_box((type_id, data.len())))?;
+            receive()?;
         }
     }
     Ok(start.elapsed())
@@ -559,9 +579,7 @@ where
 /// selector's own cost per message, for callgrind beside the plain consumer's.
 pub fn single_thread_selected(size: usize, batch: u64, rounds: u64) -> Result<Duration> {
     let path = socket_path("single-selected");
-    let capacity = (batch as usize * slot_len(size) * 2)
-        .next_power_of_two()
-        .max(1 << 16);
+    let capacity = single_thread_capacity(size, batch);
     let listener = {
         let path = path.clone();
         std::thread::spawn(move || {
@@ -574,23 +592,15 @@ pub fn single_thread_selected(size: usize, batch: u64, rounds: u64) -> Result<Du
     let consumer = listener.join().map_err(|_| "listener thread panicked")??;
     let mut selector = tachyon_ring::Selector::new();
     selector.add(0u32, consumer);
-    let payload = vec![FILL; size];
-    let start = Instant::now();
-    for _ in 0..rounds {
-        for _ in 0..batch {
-            tx.send(DATA, &payload)?;
-        }
-        tx.flush();
-        for _ in 0..batch {
-            match selector.select()? {
-                tachyon_ring::Selected::Message { message, .. } => {
-                    black_box((message.type_id(), message.data().len()));
-                }
-                _ => return Err("the one ring ended".into()),
+    send_then_receive(&mut tx, size, batch, rounds, || {
+        match selector.select()? {
+            tachyon_ring::Selected::Message { message, .. } => {
+                black_box((message.type_id(), message.data().len()));
+                Ok(())
             }
+            _ => Err("the one ring ended".into()),
         }
-    }
-    Ok(start.elapsed())
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
