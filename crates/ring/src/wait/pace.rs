@@ -376,4 +376,55 @@ mod tests {
         let mut regular = fed(SpinPolicy::Frugal, even(980, 1_020, 32));
         assert!(regular.plan(WINDOW).first_nap >= Duration::from_micros(1_500));
     }
+
+    /// Killers of the mutants `cargo mutants` left alive in this module (docs/reliability.md):
+    /// the boundaries of "sleep at once", the first nap's size, the counters.
+    #[test]
+    fn sleep_at_once_starts_just_past_two_windows_of_spread_and_past_the_longest_nap() {
+        // Spread of exactly two windows (35th percentile 1,000 µs, 95th 1,740 µs): still spun.
+        let at_the_edge = (0..32).map(|i| if i < 12 { 1_000 } else { 1_740 });
+        let plan = fed(SpinPolicy::Adaptive, at_the_edge).plan(WINDOW);
+        assert!(!plan.spin.is_zero(), "{plan:?}");
+        // 1-3 ms gaps: a spread past two windows, well inside the longest nap: sleep at once.
+        let plan = fed(SpinPolicy::Adaptive, even(1_000, 3_000, 32)).plan(WINDOW);
+        assert_eq!(plan.spin, Duration::ZERO, "{plan:?}");
+        assert_eq!(plan.nap_before_spin, Duration::ZERO, "{plan:?}");
+        // A regular feed 60 ms apart: a narrow spread, but further off than the longest nap.
+        let plan = fed(SpinPolicy::Adaptive, even(59_900, 60_100, 32)).plan(WINDOW);
+        assert_eq!(plan.spin, Duration::ZERO, "{plan:?}");
+        assert_eq!(plan.nap_before_spin, Duration::ZERO, "{plan:?}");
+    }
+
+    #[test]
+    fn a_zero_window_sleeps_at_once_without_a_nap_before_it() {
+        let plan = fed(SpinPolicy::Adaptive, even(980, 1_020, 32)).plan(Duration::ZERO);
+        assert_eq!(
+            (plan.nap_before_spin, plan.spin),
+            (Duration::ZERO, Duration::ZERO),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn the_first_nap_is_half_again_the_95th_percentile() {
+        let plan = fed(SpinPolicy::Adaptive, even(980, 1_020, 32)).plan(WINDOW);
+        // 95th percentile 1,018 µs: half again is 1,527 µs.
+        assert!(
+            plan.first_nap >= Duration::from_micros(1_500)
+                && plan.first_nap <= Duration::from_micros(1_550),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn the_policy_is_kept_and_each_catch_counted_once() {
+        let mut pace = Pace::new(SpinPolicy::Fixed);
+        pace.set_policy(SpinPolicy::Adaptive);
+        assert_eq!(pace.policy(), SpinPolicy::Adaptive);
+        pace.set_policy(SpinPolicy::Frugal);
+        assert_eq!(pace.policy(), SpinPolicy::Frugal);
+        pace.caught_spinning();
+        pace.caught_spinning();
+        assert_eq!(pace.stats().caught_spinning, 2);
+    }
 }
