@@ -42,6 +42,19 @@ pub struct Endpoint {
     service: PortFactory<ipc::Service, [u8], u32>,
 }
 
+/// Waits until `appeared` (polled every 200 µs), at most [`PEER_TIMEOUT`]: iceoryx2 has no
+/// handshake, and a sample sent before its receiver exists is gone.
+pub fn wait_for_peer(what: &str, appeared: impl Fn() -> bool) -> Result<()> {
+    let deadline = Instant::now() + PEER_TIMEOUT;
+    while !appeared() {
+        if Instant::now() > deadline {
+            return Err(format!("iceoryx2: no {what} appeared within {PEER_TIMEOUT:?}").into());
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(())
+}
+
 /// The name of the service standing for the socket `path`.
 fn service_name(path: &Path) -> Result<ServiceName> {
     let file = path
@@ -80,13 +93,9 @@ impl Endpoint {
             .initial_max_slice_len(max_len.max(1))
             .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
             .create()?;
-        let deadline = Instant::now() + PEER_TIMEOUT;
-        while self.service.dynamic_config().number_of_subscribers() == 0 {
-            if Instant::now() > deadline {
-                return Err("iceoryx2: no subscriber appeared within 10 s".into());
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        wait_for_peer("subscriber", || {
+            self.service.dynamic_config().number_of_subscribers() > 0
+        })?;
         Ok(publisher)
     }
 
@@ -104,7 +113,7 @@ impl Endpoint {
 /// The sending end.
 pub struct IceTx {
     publisher: Publisher<ipc::Service, [u8], u32>,
-    _endpoint: Endpoint,
+    endpoint: Endpoint,
 }
 
 /// The receiving end: polls.
@@ -114,12 +123,19 @@ pub struct IceRx {
 }
 
 impl IceTx {
-    fn open(path: &Path, max_len: usize) -> Result<IceTx> {
+    /// A publisher of payloads up to `max_len` bytes on the service standing for `path`, once
+    /// a subscriber exists.
+    pub fn open(path: &Path, max_len: usize) -> Result<IceTx> {
         let endpoint = Endpoint::open(path)?;
         Ok(IceTx {
             publisher: endpoint.publisher(max_len)?,
-            _endpoint: endpoint,
+            endpoint,
         })
+    }
+
+    /// Its node's endpoint, for services beside it (the sparse benchmark's event).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 }
 

@@ -230,14 +230,14 @@ mod iceoryx2_end {
     //! iceoryx2's sparse pair: its pub-sub service for the samples, an event service beside it
     //! for the wake.
     use std::path::Path;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use iceoryx2::prelude::*;
-    use iceoryx2::service::port_factory::PortFactory as _;
 
     use super::Send;
     use crate::Result;
-    use crate::iceoryx2::Endpoint;
+    use crate::iceoryx2::{Endpoint, IceTx, wait_for_peer};
+    use crate::ring::Tx;
 
     /// The event service beside the pub-sub one standing for `socket`.
     fn event(
@@ -258,24 +258,17 @@ mod iceoryx2_end {
             .open_or_create()?)
     }
 
-    /// Publishes a sample, then notifies the listener.
+    /// Publishes a sample (as the round trip and stream do), then notifies the listener.
     pub fn sender(socket: &Path) -> Result<Send> {
-        let endpoint = Endpoint::open(socket)?;
-        let event = event(&endpoint, socket)?;
+        let mut tx = IceTx::open(socket, 64)?;
+        let event = event(tx.endpoint(), socket)?;
         let notifier = event.notifier_builder().create()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while event.dynamic_config().number_of_listeners() == 0 {
-            if Instant::now() > deadline {
-                return Err("iceoryx2: no listener appeared within 10 s".into());
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        let publisher = endpoint.publisher(64)?;
+        wait_for_peer("listener", || {
+            event.dynamic_config().number_of_listeners() > 0
+        })?;
         Ok(Box::new(move |type_id, payload| {
-            let _keep = (&endpoint, &event);
-            let mut sample = publisher.loan_slice_uninit(payload.len())?;
-            *sample.user_header_mut() = type_id;
-            sample.write_from_slice(payload).send()?;
+            let _keep = &event;
+            tx.send(type_id, payload)?;
             notifier.notify()?;
             Ok(())
         }))
