@@ -199,16 +199,21 @@ fn an_adaptive_consumer_sleeps_at_once_between_the_real_producers_spread_out_tic
 #[test]
 fn an_adaptive_consumer_sleeps_once_per_tick_of_the_real_producers_regular_feed() {
     let _serial = serial();
-    // One tick a millisecond: the fixed pace spins 370 us, then its first 0.5 ms nap runs
-    // out before the tick and a second sleep follows, two futex sleeps a tick (checked here
-    // too, so the count below is one the policy earns). The adaptive pace sleeps past most of
-    // the gap, or at once when the scheduler spreads the gaps, either way once a tick.
+    // One tick a millisecond: the fixed pace spins a whole window (370 us) from the start of
+    // every wait, then sleeps once: its first nap (5 ms) outlasts the gap and the producer's
+    // wake ends it. The adaptive pace sleeps past most of the gap, or at once when the
+    // scheduler spreads the gaps, either way once a tick, without spinning from the start.
     let feed = ["--gap-us", "1000..1000"];
     let fixed = ticks_received_with(SpinPolicy::Fixed, "fixed-regular", 300, &feed);
     let adaptive = ticks_received_with(SpinPolicy::Adaptive, "adaptive-regular", 300, &feed);
+    assert_eq!(fixed.spun_at_once, fixed.planned(), "{fixed:?}");
     assert!(
-        fixed.sleeps >= fixed.ticks * 3 / 2,
-        "the fixed pace sleeps about twice a tick at this feed: {fixed:?}"
+        fixed.sleeps <= fixed.ticks + fixed.ticks / 8,
+        "the fixed pace sleeps once a tick at this feed: {fixed:?}"
+    );
+    assert!(
+        fixed.wakeups * 8 >= fixed.sleeps * 7,
+        "the producer's wake ends the fixed pace's sleeps: {fixed:?}"
     );
     assert!(
         adaptive.sleeps <= adaptive.ticks + adaptive.ticks / 8,

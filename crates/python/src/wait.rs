@@ -11,7 +11,7 @@
 //! - [`wait_watching`]: a wait the ring can end through a `CancelToken` (`Consumer`,
 //!   `Producer`, `Caller` and `Callee` take one with `set_cancel_token`): after a first call
 //!   of at most [`UNARMED`] (2 ms), one blocking call for the rest of the timeout, so the
-//!   ring's spin runs once and its naps (0.5 ms doubling to 50 ms) restart once, not once per
+//!   ring's spin runs once and its naps (5 ms doubling to 50 ms) restart once, not once per
 //!   20 ms slice as they did.
 //! - [`cancellable`]: a call that must not be cut short unless a handler raises (`listen`,
 //!   `connect`): it runs on a thread of its own with a token of its own.

@@ -387,7 +387,7 @@ IDLE_CASES = [
 def test_an_idle_wait_costs_almost_no_cpu(sock, case, where, most):
     """A receive that waits 2 s on an idle ring (the peer connected, sending nothing) uses
     under 1 % of a core, every thread of the process included.
-    The ring's own wait costs ~0.15 % here (spin once, then naps from 0.5 ms doubling to
+    The ring's own wait costs ~0.15 % here (spin once, then naps from 5 ms doubling to
     50 ms); cutting the wait into 20 ms slices restarted that spin and those naps 50 times a
     second: 2.6-3.7 % of a core."""
     child = spawn_code(IDLE_CHILD, sock, case, where, IDLE_SECONDS)

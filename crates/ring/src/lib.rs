@@ -30,7 +30,7 @@
 //!   in the `_interruptible` calls, which end with [`Error::Interrupted`] when a signal
 //!   interrupts their sleep (what a C caller that checks its signals needs).
 //! - A wake-up from this crate's producer is never lost; one from another producer that wakes
-//!   too early costs this crate's consumer at most its current nap (0.5 ms when it has just
+//!   too early costs this crate's consumer at most its current nap (5 ms when it has just
 //!   fallen asleep, growing to 50 ms).
 //! - Whatever the peer writes into shared memory, this crate neither panics nor reads outside
 //!   the mapping: headers are copied once and checked before any slice is formed, and a

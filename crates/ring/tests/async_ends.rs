@@ -212,7 +212,7 @@ fn a_message_landing_as_a_nap_runs_out_is_found_after_the_nap() {
         let mut receive = std::pin::pin!(consumer.recv());
         // Step 1: nothing published; the receive registers with the reactor.
         assert!(receive.as_mut().poll(&mut cx).is_pending());
-        // Step 2: its first nap (0.5 ms) runs out with the ring empty; the reactor wakes it.
+        // Step 2: its first nap (5 ms) runs out with the ring empty; the reactor wakes it.
         wakes.recv_timeout(LONG).expect("the nap runs out");
         // Step 3: the message lands after the reactor's look, before the task's.
         producer.send(9, b"late").unwrap();
@@ -243,7 +243,7 @@ fn a_message_landing_as_a_nap_runs_out_is_found_after_the_nap() {
 }
 
 /// `reactor_sleeps` counts the reactor thread's sleeps: an async receive idle for 200 ms (naps
-/// of 0.5 ms doubling to 50 ms) makes the thread sleep several times. Other tests share the
+/// of 5 ms doubling to 50 ms) makes the thread sleep several times. Other tests share the
 /// reactor and only add sleeps.
 #[tokio::test(flavor = "current_thread")]
 async fn the_reactor_counts_its_sleeps() {

@@ -319,7 +319,7 @@ impl Consumer {
     /// nap runs out this way only while the producer is descheduled between its head store
     /// and its wake (a late wake, not a lost one); upstream's can also lose its wake (it has a
     /// window, see `docs/wire-format.md`). Each costs at most the nap, the first of which is
-    /// 0.5 ms.
+    /// 5 ms.
     pub fn missed_wakes(&self) -> u64 {
         self.missed_wakes
     }

@@ -17,9 +17,9 @@
 //! - **Sleep at once** when that span is wider than twice the window: the spin would catch
 //!   too few messages to pay for itself.
 //! - **Nap to the feed.** The first nap lasts one and a half times the 95th percentile of the
-//!   recent waits (at least [`FIRST_NAP`], at most [`MAX_NAP`]), so a message a millisecond away
-//!   ends one sleep instead of two; a lost wake (upstream's producer has a window) costs at
-//!   most that nap.
+//!   recent waits (at least [`FIRST_NAP`], at most [`MAX_NAP`]), so a message 10 ms away ends
+//!   one sleep instead of two; a lost wake (upstream's producer has a window) costs at most
+//!   that nap.
 //!
 //! Until [`WARM_UP`] waits are seen, and under [`SpinPolicy::Fixed`], the pace is the fixed
 //! one: spin the whole window, then naps from [`FIRST_NAP`].
@@ -407,13 +407,16 @@ mod tests {
 
     #[test]
     fn the_first_nap_is_half_again_the_95th_percentile() {
-        let plan = fed(SpinPolicy::Adaptive, even(980, 1_020, 32)).plan(WINDOW);
-        // 95th percentile 1,018 µs: half again is 1,527 µs.
+        let plan = fed(SpinPolicy::Adaptive, even(9_800, 10_200, 32)).plan(WINDOW);
+        // 95th percentile 10,187 µs: half again is 15,280 µs.
         assert!(
-            plan.first_nap >= Duration::from_micros(1_500)
-                && plan.first_nap <= Duration::from_micros(1_550),
+            plan.first_nap >= Duration::from_micros(15_250)
+                && plan.first_nap <= Duration::from_micros(15_300),
             "{plan:?}"
         );
+        // A feed whose half-again is shorter than the fixed first nap keeps the fixed one.
+        let plan = fed(SpinPolicy::Adaptive, even(980, 1_020, 32)).plan(WINDOW);
+        assert_eq!(plan.first_nap, FIRST_NAP, "{plan:?}");
     }
 
     #[test]
