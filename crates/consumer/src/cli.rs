@@ -33,11 +33,11 @@ pub struct Args {
     /// Polls of an empty ring before sleeping on the futex.
     #[arg(long, conflicts_with = "pure_spin", default_value_t = tachyon_ring::BusOptions::DEFAULT_SPIN_THRESHOLD)]
     pub spin: u32,
-    /// How the spin window is spent: `fixed` spins all of it whenever the ring runs dry;
-    /// `adaptive` spins only where the next message is likely, from the gaps seen, and
-    /// sleeps at once when messages are too far apart to catch; `frugal` never spins (one
+    /// How the spin window is spent: `adaptive` (default) spins only where the next message
+    /// is likely, from the gaps seen, and sleeps at once when messages are too far apart to
+    /// catch; `fixed` spins all of it whenever the ring runs dry; `frugal` never spins (one
     /// sleep per message, the least CPU) (tachyon_ring::SpinPolicy).
-    #[arg(long, value_enum, default_value_t = SpinPolicyArg::Fixed, conflicts_with = "pure_spin")]
+    #[arg(long, value_enum, default_value_t = SpinPolicyArg::Adaptive, conflicts_with = "pure_spin")]
     pub spin_policy: SpinPolicyArg,
     /// Never sleep: spin on an empty ring (lowest latency, one busy core).
     #[arg(long)]

@@ -467,9 +467,9 @@ impl TachyonBus {
         Ok(())
     }
 
-    /// How this end waits on an empty ring, by name: "fixed" (the default: spin the whole
-    /// window, then sleep), "adaptive" (spin only where the next message is likely, from
-    /// the gaps seen; sleep at once when they are far apart) or "frugal" (never spin: one
+    /// How this end waits on an empty ring, by name: "adaptive" (the default: spin only where
+    /// the next message is likely, from the gaps seen; sleep at once when they are far
+    /// apart), "fixed" (spin the whole window, then sleep) or "frugal" (never spin: one
     /// sleep per message, the least CPU). Makes the end the consumer.
     fn set_spin_policy(&self, policy: &str) -> PyResult<()> {
         let policy = match policy {

@@ -48,9 +48,9 @@ class Bus(_NativeEnd):
         self._bus.set_polling_mode(pure_spin)
 
     def set_spin_policy(self, policy: str) -> None:
-        """How this end waits on an empty ring: ``"fixed"`` (default) spins its whole window
-        before sleeping; ``"adaptive"`` spins only where the next message is likely, from the
-        gaps it has seen, and sleeps at once when they are far apart; ``"frugal"`` never spins
+        """How this end waits on an empty ring: ``"adaptive"`` (default) spins only where the
+        next message is likely, from the gaps it has seen, and sleeps at once when they are far
+        apart; ``"fixed"`` spins its whole window before sleeping (upstream's way); ``"frugal"`` never spins
         (one sleep per message, the least CPU). Not in upstream; makes the end the consumer.
         ValueError for any other name."""
         self._bus.set_spin_policy(policy)

@@ -267,9 +267,9 @@ impl Consumer {
         self.spin_threshold = spins;
     }
 
-    /// How the consumer spends an empty ring before it sleeps: [`SpinPolicy::Fixed`] (the
-    /// default, spin the whole window), [`SpinPolicy::Adaptive`] (from the gaps it has
-    /// seen) or [`SpinPolicy::Frugal`] (never spin); see [`BusOptions::spin_policy`](crate::BusOptions::spin_policy).
+    /// How the consumer spends an empty ring before it sleeps: [`SpinPolicy::Adaptive`] (the
+    /// default, from the gaps it has seen), [`SpinPolicy::Fixed`] (spin the whole window) or
+    /// [`SpinPolicy::Frugal`] (never spin); see [`BusOptions::spin_policy`](crate::BusOptions::spin_policy).
     pub fn set_spin_policy(&mut self, policy: SpinPolicy) {
         self.pace.set_policy(policy);
     }

@@ -44,11 +44,12 @@ pub enum SpinPolicy {
     /// Spin the whole spin window every time the ring runs dry, then sleep (upstream's way):
     /// the lowest latency for a feed that keeps landing within the window, and a core's worth
     /// of CPU for one that lands just past it.
-    #[default]
     Fixed,
-    /// Learn the gaps between messages: spin only across the part of a gap where the next
-    /// message is likely (sleeping before it), sleep at once when messages are too spread
-    /// out for a spin to catch them, and size the first nap to the feed.
+    /// The default. Learn the gaps between messages: spin only across the part of a gap where
+    /// the next message is likely (sleeping before it), sleep at once when messages are too
+    /// spread out for a spin to catch them, and size the first nap to the feed. Until it has
+    /// seen a few waits it spins as [`SpinPolicy::Fixed`] does.
+    #[default]
     Adaptive,
     /// Never spin: sleep at once on an empty ring, the first nap sized to the feed as
     /// `Adaptive` sizes it. The least CPU per message (one futex sleep, ended by the
