@@ -201,8 +201,8 @@ fn an_adaptive_consumer_sleeps_once_per_tick_of_the_real_producers_regular_feed(
     let _serial = serial();
     // One tick a millisecond: the fixed pace spins a whole window (370 us) from the start of
     // every wait, then sleeps once: its first nap (5 ms) outlasts the gap and the producer's
-    // wake ends it. The adaptive pace sleeps past most of the gap, or at once when the
-    // scheduler spreads the gaps, either way once a tick, without spinning from the start.
+    // wake ends it. The adaptive pace sleeps at once (the tick is further off than a nap before
+    // a spin may last: a wake costs less than a timer's wake and a spin), once a tick.
     let feed = ["--gap-us", "1000..1000"];
     let fixed = ticks_received_with(SpinPolicy::Fixed, "fixed-regular", 300, &feed);
     let adaptive = ticks_received_with(SpinPolicy::Adaptive, "adaptive-regular", 300, &feed);
@@ -220,8 +220,8 @@ fn an_adaptive_consumer_sleeps_once_per_tick_of_the_real_producers_regular_feed(
         "the adaptive pace sleeps once a tick: {adaptive:?}"
     );
     assert!(
-        adaptive.spun_at_once * 10 <= adaptive.planned(),
-        "a 1 ms gap is not spun for from its start: {adaptive:?}"
+        adaptive.slept_at_once * 10 >= adaptive.planned() * 9,
+        "a 1 ms gap is slept through at once: {adaptive:?}"
     );
 }
 

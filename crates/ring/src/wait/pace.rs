@@ -15,7 +15,10 @@
 //!   it early). A message that lands in the span is caught within a pause; one that lands
 //!   before it wakes the sleeper as any other.
 //! - **Sleep at once** when that span is wider than twice the window: the spin would catch
-//!   too few messages to pay for itself.
+//!   too few messages to pay for itself; and when it starts more than
+//!   [`LONGEST_NAP_BEFORE_SPIN`] into the wait: a nap's timer wake plus a spin across its slack
+//!   then cost more than the producer's wake, for a gain of tens of microseconds on a gap of a
+//!   millisecond or more.
 //! - **Nap to the feed.** The first nap lasts one and a half times the 95th percentile of the
 //!   recent waits (at least [`FIRST_NAP`], at most [`MAX_NAP`]), so a message 10 ms away ends
 //!   one sleep instead of two; a lost wake (upstream's producer has a window) costs at most
@@ -65,6 +68,12 @@ pub(crate) const WARM_UP: usize = 8;
 /// costs about as much CPU as this much spinning, and the kernel's timer slack (50 µs for a
 /// normal thread) makes shorter naps end late.
 const SHORTEST_PLANNED_NAP: Duration = Duration::from_micros(100);
+/// A span that starts later than this into the wait is not napped to and spun across: the wait
+/// sleeps at once. Measured against iceoryx2's listener at one message per millisecond (issue
+/// 23, `docs/performance.md`): napping to the span and spinning across it cost 1.48× the
+/// listener's CPU for a p50 that came out at ~1 µs in some runs and ~60 µs (the nap's timer late)
+/// in others; sleeping at once, 0.70× its CPU at 0.75× its p50.
+const LONGEST_NAP_BEFORE_SPIN: Duration = Duration::from_micros(500);
 /// A planned nap ends this much before the span it leads to, so timer slack does not carry
 /// it past the span's start.
 const TIMER_SLACK: Duration = Duration::from_micros(50);
@@ -223,8 +232,8 @@ impl Pace {
         // earlier than the 35th.
         let end = late + late / 8;
         let start = early.max(end.saturating_sub(window));
-        if start > MAX_NAP {
-            // Further off than the longest nap (the peer is looked at between naps): sleep.
+        if start > LONGEST_NAP_BEFORE_SPIN {
+            // Far enough off that the nap and the spin cost more than a wake: sleep.
             return Plan {
                 nap_before_spin: Duration::ZERO,
                 spin: Duration::ZERO,
@@ -291,22 +300,41 @@ mod tests {
 
     #[test]
     fn a_regular_feed_past_the_window_naps_then_spins_across_the_likely_span() {
-        // A message every millisecond, give or take 20 µs: nap most of the gap, spin across
-        // its likely end, and a first nap that outlasts the gap (one sleep per message).
-        let mut pace = fed(SpinPolicy::Adaptive, even(980, 1_020, 32));
+        // A message every 400 µs, give or take 20: nap most of the gap, spin across its likely
+        // end, and a first nap that outlasts the gap (one sleep per message).
+        let mut pace = fed(SpinPolicy::Adaptive, even(380, 420, 32));
         let plan = pace.plan(WINDOW);
         assert!(
-            plan.nap_before_spin > Duration::from_micros(900)
-                && plan.nap_before_spin < Duration::from_micros(980),
+            plan.nap_before_spin > Duration::from_micros(300)
+                && plan.nap_before_spin < Duration::from_micros(380),
             "{plan:?}"
         );
         assert!(
-            plan.nap_before_spin + plan.spin > Duration::from_micros(1_020),
+            plan.nap_before_spin + plan.spin > Duration::from_micros(420),
             "{plan:?}"
         );
         assert!(plan.spin <= WINDOW, "{plan:?}");
-        assert!(plan.first_nap >= Duration::from_micros(1_000), "{plan:?}");
+        assert_eq!(plan.first_nap, FIRST_NAP, "{plan:?}");
         assert_eq!(pace.stats().napped_then_spun, 1);
+    }
+
+    #[test]
+    fn a_span_further_off_than_the_longest_nap_before_a_spin_is_slept_to() {
+        // A message every millisecond: napping to it and spinning across the timer's slack
+        // costs more than the producer's wake, so the wait sleeps at once.
+        let plan = fed(SpinPolicy::Adaptive, even(980, 1_020, 32)).plan(WINDOW);
+        assert_eq!(
+            (plan.nap_before_spin, plan.spin),
+            (Duration::ZERO, Duration::ZERO),
+            "{plan:?}"
+        );
+        // The boundary: a span that starts exactly at the longest nap is napped to and spun.
+        let at = LONGEST_NAP_BEFORE_SPIN.as_micros() as u64;
+        let plan = fed(SpinPolicy::Adaptive, [at; 32]).plan(WINDOW);
+        assert!(!plan.spin.is_zero(), "{plan:?}");
+        assert_eq!(plan.nap_before_spin, LONGEST_NAP_BEFORE_SPIN - TIMER_SLACK);
+        let plan = fed(SpinPolicy::Adaptive, [at + 1; 32]).plan(WINDOW);
+        assert_eq!(plan.spin, Duration::ZERO, "{plan:?}");
     }
 
     #[test]
@@ -382,15 +410,16 @@ mod tests {
     /// the boundaries of "sleep at once", the first nap's size, the counters.
     #[test]
     fn sleep_at_once_starts_just_past_two_windows_of_spread_and_past_the_longest_nap() {
-        // Spread of exactly two windows (35th percentile 1,000 µs, 95th 1,740 µs): still spun.
-        let at_the_edge = (0..32).map(|i| if i < 12 { 1_000 } else { 1_740 });
+        // Spread of exactly two windows (35th percentile 20 µs, 95th 760 µs): still spun.
+        let at_the_edge = (0..32).map(|i| if i < 12 { 20 } else { 760 });
         let plan = fed(SpinPolicy::Adaptive, at_the_edge).plan(WINDOW);
         assert!(!plan.spin.is_zero(), "{plan:?}");
         // 1-3 ms gaps: a spread past two windows, well inside the longest nap: sleep at once.
         let plan = fed(SpinPolicy::Adaptive, even(1_000, 3_000, 32)).plan(WINDOW);
         assert_eq!(plan.spin, Duration::ZERO, "{plan:?}");
         assert_eq!(plan.nap_before_spin, Duration::ZERO, "{plan:?}");
-        // A regular feed 60 ms apart: a narrow spread, but further off than the longest nap.
+        // A regular feed 60 ms apart: a narrow spread, but further off than a nap before a spin
+        // may last.
         let plan = fed(SpinPolicy::Adaptive, even(59_900, 60_100, 32)).plan(WINDOW);
         assert_eq!(plan.spin, Duration::ZERO, "{plan:?}");
         assert_eq!(plan.nap_before_spin, Duration::ZERO, "{plan:?}");

@@ -379,9 +379,13 @@ fn an_adaptive_consumer_sleeps_at_once_after_a_slow_feed_and_spins_after_a_fast_
 fn a_planned_nap_is_ended_by_the_producers_wake() {
     let (mut producer, mut consumer, region) = pair();
     consumer.set_spin_threshold(DEFAULT_SPIN_THRESHOLD);
-    consumer.set_spin_policy(SpinPolicy::Adaptive);
-    // Waits of 40-41 ms: a nap of about 45 ms, then a spin across the likely span.
-    seen_waits(&mut consumer, |i| 40_000 + i * 30, 32);
+    // The plan of a nap before a spin, long enough (45 ms) that the nap cannot run out before
+    // the sender's step 2, followed as the pace's plans are.
+    let plan = Plan {
+        nap_before_spin: Duration::from_millis(45),
+        spin: spin_window(DEFAULT_SPIN_THRESHOLD),
+        first_nap: wait::FIRST_NAP,
+    };
     let sender = std::thread::spawn(move || {
         // Step 1: the consumer announced its planned nap (the only sleep before the spin).
         while region.header().consumer_sleeping.load(Ordering::Acquire) != sleeping::SLEEPING {
@@ -392,16 +396,19 @@ fn a_planned_nap_is_ended_by_the_producers_wake() {
         producer.flush();
         producer
     });
-    let message = consumer.recv_timeout(Duration::from_secs(10)).unwrap();
-    assert_eq!(message.data(), b"early");
-    drop(message);
+    let started = Instant::now();
+    let mut bounds = WaitBounds {
+        timeout: None,
+        deadline: None,
+        next_peer_check: started + PEER_CHECK_INTERVAL,
+    };
+    let (slot, _) = consumer
+        .wait_as_planned(started, plan, &mut bounds)
+        .unwrap();
+    assert_eq!(consumer.message(slot).data(), b"early");
     let _producer = sender.join().unwrap();
-    let pace = consumer.pace_stats();
-    assert_eq!(
-        (pace.napped_then_spun, pace.caught_spinning),
-        (1, 0),
-        "{pace:?}"
-    );
+    assert_eq!(consumer.last_wait(), WaitEnd::Woken);
+    assert_eq!(consumer.pace_stats().caught_spinning, 0);
     // One sleep, ended by the wake (or, had the wake come before the futex call, by the
     // word it changed), never by running out.
     let stats = consumer.stats();
