@@ -19,9 +19,9 @@ use crate::work::{ChildGuard, DATA, END, Latency, histogram, monotonic_ns, socke
 /// Who receives, and how it waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SparseEnd {
-    /// Our consumer with its default, fixed spin before sleeping.
+    /// Our consumer with [`SpinPolicy::Fixed`]: the whole spin window, then sleep.
     OursFixed,
-    /// Our consumer with [`SpinPolicy::Adaptive`].
+    /// Our consumer with [`SpinPolicy::Adaptive`] (its default).
     OursAdaptive,
     /// Our consumer with [`SpinPolicy::Frugal`].
     OursFrugal,
