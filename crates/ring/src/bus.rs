@@ -102,8 +102,9 @@ impl BusOptions {
     /// How the consumer (or selector) spends an empty ring within the spin threshold's
     /// window: [`SpinPolicy::Adaptive`] (default) spins only across the part of a gap where
     /// the next message is likely, sleeps at once when messages are too far apart to catch,
-    /// and sizes its first nap to the feed; [`SpinPolicy::Fixed`] spins all of it every time; [`SpinPolicy::Frugal`] never spins (one sleep per message, the least
-    /// CPU). See `docs/performance.md`, "Spin policy".
+    /// and sizes its first nap to the feed; [`SpinPolicy::Fixed`] spins all of it every time;
+    /// [`SpinPolicy::Frugal`] never spins (one sleep per message, the least CPU). See
+    /// `docs/performance.md`, "Spin policy".
     pub fn spin_policy(mut self, policy: SpinPolicy) -> Self {
         self.spin_policy = policy;
         self

@@ -72,7 +72,7 @@ const SHORTEST_PLANNED_NAP: Duration = Duration::from_micros(100);
 /// sleeps at once. Measured against iceoryx2's listener at one message per millisecond (issue
 /// 23, `docs/performance.md`): napping to the span and spinning across it cost 1.48× the
 /// listener's CPU for a p50 that came out at ~1 µs in some runs and ~60 µs (the nap's timer late)
-/// in others; sleeping at once, 0.70× its CPU at 0.75× its p50.
+/// in others; sleeping at once, 0.66× its CPU at 0.68× its p50 (7 pairs each).
 const LONGEST_NAP_BEFORE_SPIN: Duration = Duration::from_micros(500);
 /// A planned nap ends this much before the span it leads to, so timer slack does not carry
 /// it past the span's start.
