@@ -104,6 +104,16 @@ impl Endpoint {
         Ok(self.service.subscriber_builder().create()?)
     }
 
+    /// Publishers and subscribers the service has now (what an error about a silent peer
+    /// reports).
+    pub fn ports(&self) -> (usize, usize) {
+        let config = self.service.dynamic_config();
+        (
+            config.number_of_publishers(),
+            config.number_of_subscribers(),
+        )
+    }
+
     /// The node, for services of other patterns (the sparse benchmark's event).
     pub fn node(&self) -> &Node<ipc::Service> {
         &self.node

@@ -290,9 +290,16 @@ mod iceoryx2_end {
                 }
             }
             if woken == 0 && taken == 0 {
-                return Err(
-                    "iceoryx2: no event and no sample for 30 s (is the sender gone?)".into(),
-                );
+                let (publishers, subscribers) = endpoint.ports();
+                let events = event.dynamic_config();
+                return Err(format!(
+                    "iceoryx2: no event and no sample for 30 s (is the sender gone?): the \
+                     service has {publishers} publisher(s), {subscribers} subscriber(s), {} \
+                     notifier(s), {} listener(s)",
+                    events.number_of_notifiers(),
+                    events.number_of_listeners()
+                )
+                .into());
             }
         }
     }
