@@ -427,12 +427,27 @@ mod tests {
 
     #[test]
     fn a_zero_window_sleeps_at_once_without_a_nap_before_it() {
-        let plan = fed(SpinPolicy::Adaptive, even(980, 1_020, 32)).plan(Duration::ZERO);
-        assert_eq!(
-            (plan.nap_before_spin, plan.spin),
-            (Duration::ZERO, Duration::ZERO),
-            "{plan:?}"
-        );
+        // A spread-out feed, and one with no spread at all (whose span would otherwise be
+        // napped to): a zero window never spins and never naps first.
+        for feed in [even(980, 1_020, 32).collect::<Vec<_>>(), vec![300; 32]] {
+            let plan = fed(SpinPolicy::Adaptive, feed).plan(Duration::ZERO);
+            assert_eq!(
+                (plan.nap_before_spin, plan.spin),
+                (Duration::ZERO, Duration::ZERO),
+                "{plan:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_planned_nap_shorter_than_the_shortest_is_not_taken() {
+        // Waits of 150 µs: the nap before the spin is 150 - 50 = 100 µs, the shortest taken.
+        let plan = fed(SpinPolicy::Adaptive, [150; 32]).plan(WINDOW);
+        assert_eq!(plan.nap_before_spin, SHORTEST_PLANNED_NAP, "{plan:?}");
+        // Waits of 100 µs: a 50 µs nap is not worth its wake-up; the spin starts at once.
+        let plan = fed(SpinPolicy::Adaptive, [100; 32]).plan(WINDOW);
+        assert_eq!(plan.nap_before_spin, Duration::ZERO, "{plan:?}");
+        assert!(plan.spin >= Duration::from_micros(112), "{plan:?}");
     }
 
     #[test]
