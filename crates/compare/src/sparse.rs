@@ -258,14 +258,25 @@ mod iceoryx2_end {
             .open_or_create()?)
     }
 
+    /// The file the receiver creates once its subscriber and listener are built.
+    ///
+    /// Why not the service's count of listeners: a listener is counted before its event channel
+    /// is ready, and a notifier that looks in between connects to nothing and does not look
+    /// again (iceoryx2 0.10's `Notifier` retries only when the listener list changes). Two
+    /// anchor runs lost a trial that way (no event and no sample for 30 s, every port present).
+    /// So the sender builds its ports only once the receiver's are complete.
+    fn ready_file(socket: &Path) -> std::path::PathBuf {
+        socket.with_extension("ready")
+    }
+
     /// Publishes a sample (as the round trip and stream do), then notifies the listener.
     pub fn sender(socket: &Path) -> Result<Send> {
+        let ready = ready_file(socket);
+        wait_for_peer("receiver ready", || ready.exists())?;
+        let _ = std::fs::remove_file(&ready);
         let mut tx = IceTx::open(socket, 64)?;
         let event = event(tx.endpoint(), socket)?;
         let notifier = event.notifier_builder().create()?;
-        wait_for_peer("listener", || {
-            event.dynamic_config().number_of_listeners() > 0
-        })?;
         Ok(Box::new(move |type_id, payload| {
             let _keep = &event;
             tx.send(type_id, payload)?;
@@ -280,6 +291,7 @@ mod iceoryx2_end {
         let subscriber = endpoint.subscriber()?;
         let event = event(&endpoint, socket)?;
         let listener = event.listener_builder().create()?;
+        std::fs::write(ready_file(socket), b"")?;
         loop {
             let woken = listener.timed_wait(|_| {}, Duration::from_secs(30))?;
             let mut taken = 0;
