@@ -195,9 +195,13 @@ fn rust_producer_random_sizes_across_wraps() {
 #[test]
 fn futex_sleep_and_wake_both_ways() {
     let _serial = serial();
-    // Each producer pauses 400 ms mid-stream, far past the consumer's spin threshold: the
+    // Each producer pauses 300 ms mid-stream, far past the consumer's spin threshold: the
     // consumer sleeps on the shared futex and must be woken by the other implementation.
-    let pause = ["--pause-after", "1000", "--pause-ms", "400"];
+    // Not 400 ms: upstream's consumer sleeps in 200 ms timeouts, spinning between them, so a
+    // 400 ms pause ended just as its second sleep did, and now and then found it awake and
+    // spinning (no wake needed, none counted: a 5x loop failed so). At 300 ms it is ~100 ms
+    // into that sleep.
+    let pause = ["--pause-after", "1000", "--pause-ms", "300"];
     for python_listens in [true, false] {
         let args = [&["--count", "3000", "--size", "100"][..], &pause].concat();
         // The Rust consumer counts the futex waits that a wake (not the timeout) ended.
