@@ -125,6 +125,16 @@ impl PlannedWaits {
     fn planned(&self) -> u64 {
         self.spun_at_once + self.napped_then_spun + self.slept_at_once
     }
+
+    /// About one futex sleep a tick (an eighth more allowed: a late wake, a held-up producer).
+    fn about_one_sleep_a_tick(&self) -> bool {
+        self.sleeps <= self.ticks + self.ticks / 8
+    }
+
+    /// At least seven in eight sleeps ended by the producer's wake, not a nap running out.
+    fn sleeps_ended_by_wakes(&self) -> bool {
+        self.wakeups * 8 >= self.sleeps * 7
+    }
 }
 
 /// Receives `ticks` ticks from the real Python producer (with `args`) through a consumer with
@@ -187,11 +197,11 @@ fn an_adaptive_consumer_sleeps_at_once_between_the_real_producers_spread_out_tic
     // which leaves the sleeping word set), not a run of naps that run out: the first nap is
     // past the 95th percentile gap, so only a wake lost or a producer held up makes two.
     assert!(
-        waits.sleeps <= waits.ticks + waits.ticks / 8,
+        waits.about_one_sleep_a_tick(),
         "one sleep per tick: {waits:?}"
     );
     assert!(
-        waits.wakeups * 8 >= waits.sleeps * 7,
+        waits.sleeps_ended_by_wakes(),
         "the producer's wake ends the sleeps: {waits:?}"
     );
 }
@@ -208,15 +218,15 @@ fn an_adaptive_consumer_sleeps_once_per_tick_of_the_real_producers_regular_feed(
     let adaptive = ticks_received_with(SpinPolicy::Adaptive, "adaptive-regular", 300, &feed);
     assert_eq!(fixed.spun_at_once, fixed.planned(), "{fixed:?}");
     assert!(
-        fixed.sleeps <= fixed.ticks + fixed.ticks / 8,
+        fixed.about_one_sleep_a_tick(),
         "the fixed pace sleeps once a tick at this feed: {fixed:?}"
     );
     assert!(
-        fixed.wakeups * 8 >= fixed.sleeps * 7,
+        fixed.sleeps_ended_by_wakes(),
         "the producer's wake ends the fixed pace's sleeps: {fixed:?}"
     );
     assert!(
-        adaptive.sleeps <= adaptive.ticks + adaptive.ticks / 8,
+        adaptive.about_one_sleep_a_tick(),
         "the adaptive pace sleeps once a tick: {adaptive:?}"
     );
     assert!(
@@ -251,11 +261,11 @@ fn a_frugal_consumer_never_spins_and_sleeps_once_per_tick_of_the_real_producer()
         );
     }
     assert!(
-        regular.sleeps <= regular.ticks + regular.ticks / 8,
+        regular.about_one_sleep_a_tick(),
         "one sleep a tick: {regular:?}"
     );
     assert!(
-        regular.wakeups * 8 >= regular.sleeps * 7,
+        regular.sleeps_ended_by_wakes(),
         "the producer's wake ends the sleeps: {regular:?}"
     );
 }
