@@ -324,85 +324,117 @@ impl<K> Selector<K> {
         self.select_until(Some(timeout))
     }
 
-    /// A message found at the first look is handed out here; only an empty scan goes on to
-    /// [`wait_for_ready`](Self::wait_for_ready), out of line, so a busy stream's call stays
-    /// small (callgrind: the wait's set-up and registers were a third of the selector's cost
-    /// per message over a plain consumer's).
+    /// Scans the rings, round-robin from `next`, and hands out the first message found;
+    /// while every ring is empty, takes one [`wait_step`](Self::wait_step) (out of line)
+    /// between scans. The scan and the hand-out are inlined into the caller, the one place a
+    /// message's slot travels through: a slot that also came back from a call (a second scan
+    /// inside the wait) was kept in memory and read back wider than it was written, a
+    /// stalled load on every message.
     #[inline]
     fn select_until(&mut self, timeout: Option<Duration>) -> Result<Selected<'_, K>> {
         // On every call, a message ready or not: a stream that never runs dry never reaches
-        // the looks of the wait below, and must still end on a cancel and on a dead producer.
+        // the looks of the wait, and must still end on a cancel and on a dead producer.
         wait::check(self.cancel.as_ref(), SELECTING)?;
         if let Some((index, error)) = self.peers_between_messages() {
             return Ok(self.ended(index, error));
         }
-        self.take_adds();
-        if let Some(found) = self.find_ready() {
-            return Ok(self.deliver(found));
-        }
-        self.wait_for_ready(timeout)
-    }
-
-    /// The rest of [`select_until`](Self::select_until) once a scan found every ring empty:
-    /// scan again, spin, sleep as the pace plans, until a message, the deadline, the token or
-    /// a dead peer.
-    #[inline(never)]
-    fn wait_for_ready(&mut self, timeout: Option<Duration>) -> Result<Selected<'_, K>> {
-        // Set up (and the clock read) once, now the rings were found empty.
+        // Set up (and the clock read) only once a scan found every ring empty.
         let mut waiting: Option<Waiting> = None;
         loop {
             let generation = self.take_adds();
-            if let Some(found) = self.find_ready() {
-                if let Some(waiting) = &waiting {
-                    waiting.found(&mut self.pace);
+            let count = self.rings.len();
+            let mut index = self.next;
+            for _ in 0..count {
+                let consumer = &mut self.rings[index].consumer;
+                match consumer.locate_slot() {
+                    Some(slot) => {
+                        if let Some(waiting) = &waiting {
+                            waiting.found(&mut self.pace);
+                        }
+                        // The next scan starts after this ring.
+                        self.next = if index + 1 == count { 0 } else { index + 1 };
+                        let Ring { key, consumer } = &mut self.rings[index];
+                        return Ok(Selected::Message {
+                            key,
+                            message: consumer.message(slot),
+                        });
+                    }
+                    None if consumer.is_broken() => {
+                        if let Some(waiting) = &waiting {
+                            waiting.found(&mut self.pace);
+                        }
+                        let error = consumer.broken_error();
+                        return Ok(self.ended(index, error));
+                    }
+                    None => {}
                 }
-                return Ok(self.deliver(found));
-            }
-            let waiting = waiting.get_or_insert_with(|| {
-                let plan = self.pace.plan(spin_window(self.spin_threshold));
-                Waiting::begin(timeout, plan, self.spin_threshold)
-            });
-            if std::mem::take(&mut waiting.spin_due) {
-                waiting.start_spin();
-            }
-            if waiting.spinning {
-                waiting.polls_left -= 1;
-                if waiting.polls_left > 0 {
-                    std::hint::spin_loop();
-                    continue;
+                // Wrapped by comparison, not `%`: a division per look was a tenth of the
+                // selector's cost per message.
+                index += 1;
+                if index == count {
+                    index = 0;
                 }
-                waiting.polls_left = waiting.polls_per_look;
             }
-            wait::check(self.cancel.as_ref(), SELECTING)?;
-            let now = Instant::now();
-            if waiting.deadline.is_some_and(|at| now >= at) {
-                return Err(Error::Timeout(timeout.unwrap_or_default()));
-            }
-            if let Some((index, error)) = self.peers_if_due(now) {
+            if let Some((index, error)) = self.wait_step(&mut waiting, timeout, generation)? {
                 return Ok(self.ended(index, error));
             }
-            if let Some(nap) = waiting.nap_before_spin.take() {
-                let nap = Naps::starting_at(nap).next(waiting.deadline);
-                self.sleep(generation, nap, true)?;
-                waiting.spin_due = true;
-                continue;
-            }
-            if waiting.spinning {
-                if now < waiting.spin_until {
-                    std::hint::spin_loop();
-                    continue;
-                }
-                waiting.stop_spin(&mut self.pace, now);
-            }
-            let nap = waiting.naps.next(waiting.deadline);
-            if self.sleep(generation, nap, false)? == Woke::TimedOut {
-                // A good moment to look at the peers: nothing woke us for a whole nap.
-                self.next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
-                if let Some((index, error)) = self.check_peers() {
-                    return Ok(self.ended(index, error));
-                }
-            }
         }
+    }
+
+    /// One step of the wait of a select whose scan found every ring empty, taken between
+    /// scans: the first sets the wait up as the pace plans; then a poll of the spin, or a look
+    /// at the token, the deadline and the peers (a ring that ended is returned), or a sleep
+    /// on every ring's word.
+    #[inline(never)]
+    fn wait_step(
+        &mut self,
+        waiting: &mut Option<Waiting>,
+        timeout: Option<Duration>,
+        generation: u32,
+    ) -> Result<Option<(usize, Error)>> {
+        let waiting = waiting.get_or_insert_with(|| {
+            let plan = self.pace.plan(spin_window(self.spin_threshold));
+            Waiting::begin(timeout, plan, self.spin_threshold)
+        });
+        if std::mem::take(&mut waiting.spin_due) {
+            waiting.start_spin();
+        }
+        if waiting.spinning {
+            waiting.polls_left -= 1;
+            if waiting.polls_left > 0 {
+                std::hint::spin_loop();
+                return Ok(None);
+            }
+            waiting.polls_left = waiting.polls_per_look;
+        }
+        wait::check(self.cancel.as_ref(), SELECTING)?;
+        let now = Instant::now();
+        if waiting.deadline.is_some_and(|at| now >= at) {
+            return Err(Error::Timeout(timeout.unwrap_or_default()));
+        }
+        if let Some(ended) = self.peers_if_due(now) {
+            return Ok(Some(ended));
+        }
+        if let Some(nap) = waiting.nap_before_spin.take() {
+            let nap = Naps::starting_at(nap).next(waiting.deadline);
+            self.sleep(generation, nap, true)?;
+            waiting.spin_due = true;
+            return Ok(None);
+        }
+        if waiting.spinning {
+            if now < waiting.spin_until {
+                std::hint::spin_loop();
+                return Ok(None);
+            }
+            waiting.stop_spin(&mut self.pace, now);
+        }
+        let nap = waiting.naps.next(waiting.deadline);
+        if self.sleep(generation, nap, false)? == Woke::TimedOut {
+            // A good moment to look at the peers: nothing woke us for a whole nap.
+            self.next_peer_check = Instant::now() + PEER_CHECK_INTERVAL;
+            return Ok(self.check_peers());
+        }
+        Ok(None)
     }
 
     /// The peers' check of a call that may find a message ready at once: the clock is read
@@ -425,48 +457,6 @@ impl<K> Selector<K> {
         }
         self.next_peer_check = now + PEER_CHECK_INTERVAL;
         self.check_peers()
-    }
-
-    /// The first ring, from `next` on, with a message ready (or broken).
-    /// (Indices wrap by comparison, not `%`: a division per look was a tenth of the
-    /// selector's cost per message.)
-    #[inline]
-    fn find_ready(&mut self) -> Option<Found> {
-        let count = self.rings.len();
-        let mut index = self.next;
-        for _ in 0..count {
-            match self.rings[index].consumer.poll_slot() {
-                Ok(Some(slot)) => return Some(Found::Ready(index, slot)),
-                Ok(None) => {}
-                Err(error) => return Some(Found::Broken(index, error)),
-            }
-            index += 1;
-            if index == count {
-                index = 0;
-            }
-        }
-        None
-    }
-
-    /// What a scan found, handed out: the message (the next scan starts after its ring), or
-    /// the broken ring's end.
-    #[inline]
-    fn deliver(&mut self, found: Found) -> Selected<'_, K> {
-        match found {
-            Found::Ready(index, slot) => {
-                self.next = if index + 1 == self.rings.len() {
-                    0
-                } else {
-                    index + 1
-                };
-                let Ring { key, consumer } = &mut self.rings[index];
-                Selected::Message {
-                    key,
-                    message: consumer.message(slot),
-                }
-            }
-            Found::Broken(index, error) => self.ended(index, error),
-        }
     }
 
     /// Announces sleep on every ring, looks at every head once more, and sleeps on all the
@@ -552,12 +542,6 @@ impl<K> Selector<K> {
             self.rings.push(Ring { key, consumer });
         }
     }
-}
-
-/// What a scan of the rings found.
-enum Found {
-    Ready(usize, crate::ring::consumer::Slot),
-    Broken(usize, Error),
 }
 
 /// The wait of one select that found every ring empty: spin for the consumer's span of time

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ops::DerefMut;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
@@ -388,13 +389,19 @@ impl Consumer {
         }
     }
 
-    /// The next slot if one is published, located and checked but not taken (for the
-    /// selector, which looks at many rings before it borrows one). Inline, as the plain
-    /// receive's path is: the selector is generic, compiled in the user's crate, and a call
-    /// here per message was a fifth of its cost over a plain consumer (callgrind).
+    /// The next slot if one is published, located and checked but not taken (for the async
+    /// end, which looks before it borrows).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     #[inline]
     pub(crate) fn poll_slot(&mut self) -> Result<Option<Slot>> {
         self.next_slot()
+    }
+
+    /// Why [`locate_slot`](Self::locate_slot) found the ring broken: every failure to locate a
+    /// slot poisons the consumer with its cause first.
+    #[cold]
+    pub(crate) fn broken_error(&self) -> Error {
+        self.poisoned_error()
     }
 
     /// The message in `slot`, which [`poll_slot`](Self::poll_slot) just returned.
@@ -742,18 +749,31 @@ impl Consumer {
 
     /// Locates and validates the next message, following a skip marker if there is one.
     /// When the ring is empty it publishes our tail, so the producer gets all space back.
-    #[inline]
+    #[inline(always)]
     fn next_slot(&mut self) -> Result<Option<Slot>> {
-        if self.poisoned.is_some() {
-            return Err(self.poisoned_error());
+        match self.locate_slot() {
+            Some(slot) => Ok(Some(slot)),
+            None if self.poisoned.is_some() => Err(self.poisoned_error()),
+            None => Ok(None),
         }
+    }
+
+    /// [`next_slot`](Self::next_slot)'s work, saying `None` both for an empty ring and for a
+    /// broken one (which it has poisoned with the cause first; [`is_broken`](Self::is_broken)
+    /// tells them apart).
+    ///
+    /// Inlined into every receive, with no error value on its way: only the head's reload is
+    /// out of line, answering with a flag. A slot that shares a result with an error returned
+    /// from a call is kept in memory and read back wider than it was written, a stalled load
+    /// on every message (callgrind could not see it; the selector lost a fifth of its rate).
+    /// The selector calls it directly, as it looks at many rings before it borrows one.
+    #[inline(always)]
+    pub(crate) fn locate_slot(&mut self) -> Option<Slot> {
         loop {
-            if self.tail == self.cached_head {
-                self.refresh_head()?;
-                if self.tail == self.cached_head {
-                    self.flush();
-                    return Ok(None);
-                }
+            if (self.tail == self.cached_head || self.poisoned.is_some())
+                && !self.refresh_when_empty()
+            {
+                return None;
             }
             let ring_pos = (self.tail & self.mask) as usize;
             self.prefetch_payload(ring_pos);
@@ -764,19 +784,48 @@ impl Consumer {
             let header =
                 unsafe { std::ptr::read_volatile(self.ring.add(ring_pos) as *const SlotHeader) };
             if header.size == SKIP_MARKER {
-                self.follow_skip(ring_pos)?;
+                if self.follow_skip(ring_pos).is_err() {
+                    return None;
+                }
                 continue;
             }
             if !self.slot_fits(&header, ring_pos) {
-                return Err(self.slot_error(&header, ring_pos));
+                self.refuse_slot(header, ring_pos);
+                return None;
             }
             let slot = Slot { header, ring_pos };
             if self.rpc && (1..self.discard_ids_below).contains(&header.correlation_id) {
                 self.release(&slot);
                 continue;
             }
-            return Ok(Some(slot));
+            return Some(slot);
         }
+    }
+
+    /// True once the ring was found corrupt (here or by the producer): every receive fails.
+    #[inline]
+    pub(crate) fn is_broken(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    /// The tail reached the cached head (or the ring is poisoned): reload the head. False when
+    /// the ring is still empty (after publishing our tail, so the producer gets all space
+    /// back) or broken (poisoned, with the cause).
+    #[inline(never)]
+    fn refresh_when_empty(&mut self) -> bool {
+        if self.poisoned.is_some() {
+            return false;
+        }
+        if self.tail == self.cached_head {
+            if self.refresh_head().is_err() {
+                return false;
+            }
+            if self.tail == self.cached_head {
+                self.flush();
+                return false;
+            }
+        }
+        true
     }
 
     /// Starts loading the payload's first cache line (the line after the 64-byte slot header)
@@ -893,11 +942,15 @@ impl Consumer {
         .is_none()
     }
 
-    /// Marks the ring fatal for a slot [`slot_fits`](Self::slot_fits) refused, saying why.
+    /// Marks the ring fatal for a slot [`slot_fits`](Self::slot_fits) refused, saying why
+    /// (the receive then fails with that cause). The header by value: a reference made the
+    /// receive keep its copy in memory and read it back wider than it was written, stalling
+    /// on every message.
     #[cold]
-    fn slot_error(&mut self, header: &SlotHeader, ring_pos: usize) -> Error {
+    #[inline(never)]
+    fn refuse_slot(&mut self, header: SlotHeader, ring_pos: usize) {
         let problem = slot_problem(
-            header,
+            &header,
             ring_pos,
             self.capacity,
             self.cached_head - self.tail,
@@ -907,7 +960,7 @@ impl Consumer {
             "{problem}: slot at ring offset {ring_pos} has size {}, reserved_size {}, ring \
              capacity {}",
             header.size, header.reserved_size, self.capacity
-        ))
+        ));
     }
 
     /// Reloads the producer's head; a head the format forbids marks the ring fatal.
@@ -1023,22 +1076,21 @@ impl Drop for Consumer {
 pub struct Message<'a, C: DerefMut<Target = Consumer> = &'a mut Consumer> {
     consumer: C,
     slot: Slot,
-    /// The payload's first byte, located in the ring the slot was validated against. Every
-    /// read goes through it, never through `consumer` again: a guard `C` may dereference to
-    /// another consumer the second time ([`Message::recv_in`]).
-    payload: *const u8,
-    /// The ring `payload` points into (its base), to tell on drop whether the guard still
-    /// reaches the consumer the slot came from.
+    /// The base of the ring the slot was validated against. Every read of the payload goes
+    /// through it, never through `consumer` again: a guard `C` may dereference to another
+    /// consumer the second time ([`Message::recv_in`]). On drop it tells whether the guard
+    /// still reaches the consumer the slot came from.
     ring: *const u8,
     /// Keeps that ring mapped when the message holds its consumer through a guard, which
     /// could drop the consumer while the message lives. `None` for `&'a mut Consumer`, whose
-    /// borrow already keeps it.
-    _mapping: Option<Arc<Region>>,
+    /// borrow already keeps it. Let go of by hand on drop, out of line: as a plain field its
+    /// drop kept the message's whole drop from being inlined into a receive loop.
+    mapping: ManuallyDrop<Option<Arc<Region>>>,
     _borrow: PhantomData<&'a mut Consumer>,
 }
 
 // SAFETY: the raw pointers point into a ring kept mapped by the consumer's borrow or by
-// `_mapping` (an `Arc<Region>`, which is `Send`), and shared memory is valid from any thread;
+// `mapping` (an `Arc<Region>`, which is `Send`), and shared memory is valid from any thread;
 // so the message may move to another thread exactly when its guard may.
 unsafe impl<C: DerefMut<Target = Consumer> + Send> Send for Message<'_, C> {}
 
@@ -1055,9 +1107,8 @@ impl<'a> Message<'a> {
     #[inline]
     fn new(consumer: &'a mut Consumer, slot: Slot) -> Self {
         Message {
-            payload: consumer.payload_of(&slot),
             ring: consumer.ring,
-            _mapping: None,
+            mapping: ManuallyDrop::new(None),
             consumer,
             slot,
             _borrow: PhantomData,
@@ -1096,14 +1147,13 @@ impl<C: DerefMut<Target = Consumer>> Message<'_, C> {
     pub fn recv_in(mut consumer: C) -> Result<Self> {
         let found: &mut Consumer = &mut consumer;
         let slot = found.wait_for_slot(None)?;
-        let (payload, ring) = (found.payload_of(&slot), found.ring);
+        let ring = found.ring;
         let mapping = Some(Arc::clone(&found.region));
         Ok(Message {
             consumer,
             slot,
-            payload,
             ring,
-            _mapping: mapping,
+            mapping: ManuallyDrop::new(mapping),
             _borrow: PhantomData,
         })
     }
@@ -1135,11 +1185,14 @@ impl<C: DerefMut<Target = Consumer>> Message<'_, C> {
         self.len() == 0
     }
 
-    /// Start of the payload in shared memory: located once, when the slot was taken, in the
-    /// ring that slot was checked against (see [`Consumer::payload_of`]).
+    /// Start of the payload in shared memory, in the ring the slot was checked against.
     #[inline]
     fn payload_ptr(&self) -> *const u8 {
-        self.payload
+        // SAFETY: `ring` is the base of the ring `slot` was located and checked in (kept
+        // mapped by the consumer's borrow or `mapping`), and `slot_fits` proved
+        // ring_pos + 64 + size <= capacity there, so the offset stays inside that mapping
+        // (as in `Consumer::payload_of`).
+        unsafe { self.ring.add(self.slot.ring_pos + SLOT_HEADER_LEN) }
     }
 
     /// The payload, in place in shared memory (see the type's notes on trust).
@@ -1185,6 +1238,18 @@ impl<C: DerefMut<Target = Consumer>> Drop for Message<'_, C> {
         if consumer.ring == self.ring {
             consumer.release(&self.slot);
         }
+        if self.mapping.is_some() {
+            self.let_go_of_mapping();
+        }
+    }
+}
+
+impl<C: DerefMut<Target = Consumer>> Message<'_, C> {
+    /// Drops the message's hold on its ring's mapping (a guard's message only).
+    #[cold]
+    #[inline(never)]
+    fn let_go_of_mapping(&mut self) {
+        drop(self.mapping.take());
     }
 }
 
