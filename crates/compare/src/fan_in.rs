@@ -2,7 +2,8 @@
 //! on a ring of its own, and this process consuming all N rings.
 //!
 //! - **Ours**: one thread, a [`Selector`] over the N rings of one [`Listener`]
-//!   (`listen_many`), round-robin, sleeping on every ring's futex word at once.
+//!   (`listen_many`), round-robin, sleeping on every ring's futex word at once; each message
+//!   taken through `Selector::select_with`, handed over where it was found.
 //! - **Theirs** (what a user of upstream has, which has no selector): N threads, one per ring,
 //!   each blocking in its own receive (`acquire_rx(10_000)`).
 //!
@@ -216,22 +217,26 @@ fn consume_selecting(path: &Path, n: usize) -> Result<Tally> {
     let mut done = vec![false; n];
     let mut ended = 0;
     while ended < n {
-        match selector.select()? {
-            Selected::Message { key, message } => {
-                if message.type_id() == END {
-                    done[*key] = true;
-                    ended += 1;
-                } else {
-                    tally.record(message.data())?;
+        // `select_with`: the message is done with where it was found (see its docs).
+        selector.select_with(|selected| -> Result<()> {
+            match selected {
+                Selected::Message { key, message } => {
+                    if message.type_id() == END {
+                        done[*key] = true;
+                        ended += 1;
+                    } else {
+                        tally.record(message.data())?;
+                    }
+                }
+                // The producers' process exits after its last sentinel: a ring whose sentinel
+                // came may be reported ended before another ring's sentinel is taken.
+                Selected::Ended { key, .. } if done[key] => {}
+                Selected::Ended { key, error } => {
+                    return Err(format!("producer {key} ended before its sentinel: {error}").into());
                 }
             }
-            // The producers' process exits after its last sentinel: a ring whose sentinel came
-            // may be reported ended before another ring's sentinel is taken.
-            Selected::Ended { key, .. } if done[key] => {}
-            Selected::Ended { key, error } => {
-                return Err(format!("producer {key} ended before its sentinel: {error}").into());
-            }
-        }
+            Ok(())
+        })??;
     }
     Ok(tally)
 }

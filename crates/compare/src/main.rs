@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -53,6 +53,9 @@ enum Command {
         /// Ours behind a `Selector` of one ring instead of a plain consumer.
         #[arg(long)]
         selector: bool,
+        /// With `--selector`: receive through `Selector::select_with`, not `select`.
+        #[arg(long, requires = "selector")]
+        select_with: bool,
     },
     /// One streaming trial (for exploring sizes the suite does not run): prints msgs/s.
     Stream {
@@ -191,7 +194,8 @@ fn main() -> ExitCode {
             batch,
             messages,
             selector,
-        } => profile(r#impl, size, batch.max(1), messages, selector),
+            select_with,
+        } => profile(r#impl, size, batch.max(1), messages, selector, select_with),
         Command::Stream {
             r#impl,
             size,
@@ -278,22 +282,32 @@ fn anchor(config: tachyon_compare::anchor::AnchorConfig, out_dir: &Path) -> Resu
     Ok(())
 }
 
-fn profile(imp: Impl, size: usize, batch: u64, messages: u64, selector: bool) -> Result<()> {
+fn profile(
+    imp: Impl,
+    size: usize,
+    batch: u64,
+    messages: u64,
+    selector: bool,
+    select_with: bool,
+) -> Result<()> {
     let rounds = messages.div_ceil(batch);
-    let elapsed = match (imp, selector) {
-        (Impl::Ours, true) => work::single_thread_selected(size, batch, rounds)?,
+    let run = match (imp, selector) {
+        (Impl::Ours, true) => work::single_thread_selected(size, batch, rounds, select_with)?,
         (_, true) => return Err("--selector is ours only".into()),
         (_, false) => work::single_thread(imp, size, batch, rounds)?,
     };
     let sent = rounds * batch;
+    let per_message = |time: Duration| time.as_nanos() as f64 / sent as f64;
     println!(
         "{}",
         json!({
             "impl": imp.name(),
             "selector": selector,
+            "select_with": select_with,
             "size": size,
             "messages": sent,
-            "ns_per_message": elapsed.as_nanos() as f64 / sent as f64,
+            "ns_per_message": per_message(run.elapsed),
+            "ns_per_receive": per_message(run.receiving),
         })
     );
     Ok(())

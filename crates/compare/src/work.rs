@@ -523,11 +523,11 @@ pub fn child_echo(imp: Impl, ping_path: &Path, pong_path: &Path) -> Result<()> {
 /// One thread, never waiting (for profiling with callgrind, where instruction counts are
 /// exact and spin loops would blur them): `rounds` times, send `batch` messages of `size`
 /// bytes, flush, receive them all. Returns the wall time.
-pub fn single_thread(imp: Impl, size: usize, batch: u64, rounds: u64) -> Result<Duration> {
+pub fn single_thread(imp: Impl, size: usize, batch: u64, rounds: u64) -> Result<SingleThread> {
     with_ring!(threads: imp, R => single_thread_with::<R>(size, batch, rounds))
 }
 
-fn single_thread_with<R: Ring>(size: usize, batch: u64, rounds: u64) -> Result<Duration>
+fn single_thread_with<R: Ring>(size: usize, batch: u64, rounds: u64) -> Result<SingleThread>
 where
     R::Rx: Send + 'static,
 {
@@ -552,32 +552,51 @@ fn single_thread_capacity(size: usize, batch: u64) -> usize {
         .max(1 << 16)
 }
 
+/// Wall time of a single-thread run, and the part of it spent receiving.
+#[derive(Clone, Copy, Debug)]
+pub struct SingleThread {
+    pub elapsed: Duration,
+    pub receiving: Duration,
+}
+
 /// `rounds` times: `batch` sends of `size` bytes, a flush, `batch` calls of `receive`.
-/// Returns the wall time.
+/// The receiving half is timed apart (a clock read on each side of a batch).
 fn send_then_receive<T: Tx>(
     tx: &mut T,
     size: usize,
     batch: u64,
     rounds: u64,
     mut receive: impl FnMut() -> Result<()>,
-) -> Result<Duration> {
+) -> Result<SingleThread> {
     let payload = vec![FILL; size];
     let start = Instant::now();
+    let mut receiving = Duration::ZERO;
     for _ in 0..rounds {
         for _ in 0..batch {
             tx.send(DATA, &payload)?;
         }
         tx.flush();
+        let received_from = Instant::now();
         for _ in 0..batch {
             receive()?;
         }
+        receiving += received_from.elapsed();
     }
-    Ok(start.elapsed())
+    Ok(SingleThread {
+        elapsed: start.elapsed(),
+        receiving,
+    })
 }
 
 /// [`single_thread`] with our consumer behind a [`tachyon_ring::Selector`] of one ring: the
 /// selector's own cost per message, for callgrind beside the plain consumer's.
-pub fn single_thread_selected(size: usize, batch: u64, rounds: u64) -> Result<Duration> {
+/// With `with`, through [`Selector::select_with`](tachyon_ring::Selector::select_with).
+pub fn single_thread_selected(
+    size: usize,
+    batch: u64,
+    rounds: u64,
+    with: bool,
+) -> Result<SingleThread> {
     let path = socket_path("single-selected");
     let capacity = single_thread_capacity(size, batch);
     let listener = {
@@ -593,6 +612,15 @@ pub fn single_thread_selected(size: usize, batch: u64, rounds: u64) -> Result<Du
     let mut selector = tachyon_ring::Selector::new();
     selector.add(0u32, consumer);
     send_then_receive(&mut tx, size, batch, rounds, || {
+        if with {
+            return selector.select_with(|selected| match selected {
+                tachyon_ring::Selected::Message { message, .. } => {
+                    black_box((message.type_id(), message.data().len()));
+                    Ok(())
+                }
+                _ => Err("the one ring ended".into()),
+            })?;
+        }
         match selector.select()? {
             tachyon_ring::Selected::Message { message, .. } => {
                 black_box((message.type_id(), message.data().len()));

@@ -393,3 +393,66 @@ fn a_select_shorter_than_the_spin_window_never_sleeps() {
         selector.sleep_ends()
     );
 }
+
+/// `select_with` hands over what `select` returns, in the same turn and order, calling `hand`
+/// once per message; a timeout is an error with `hand` never called; a ring's end is handed
+/// over like a message.
+#[test]
+fn select_with_hands_over_what_select_returns() {
+    let (mut producers, consumers) = rings(3);
+    let mut selector = Selector::new();
+    for (key, consumer) in consumers.into_iter().enumerate() {
+        selector.add(key, consumer);
+    }
+    for (ring, producer) in producers.iter_mut().enumerate() {
+        for i in 0..(5 + ring as u32) {
+            producer.send(1, &i.to_le_bytes()).unwrap();
+        }
+        producer.flush();
+    }
+    let mut handed = 0;
+    let mut taken = Vec::new();
+    for call in 0..18 {
+        let take = |selected: Selected<'_, usize>| match selected {
+            Selected::Message { key, message } => {
+                (*key, u32::from_le_bytes(message.data().try_into().unwrap()))
+            }
+            Selected::Ended { key, error } => panic!("ring {key} ended: {error}"),
+        };
+        // Alternate the two calls: they share the turn.
+        let next = if call % 2 == 0 {
+            selector.select_with(|selected| {
+                handed += 1;
+                take(selected)
+            })
+        } else {
+            selector.select_timeout_with(LONG, |selected| {
+                handed += 1;
+                take(selected)
+            })
+        };
+        taken.push(next.unwrap());
+    }
+    assert_eq!(handed, 18);
+    let expected: Vec<(usize, u32)> = (0..5)
+        .flat_map(|i| (0..3).map(move |ring| (ring, i)))
+        .chain([(1, 5), (2, 5), (2, 6)])
+        .collect();
+    assert_eq!(taken, expected);
+    let timed_out = selector.select_timeout_with(Duration::from_millis(20), |_| handed += 1);
+    assert!(matches!(timed_out, Err(Error::Timeout(_))), "{timed_out:?}");
+    assert_eq!(handed, 18, "a timeout called hand");
+
+    // A ring whose region is marked fatal ends, handed over once, and leaves the selector.
+    let (producer, consumer) = Bus::in_memory(1 << 14).unwrap().split();
+    selector.add(7, consumer);
+    producer.ring_state().mark_fatal();
+    let ended = selector.select_timeout_with(LONG, |selected| match selected {
+        Selected::Ended { key, error } => (key, error.to_string()),
+        Selected::Message { key, .. } => panic!("a message on {key}"),
+    });
+    let (key, error) = ended.unwrap();
+    assert_eq!(key, 7);
+    assert!(error.contains("fatal"), "{error}");
+    assert_eq!(selector.keys().copied().collect::<Vec<_>>(), [0, 1, 2]);
+}
