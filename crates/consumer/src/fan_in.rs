@@ -203,9 +203,10 @@ fn receive(
         // A producer whose sentinel arrived leaves the selector once its message is dropped.
         let mut done = None;
         // A signal ends the select itself (the selector looks at the token on every call, a
-        // message ready or not), and so does a dead producer (reported as `Ended`).
-        match selector.select_timeout(PROGRESS_EVERY) {
-            Ok(Selected::Message { key, message }) => {
+        // message ready or not), and so does a dead producer (reported as `Ended`). Each
+        // message is read where the selector found it (`select_timeout_with`).
+        let taken = selector.select_timeout_with(PROGRESS_EVERY, |selected| match selected {
+            Selected::Message { key, message } => {
                 let connection = *key;
                 let producer = fan_in.producer(connection);
                 if message.type_id() == SENTINEL {
@@ -223,10 +224,10 @@ fn receive(
                     fan_in.total.record(message.type_id(), quantity, latency);
                 }
             }
-            Ok(Selected::Ended {
+            Selected::Ended {
                 key: connection,
                 error,
-            }) => {
+            } => {
                 let producer = fan_in.producer(connection);
                 producer.end = End::Died;
                 producer.stats.finish(Instant::now());
@@ -243,7 +244,9 @@ fn receive(
                     fan_in.total.finish(Instant::now());
                 }
             }
-            Err(Error::Timeout(_)) => {}
+        });
+        match taken {
+            Ok(()) | Err(Error::Timeout(_)) => {}
             Err(other) => {
                 fan_in.total.finish(Instant::now());
                 return Err(other);
