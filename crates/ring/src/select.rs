@@ -701,6 +701,43 @@ mod mutant_kills {
     }
 
     #[test]
+    fn a_ring_the_scan_finds_corrupt_ends_at_once_with_its_own_cause() {
+        // A head no producer may publish (not 64-byte aligned): the scan's reload refuses it
+        // and poisons the ring with the cause. The select must report that ring, with that
+        // cause, from the scan itself: not wait on it as if it were empty until the peers'
+        // look finds the state word (a later, vaguer "marked fatal"), never sleeping.
+        let (_region_a, _producer_a, a) = ring();
+        let (region_b, _producer_b, b) = ring();
+        let mut selector = Selector::new();
+        selector.add("a", a);
+        selector.add("b", b);
+        region_b.header().head.store(65, Ordering::Release);
+        match selector.select_timeout(LONG).unwrap() {
+            Selected::Ended { key, error } => {
+                assert_eq!(key, "b");
+                let text = error.to_string();
+                assert!(text.contains("published head 65"), "{text}");
+            }
+            Selected::Message { key, .. } => panic!("a message on {key}"),
+        }
+        assert_eq!(selector.sleep_ends().sleeps, 0, "it slept before reporting");
+        assert_eq!(selector.pace_stats(), PaceStats::default(), "it waited");
+        // The same through `select_timeout_with`.
+        let (region_c, _producer_c, c) = ring();
+        selector.add("c", c);
+        region_c.header().head.store(65, Ordering::Release);
+        let ended = selector.select_timeout_with(LONG, |selected| match selected {
+            Selected::Ended { key, error } => (key, error.to_string()),
+            Selected::Message { key, .. } => panic!("a message on {key}"),
+        });
+        let (key, text) = ended.unwrap();
+        assert_eq!(key, "c");
+        assert!(text.contains("published head 65"), "{text}");
+        assert_eq!(selector.sleep_ends().sleeps, 0, "it slept before reporting");
+        assert_eq!(selector.keys().copied().collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
     fn a_ring_marked_fatal_leaves_a_waiting_selector() {
         let (_region_a, _producer_a, a) = ring();
         let (region_b, _producer_b, b) = ring();

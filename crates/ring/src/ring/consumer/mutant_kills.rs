@@ -206,3 +206,30 @@ fn dropping_the_consumer_returns_its_space_and_withdraws_its_features() {
         sleeping::AWAKE
     );
 }
+
+/// A message taken through a guard holds its ring's mapping while it lives and lets go of it
+/// when dropped (by hand, as the field is `ManuallyDrop`): no mapping leaks per message.
+#[test]
+fn a_guard_message_lets_go_of_the_mapping_it_held() {
+    let (mut producer, consumer) = pair_with(None, 0, false);
+    let shared = std::cell::RefCell::new(consumer);
+    let region = Arc::clone(&shared.borrow().region);
+    let held_before = Arc::strong_count(&region);
+    for i in 0..3u8 {
+        producer.send(1, &[i]).unwrap();
+        producer.flush();
+        let message = Message::recv_in(shared.borrow_mut()).unwrap();
+        assert_eq!(message.data(), [i]);
+        assert_eq!(
+            Arc::strong_count(&region),
+            held_before + 1,
+            "the message holds it"
+        );
+        drop(message);
+        assert_eq!(
+            Arc::strong_count(&region),
+            held_before,
+            "message {i} kept the mapping"
+        );
+    }
+}
