@@ -29,6 +29,7 @@ fn fan_in_and_idle_cpu_run_on_our_side_and_write_their_tables() {
     );
     for metric in [
         "fan-in 3 → 1, 32 B, total rate",
+        "fan-in 3 → 1, one-way p50 (flat out)",
         "fan-in 3 → 1, one-way p99 (paced)",
         "ours: 1 thread in Selector::select",
         "ours: tokio current-thread, 8 tasks in AsyncConsumer::recv",
@@ -40,6 +41,7 @@ fn fan_in_and_idle_cpu_run_on_our_side_and_write_their_tables() {
     }
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("fan_in.json")).unwrap()).unwrap();
-    assert_eq!(results["fan_in"].as_array().unwrap().len(), 8);
+    // Five rows per producer count: rate, per CPU-second, flat-out p50, paced p50 and p99.
+    assert_eq!(results["fan_in"].as_array().unwrap().len(), 10);
     std::fs::remove_dir_all(&out).unwrap();
 }
