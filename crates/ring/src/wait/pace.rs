@@ -145,10 +145,6 @@ pub(crate) struct Pace {
     policy: SpinPolicy,
     /// The last waits, in microseconds (saturating), oldest overwritten first.
     waits_us: [u32; HISTORY],
-    /// The same waits, kept in order as they come and go, so a plan reads its percentiles
-    /// off by index: sorting the history on every wait was a sixth of a Python RPC
-    /// callee's own work per call (perf), more than the wait it planned.
-    sorted_us: [u32; HISTORY],
     seen: usize,
     stats: PaceStats,
 }
@@ -158,7 +154,6 @@ impl Pace {
         Pace {
             policy,
             waits_us: [0; HISTORY],
-            sorted_us: [0; HISTORY],
             seen: 0,
             stats: PaceStats::default(),
         }
@@ -180,24 +175,8 @@ impl Pace {
     /// A wait that found a message `waited` after the ring was found empty.
     pub(crate) fn arrived_after(&mut self, waited: Duration) {
         let micros = u32::try_from(waited.as_micros()).unwrap_or(u32::MAX);
-        let slot = self.seen % HISTORY;
-        let kept = self.seen.min(HISTORY);
-        let sorted = &mut self.sorted_us[..kept];
-        let len = if self.seen >= HISTORY {
-            // The oldest wait leaves the ordered copy: a value of it, any, is the same value.
-            let oldest = self.waits_us[slot];
-            let at = sorted.partition_point(|&wait| wait < oldest);
-            sorted.copy_within(at + 1.., at);
-            kept - 1
-        } else {
-            kept
-        };
-        let at = self.sorted_us[..len].partition_point(|&wait| wait <= micros);
-        self.sorted_us.copy_within(at..len, at + 1);
-        self.sorted_us[at] = micros;
-        self.waits_us[slot] = micros;
-        // Past usize::MAX (never, in practice) the count restarts as full, not empty.
-        self.seen = self.seen.checked_add(1).unwrap_or(HISTORY);
+        self.waits_us[self.seen % HISTORY] = micros;
+        self.seen = self.seen.wrapping_add(1);
     }
 
     /// A message caught by the spin.
@@ -235,7 +214,9 @@ impl Pace {
 
     /// The adaptive plan from the remembered waits.
     fn adaptive(&self, window: Duration) -> Plan {
-        let waits = &self.sorted_us[..self.seen.min(HISTORY)];
+        let mut waits = self.waits_us;
+        let waits = &mut waits[..self.seen.min(HISTORY)];
+        waits.sort_unstable();
         let quantile = |q: f64| {
             let index = ((waits.len() as f64 * q) as usize).min(waits.len() - 1);
             Duration::from_micros(u64::from(waits[index]))
@@ -282,31 +263,6 @@ impl Pace {
 mod tests {
     //! The policy's decisions, by counting: fed a history of waits, what plan does it make?
     use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// The ordered copy the plans read is always the last waits, sorted: as waits come
-        /// and the oldest leave, with repeats, and with waits too long for a u32 of µs.
-        #[test]
-        fn the_ordered_history_is_the_last_waits_sorted(
-            waits in proptest::collection::vec(
-                prop_oneof![0u64..50, 0u64..5_000_000, Just(u64::MAX / 1_000)],
-                0..200,
-            )
-        ) {
-            let mut pace = Pace::new(SpinPolicy::Adaptive);
-            for (index, &wait) in waits.iter().enumerate() {
-                pace.arrived_after(Duration::from_micros(wait));
-                let kept = (index + 1).min(HISTORY);
-                let mut expected: Vec<u32> = waits[index + 1 - kept..=index]
-                    .iter()
-                    .map(|&wait| u32::try_from(wait).unwrap_or(u32::MAX))
-                    .collect();
-                expected.sort_unstable();
-                prop_assert_eq!(&pace.sorted_us[..kept], &expected[..]);
-            }
-        }
-    }
 
     const WINDOW: Duration = Duration::from_micros(370);
 
