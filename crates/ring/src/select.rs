@@ -390,27 +390,23 @@ impl<K> Selector<K> {
             let mut index = self.next;
             for _ in 0..count {
                 let consumer = &mut self.rings[index].consumer;
-                match consumer.locate_slot() {
-                    Some(slot) => {
-                        if let Some(waiting) = &waiting {
-                            waiting.found(&mut self.pace);
-                        }
-                        // The next scan starts after this ring.
-                        self.next = if index + 1 == count { 0 } else { index + 1 };
-                        let Ring { key, consumer } = &mut self.rings[index];
-                        return Ok(hand(Selected::Message {
-                            key,
-                            message: consumer.message(slot),
-                        }));
+                let found = consumer.locate_slot();
+                if found.is_some() || consumer.is_broken() {
+                    // A message, or a broken ring's end: the wait (if any) is over.
+                    if let Some(waiting) = &waiting {
+                        waiting.found(&mut self.pace);
                     }
-                    None if consumer.is_broken() => {
-                        if let Some(waiting) = &waiting {
-                            waiting.found(&mut self.pace);
-                        }
-                        let error = consumer.broken_error();
+                    let Some(slot) = found else {
+                        let error = self.rings[index].consumer.broken_error();
                         return Ok(hand(self.ended(index, error)));
-                    }
-                    None => {}
+                    };
+                    // The next scan starts after this ring.
+                    self.next = if index + 1 == count { 0 } else { index + 1 };
+                    let Ring { key, consumer } = &mut self.rings[index];
+                    return Ok(hand(Selected::Message {
+                        key,
+                        message: consumer.message(slot),
+                    }));
                 }
                 // Wrapped by comparison, not `%`: a division per look was a tenth of the
                 // selector's cost per message.

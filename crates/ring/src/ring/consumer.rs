@@ -753,7 +753,7 @@ impl Consumer {
     fn next_slot(&mut self) -> Result<Option<Slot>> {
         match self.locate_slot() {
             Some(slot) => Ok(Some(slot)),
-            None if self.poisoned.is_some() => Err(self.poisoned_error()),
+            None if self.is_broken() => Err(self.poisoned_error()),
             None => Ok(None),
         }
     }
