@@ -58,6 +58,89 @@ fn positive(max_payload_size: i64) -> PyResult<usize> {
         .map_err(|_| PyValueError::new_err("max_payload_size too large"))
 }
 
+/// A reply must name its call: correlation ids start at 1.
+fn nonzero(correlation_id: u64) -> PyResult<()> {
+    if correlation_id == 0 {
+        return Err(PyValueError::new_err("correlation_id must be non-zero."));
+    }
+    Ok(())
+}
+
+/// The bytes a one-call send reserves: `max_payload_size`, or the payload's length; a payload
+/// longer than the reservation is refused (the guard path's memoryview refuses it too).
+fn reserve_for(payload: &[u8], max_payload_size: Option<i64>) -> PyResult<usize> {
+    let reserve = positive(max_payload_size.unwrap_or(payload.len() as i64))?;
+    if payload.len() > reserve {
+        return Err(PyValueError::new_err(format!(
+            "payload is {} bytes, more than max_payload_size {reserve}",
+            payload.len()
+        )));
+    }
+    Ok(reserve)
+}
+
+/// A msg_type as the wire carries it (16 bits), or the ValueError the guards raise at commit.
+fn msg_type_of(msg_type: u64) -> PyResult<u16> {
+    u16::try_from(msg_type).map_err(|_| {
+        PyValueError::new_err(format!("msg_type must be in [0, 65535], got {msg_type}"))
+    })
+}
+
+/// Room for a call of `size` bytes: at once, FullError; with `timeout`, waiting for it (GIL
+/// released, Ctrl-C raises). The single producer keeps the room it found.
+fn room_for_call(
+    py: Python<'_>,
+    caller: &mut Caller,
+    size: usize,
+    timeout: Option<f64>,
+) -> PyResult<()> {
+    match caller.reserve_call(size) {
+        // Room is there; the slot rolls back as it drops here.
+        Ok(_unused_slot_rolls_back) => Ok(()),
+        Err(Error::Full { .. }) if timeout.is_some() => {
+            let deadline = deadline(timeout)?;
+            let room = wait_watching(py, deadline, "waiting for room for a call", |attempt| {
+                caller.set_cancel_token(attempt.token.cloned());
+                match caller.reserve_call_timeout(size, attempt.timeout) {
+                    Ok(_slot) => Ok(Some(())),
+                    Err(Error::Timeout(_)) => Ok(None),
+                    Err(other) => Err(other),
+                }
+            });
+            caller.set_cancel_token(None);
+            room
+        }
+        Err(other) => Err(to_py(other)),
+    }
+}
+
+/// Room for a reply of `size` bytes to `correlation_id`, as [`room_for_call`].
+fn room_for_reply(
+    py: Python<'_>,
+    callee: &mut Callee,
+    correlation_id: u64,
+    size: usize,
+    timeout: Option<f64>,
+) -> PyResult<()> {
+    match callee.reserve_reply(correlation_id, size) {
+        Ok(_unused_slot_rolls_back) => Ok(()),
+        Err(Error::Full { .. }) if timeout.is_some() => {
+            let deadline = deadline(timeout)?;
+            let room = wait_watching(py, deadline, "waiting for room for a reply", |attempt| {
+                callee.set_cancel_token(attempt.token.cloned());
+                match callee.reserve_reply_timeout(correlation_id, size, attempt.timeout) {
+                    Ok(_slot) => Ok(Some(())),
+                    Err(Error::Timeout(_)) => Ok(None),
+                    Err(other) => Err(other),
+                }
+            });
+            callee.set_cancel_token(None);
+            room
+        }
+        Err(other) => Err(to_py(other)),
+    }
+}
+
 /// Upstream's two-ring request/reply bus.
 #[pyclass(frozen, module = "tachyon_rs._tachyon_rs")]
 pub struct TachyonRpcBus {
@@ -163,31 +246,40 @@ impl TachyonRpcBus {
         timeout: Option<f64>,
     ) -> PyResult<RpcTxGuard> {
         let size = positive(max_payload_size)?;
-        let py = slf.py();
         {
             let mut end = slf.get().state()?;
-            let caller = caller(&mut end)?;
-            match caller.reserve_call(size) {
-                Ok(_unused_slot_rolls_back) => {}
-                Err(Error::Full { .. }) if timeout.is_some() => {
-                    let deadline = deadline(timeout)?;
-                    let room =
-                        wait_watching(py, deadline, "waiting for room for a call", |attempt| {
-                            caller.set_cancel_token(attempt.token.cloned());
-                            match caller.reserve_call_timeout(size, attempt.timeout) {
-                                // Room is there; the slot rolls back as it drops here.
-                                Ok(_slot) => Ok(Some(())),
-                                Err(Error::Timeout(_)) => Ok(None),
-                                Err(other) => Err(other),
-                            }
-                        });
-                    caller.set_cancel_token(None);
-                    room?;
-                }
-                Err(other) => return Err(to_py(other)),
-            }
+            room_for_call(slf.py(), caller(&mut end)?, size, timeout)?;
         }
         Ok(RpcTxGuard::new(slf, size, 0))
+    }
+
+    /// `RpcBus.call` for a `bytes` payload in one call: what the guard path does (room for
+    /// `max_payload_size`, default the payload's length; FullError, or with `timeout` wait
+    /// for room), without the guard, its staging copy and the eight Python calls between.
+    /// Returns the correlation id.
+    #[pyo3(signature = (payload, msg_type, max_payload_size = None, *, timeout = None))]
+    fn call_bytes(
+        &self,
+        py: Python<'_>,
+        payload: &[u8],
+        msg_type: u64,
+        max_payload_size: Option<i64>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
+        let reserve = reserve_for(payload, max_payload_size)?;
+        let msg_type = msg_type_of(msg_type)?;
+        let mut end = self.state()?;
+        let caller = caller(&mut end)?;
+        if reserve > payload.len() {
+            room_for_call(py, caller, reserve, timeout)?;
+        }
+        match caller.call(msg_type, payload) {
+            Err(Error::Full { .. }) if timeout.is_some() => {
+                room_for_call(py, caller, reserve, timeout)?;
+                caller.call(msg_type, payload).map_err(to_py)
+            }
+            sent => sent.map_err(to_py),
+        }
     }
 
     /// A guard over the reply to `correlation_id` of up to `max_payload_size` bytes.
@@ -198,39 +290,44 @@ impl TachyonRpcBus {
         max_payload_size: i64,
         timeout: Option<f64>,
     ) -> PyResult<RpcTxGuard> {
-        if correlation_id == 0 {
-            return Err(PyValueError::new_err("correlation_id must be non-zero."));
-        }
+        nonzero(correlation_id)?;
         let size = positive(max_payload_size)?;
-        let py = slf.py();
         {
             let mut end = slf.get().state()?;
-            let callee = callee(&mut end)?;
-            match callee.reserve_reply(correlation_id, size) {
-                Ok(_unused_slot_rolls_back) => {}
-                Err(Error::Full { .. }) if timeout.is_some() => {
-                    let deadline = deadline(timeout)?;
-                    let room =
-                        wait_watching(py, deadline, "waiting for room for a reply", |attempt| {
-                            callee.set_cancel_token(attempt.token.cloned());
-                            match callee.reserve_reply_timeout(
-                                correlation_id,
-                                size,
-                                attempt.timeout,
-                            ) {
-                                // Room is there; the slot rolls back as it drops here.
-                                Ok(_slot) => Ok(Some(())),
-                                Err(Error::Timeout(_)) => Ok(None),
-                                Err(other) => Err(other),
-                            }
-                        });
-                    callee.set_cancel_token(None);
-                    room?;
-                }
-                Err(other) => return Err(to_py(other)),
-            }
+            room_for_reply(slf.py(), callee(&mut end)?, correlation_id, size, timeout)?;
         }
         Ok(RpcTxGuard::new(slf, size, correlation_id))
+    }
+
+    /// `RpcBus.reply` for a `bytes` payload in one call, as [`call_bytes`](Self::call_bytes)
+    /// is `call`'s.
+    #[pyo3(signature = (correlation_id, payload, msg_type, max_payload_size = None, *, timeout = None))]
+    fn reply_bytes(
+        &self,
+        py: Python<'_>,
+        correlation_id: u64,
+        payload: &[u8],
+        msg_type: u64,
+        max_payload_size: Option<i64>,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        nonzero(correlation_id)?;
+        let reserve = reserve_for(payload, max_payload_size)?;
+        let msg_type = msg_type_of(msg_type)?;
+        let mut end = self.state()?;
+        let callee = callee(&mut end)?;
+        if reserve > payload.len() {
+            room_for_reply(py, callee, correlation_id, reserve, timeout)?;
+        }
+        match callee.reply(correlation_id, msg_type, payload) {
+            Err(Error::Full { .. }) if timeout.is_some() => {
+                room_for_reply(py, callee, correlation_id, reserve, timeout)?;
+                callee
+                    .reply(correlation_id, msg_type, payload)
+                    .map_err(to_py)
+            }
+            sent => sent.map_err(to_py),
+        }
     }
 
     /// Blocks (GIL released, Ctrl-C raises) until the reply to `correlation_id` arrives. A
@@ -336,9 +433,7 @@ impl RpcTxGuard {
     fn commit(&self, py: Python<'_>) -> PyResult<()> {
         let payload = self.lent.payload(py, self.actual_size.load(Relaxed))?;
         let msg_type = self.msg_type.load(Relaxed);
-        let msg_type = u16::try_from(msg_type).map_err(|_| {
-            PyValueError::new_err(format!("msg_type must be in [0, 65535], got {msg_type}"))
-        })?;
+        let msg_type = msg_type_of(msg_type)?;
         let mut end = self.bus.get().state()?;
         if self.reply_to == 0 {
             let id = caller(&mut end)?.call(msg_type, payload).map_err(to_py)?;

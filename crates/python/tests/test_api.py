@@ -2,6 +2,7 @@
 
 import inspect
 import struct
+import threading
 import time
 
 import numpy as np
@@ -293,3 +294,47 @@ def test_rpc_reply_to_another_call_is_peer_dead(sock):
         callee.reply(first, b"A", 2)
         with pytest.raises(ours.PeerDeadError):
             caller.wait(first, timeout=5)
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_rpc_call_and_reply_send_any_buffer_within_their_reservation(sock, kind):
+    """``call`` and ``reply`` send ``bytes`` in one native call and any other buffer through a
+    guard: both reserve ``max_payload_size`` (default the length), refuse a payload longer
+    than it with nothing sent, and wait for room with ``timeout``."""
+    callee, caller = rpc_pair(ours, sock, cap_fwd=1 << 12, cap_rev=1 << 12)
+    with callee, caller:
+        cid = caller.call(kind(b"abc"), 3, max_payload_size=64)
+        with callee.serve() as rq:
+            assert (rq.correlation_id, rq.type_id, bytes(rq)) == (cid, 3, b"abc")
+        callee.reply(cid, kind(b"xyz!"), 4, max_payload_size=4)
+        with caller.wait(cid) as rp:
+            assert (rp.type_id, bytes(rp)) == (4, b"xyz!")
+
+        with pytest.raises(ValueError):
+            caller.call(kind(b"abcdef"), 3, max_payload_size=2)
+        with pytest.raises(ValueError):
+            callee.reply(cid, kind(b"abcdef"), 3, max_payload_size=2)
+        with pytest.raises(ours.WaitTimeoutError):
+            callee.serve(timeout=0.05)  # the refused call sent nothing
+
+        # Fill the request ring, then a call with a timeout waits until a request is served.
+        sent = []
+        while True:
+            try:
+                sent.append(caller.call(kind(b"r" * 500), 5))
+            except ours.FullError:
+                break
+        with pytest.raises(ours.FullError):
+            caller.call(kind(b"r" * 500), 5)
+
+        def serve_all():
+            for _ in range(len(sent) + 1):
+                with callee.serve(timeout=5) as rq:
+                    assert bytes(rq) == b"r" * 500
+
+        server = threading.Thread(target=serve_all)
+        server.start()
+        late = caller.call(kind(b"r" * 500), 5, timeout=5)
+        server.join(10)
+        assert not server.is_alive()
+        assert late == sent[-1] + 1

@@ -162,6 +162,23 @@ class TachyonRpcBus:
     def acquire_reply(
         self, correlation_id: int, max_payload_size: int, *, timeout: Optional[float] = None
     ) -> RpcTxGuard: ...
+    def call_bytes(
+        self,
+        payload: bytes,
+        msg_type: int,
+        max_payload_size: Optional[int] = None,
+        *,
+        timeout: Optional[float] = None,
+    ) -> int: ...
+    def reply_bytes(
+        self,
+        correlation_id: int,
+        payload: bytes,
+        msg_type: int,
+        max_payload_size: Optional[int] = None,
+        *,
+        timeout: Optional[float] = None,
+    ) -> None: ...
     def wait(
         self, correlation_id: int, spin_threshold: int = 10000, *, timeout: Optional[float] = None
     ) -> RpcRxGuard: ...

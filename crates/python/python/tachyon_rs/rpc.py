@@ -47,6 +47,9 @@ class RpcBus(_NativeEnd):
     ) -> int:
         """Send a request and return its correlation id (for ``wait``). An empty payload is
         refused (ValueError), as upstream; ``timeout`` waits for room instead of FullError."""
+        if type(payload) is bytes:
+            # One native call; other buffers go through the guard below.
+            return self._rpc.call_bytes(payload, msg_type, max_payload_size, timeout=timeout)
         size = len(payload)
         with self._rpc.acquire_call(
             size if max_payload_size is None else max_payload_size, timeout=timeout
@@ -90,6 +93,11 @@ class RpcBus(_NativeEnd):
     ) -> None:
         """Send the reply to ``correlation_id`` (non-zero; an empty payload is refused as
         upstream)."""
+        if type(payload) is bytes:
+            self._rpc.reply_bytes(
+                correlation_id, payload, msg_type, max_payload_size, timeout=timeout
+            )
+            return
         size = len(payload)
         with self._rpc.acquire_reply(
             correlation_id, size if max_payload_size is None else max_payload_size, timeout=timeout
