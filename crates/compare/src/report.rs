@@ -201,7 +201,9 @@ pub fn table(rows: &[Row], pairs: usize) -> String {
                 (lo.min(r), hi.max(r))
             });
         let ratio = row.median_ratio().map_or("—".into(), |ratio| {
-            if ratios.len() > 1 {
+            if ratios.len() > 1 && ratios.len() != pairs {
+                format!("{ratio:.3} ({low:.2}–{high:.2}; {} pairs)", ratios.len())
+            } else if ratios.len() > 1 {
                 format!("{ratio:.3} ({low:.2}–{high:.2})")
             } else {
                 format!("{ratio:.3}")

@@ -59,6 +59,8 @@ pub fn stream_count(size: usize) -> u64 {
 
 /// Round trips per trial (after as many warm-up ones as a tenth of that).
 pub const ROUND_TRIPS: u64 = 100_000;
+/// Round-trip pairs per pair of the other benchmarks (a round-trip trial is short).
+pub const ROUND_TRIP_PAIRS_PER_PAIR: usize = 3;
 /// Ticks the Python producer sends per end-to-end trial.
 pub const E2E_TICKS: u64 = 200_000;
 /// Ticks per sparse trial: about 1.3 s at a mean gap of 310 µs, enough samples for a p99.9
@@ -225,12 +227,20 @@ fn alternate<T, F>(
         let mut reruns = 0;
         loop {
             let meter = CpuMeter::now();
-            let a = trial(Impl::Ours)?;
-            let f = floor()?;
-            let b = if config.theirs {
+            // Odd pairs run ours first, even pairs theirs: a drift of the machine's state
+            // over a pair then favours neither side.
+            let theirs_first = config.theirs && pair % 2 == 0;
+            let early = if theirs_first {
                 Some(trial(Impl::Theirs)?)
             } else {
                 None
+            };
+            let a = trial(Impl::Ours)?;
+            let f = floor()?;
+            let b = match early {
+                Some(b) => Some(b),
+                None if config.theirs => Some(trial(Impl::Theirs)?),
+                None => None,
             };
             let foreign = meter.map_or(0.0, CpuMeter::foreign_since);
             let busy = foreign > BUSY_NEIGHBOUR;
@@ -376,8 +386,15 @@ pub fn run(config: &Config) -> Result<Results> {
     if config.benches.contains(&Bench::RoundTrip) {
         eprintln!("cross-process round trip, 32 B, pure spin (and the atomic ping-pong floor)");
         let samples = scaled(ROUND_TRIPS);
+        // A trial lasts ~70 ms and this VM's cores move between a fast (~300 ns) and a slow
+        // (~900 ns) state about as often: a pair that straddles a move gives a ratio near 0.3
+        // or 3. Three times the pairs keep the median among the pairs that did not.
+        let round_trip_config = Config {
+            pairs: config.pairs * ROUND_TRIP_PAIRS_PER_PAIR,
+            ..config.clone()
+        };
         let trials = alternate(
-            config,
+            &round_trip_config,
             &mut contention,
             "round trip p50 / p99",
             |l: &Latency| format!("{}/{}", ns(l.p50), ns(l.p99)),

@@ -190,6 +190,11 @@ impl Pace {
         self.stats.spin_nanos = self.stats.spin_nanos.saturating_add(nanos);
     }
 
+    /// A pure-spin wait, which plans nothing (it never sleeps): counted as spun at once.
+    pub(crate) fn spins_purely(&mut self) {
+        self.stats.spun_at_once += 1;
+    }
+
     /// The plan for the wait that starts now, with a spin of at most `window` (the end's spin
     /// threshold as time; zero never spins). Counted as spun at once, napped then spun, or
     /// slept at once.

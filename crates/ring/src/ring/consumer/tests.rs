@@ -373,6 +373,47 @@ fn an_adaptive_consumer_sleeps_at_once_after_a_slow_feed_and_spins_after_a_fast_
     assert!(fixed.spin_nanos > 0, "{fixed:?}");
 }
 
+/// A pure-spin consumer plans nothing and never sleeps, whatever its pace has seen: a wait on
+/// an empty ring counts as spun at once and is timed at the spin's clock reads; a message
+/// published while it spins is handed over, without a sleep, and a wait that caught it is
+/// counted as a catch.
+#[test]
+fn a_pure_spin_wait_plans_nothing_never_sleeps_and_counts_its_catch() {
+    let (mut producer, mut consumer, _region) = pair();
+    consumer.set_pure_spin(true);
+    // A slow feed: an adaptive plan would sleep at once.
+    seen_waits(&mut consumer, |i| 5_000 + i * 1_400, 32);
+    let timed_out = matches!(
+        consumer.recv_timeout(Duration::from_millis(2)),
+        Err(Error::Timeout(_))
+    );
+    assert!(timed_out, "nothing was sent");
+    let spun = consumer.pace_stats();
+    assert_eq!(
+        (spun.spun_at_once, spun.slept_at_once, spun.napped_then_spun),
+        (1, 0, 0),
+        "{spun:?}"
+    );
+    assert_eq!(spun.caught_spinning, 0, "{spun:?}");
+    assert!(
+        spun.spin_nanos >= 1_000_000,
+        "2 ms of spin, timed at its clock reads: {spun:?}"
+    );
+
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        producer.send(7, b"spun").unwrap();
+        producer
+    });
+    assert_eq!(consumer.recv().unwrap().data(), b"spun");
+    let _producer = sender.join().unwrap();
+    let after = consumer.pace_stats();
+    // The recv waited (spun at once, then caught) unless the sender was first.
+    let waited = after.spun_at_once - spun.spun_at_once;
+    assert_eq!(after.caught_spinning, waited, "{after:?}");
+    assert_eq!(consumer.stats().sleeps, 0);
+}
+
 /// A planned nap before the spin is ended by our producer's wake like any sleep, and the
 /// message it brings is not counted as caught by a spin.
 #[test]
