@@ -3,11 +3,11 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use tachyon_ring::{BusOptions, Callee, Caller, Error, RpcBus};
+use tachyon_ring::{BusOptions, Callee, Caller, CancelToken, Error, RpcBus};
 
 use crate::bus::lock;
 use crate::errors::{TachyonError, to_py};
@@ -94,24 +94,18 @@ fn room_for_call(
     size: usize,
     timeout: Option<f64>,
 ) -> PyResult<()> {
-    match caller.reserve_call(size) {
-        // Room is there; the slot rolls back as it drops here.
-        Ok(_unused_slot_rolls_back) => Ok(()),
-        Err(Error::Full { .. }) if timeout.is_some() => {
-            let deadline = deadline(timeout)?;
-            let room = wait_watching(py, deadline, "waiting for room for a call", |attempt| {
-                caller.set_cancel_token(attempt.token.cloned());
-                match caller.reserve_call_timeout(size, attempt.timeout) {
-                    Ok(_slot) => Ok(Some(())),
-                    Err(Error::Timeout(_)) => Ok(None),
-                    Err(other) => Err(other),
-                }
-            });
-            caller.set_cancel_token(None);
-            room
-        }
-        Err(other) => Err(to_py(other)),
-    }
+    room(
+        py,
+        caller,
+        timeout,
+        "waiting for room for a call",
+        // A slot found rolls back as it drops here.
+        |caller, within| match within {
+            None => caller.reserve_call(size).map(drop),
+            Some(limit) => caller.reserve_call_timeout(size, limit).map(drop),
+        },
+        Caller::set_cancel_token,
+    )
 }
 
 /// Room for a reply of `size` bytes to `correlation_id`, as [`room_for_call`].
@@ -122,20 +116,45 @@ fn room_for_reply(
     size: usize,
     timeout: Option<f64>,
 ) -> PyResult<()> {
-    match callee.reserve_reply(correlation_id, size) {
-        Ok(_unused_slot_rolls_back) => Ok(()),
+    room(
+        py,
+        callee,
+        timeout,
+        "waiting for room for a reply",
+        |callee, within| match within {
+            None => callee.reserve_reply(correlation_id, size).map(drop),
+            Some(limit) => callee
+                .reserve_reply_timeout(correlation_id, size, limit)
+                .map(drop),
+        },
+        Callee::set_cancel_token,
+    )
+}
+
+/// The wait of [`room_for_call`] and [`room_for_reply`]: `reserve(end, None)` tries at once,
+/// `reserve(end, Some(limit))` waits at most `limit` watching the token `watch` gave `end`.
+fn room<E: Send>(
+    py: Python<'_>,
+    end: &mut E,
+    timeout: Option<f64>,
+    what: &str,
+    reserve: impl Fn(&mut E, Option<Duration>) -> Result<(), Error> + Sync,
+    watch: impl Fn(&mut E, Option<CancelToken>) + Sync,
+) -> PyResult<()> {
+    match reserve(end, None) {
+        Ok(()) => Ok(()),
         Err(Error::Full { .. }) if timeout.is_some() => {
             let deadline = deadline(timeout)?;
-            let room = wait_watching(py, deadline, "waiting for room for a reply", |attempt| {
-                callee.set_cancel_token(attempt.token.cloned());
-                match callee.reserve_reply_timeout(correlation_id, size, attempt.timeout) {
-                    Ok(_slot) => Ok(Some(())),
+            let found = wait_watching(py, deadline, what, |attempt| {
+                watch(end, attempt.token.cloned());
+                match reserve(end, Some(attempt.timeout)) {
+                    Ok(()) => Ok(Some(())),
                     Err(Error::Timeout(_)) => Ok(None),
                     Err(other) => Err(other),
                 }
             });
-            callee.set_cancel_token(None);
-            room
+            watch(end, None);
+            found
         }
         Err(other) => Err(to_py(other)),
     }
