@@ -69,7 +69,7 @@ bench pairs="9":
     target/compare/release/tachyon-compare run --pairs {{pairs}} --out-dir target/compare
     target/compare/release/tachyon-compare-fan-in run --pairs {{pairs}} --out-dir target/compare
     target/compare/release/tachyon-compare iceoryx2 --pairs {{pairs}} --out-dir target/compare
-    {{just_executable()}} --justfile {{justfile()}} --working-directory {{justfile_directory()}} bench-python
+    {{just_executable()}} --justfile {{justfile()}} --working-directory {{justfile_directory()}} bench-python {{pairs}}
 
 # Writes target/bridge-bench/{results.json,table.md}; docs/performance.md explains the rows.
 #
