@@ -120,6 +120,23 @@ mod tests {
         assert!(err.contains("too long"), "{err}");
     }
 
+    /// The default policy is `adaptive`, and the long help says so on its line only (it once
+    /// called `fixed` the default, left from before the switch).
+    #[test]
+    fn the_default_spin_policy_is_adaptive_and_the_help_says_so() {
+        let args = Args::try_parse_from(["tachyon-consumer"]).unwrap();
+        assert_eq!(args.spin_policy, SpinPolicyArg::Adaptive);
+        let help = <Args as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        let marked: Vec<&str> = help
+            .lines()
+            .filter(|line| line.contains("(the default)"))
+            .collect();
+        assert_eq!(marked.len(), 1, "{help}");
+        assert!(marked[0].trim_start().starts_with("- adaptive:"), "{help}");
+    }
+
     #[test]
     fn the_command_line_takes_connect_timeout_in_seconds() {
         let args =
@@ -138,9 +155,9 @@ mod tests {
 /// `--spin-policy`: the ring crate's [`tachyon_ring::SpinPolicy`], as the command line names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SpinPolicyArg {
-    /// Spin the whole window, then sleep (the default).
+    /// Spin the whole window, then sleep (upstream's way).
     Fixed,
-    /// Spin only where the next message is likely, from the gaps seen.
+    /// Spin only where the next message is likely, from the gaps seen (the default).
     Adaptive,
     /// Never spin: one sleep per message, the least CPU.
     Frugal,
