@@ -28,6 +28,13 @@ pub(crate) const PEER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 const RECEIVING: &str = "waiting for a message";
 /// Spins between looks at the clock while waiting.
 const SPINS_PER_CLOCK_READ: u32 = 1024;
+/// How far past the tail a consumer with a backlog prefetches (two lines from there): 16
+/// lines, enough transfers in flight to outrun one-at-a-time fetches, measured best of 512,
+/// 768, 1,024 and 2,048 bytes on the Intel host (see [`Consumer::prefetch`]).
+const PREFETCH_AHEAD: u64 = 1024;
+/// Published bytes that must lie beyond the prefetched lines: keeps the prefetch a page away
+/// from the lines the producer may be writing.
+const PREFETCH_GUARD: u64 = 4096;
 /// What one unit of the spin threshold is worth in time. Upstream's threshold counts polls of
 /// its own loop; ours spins for a span of time instead, so the window does not depend on how
 /// cheap our poll is: 37 ns is what a whole look at the ring took per poll on the reference
@@ -801,7 +808,7 @@ impl Consumer {
                 return None;
             }
             let ring_pos = (self.tail & self.mask) as usize;
-            self.prefetch_payload(ring_pos);
+            self.prefetch(ring_pos);
             // SAFETY: ring_pos is 64-aligned (the tail was checked aligned at start and every
             // advance is a multiple of 64) and below the capacity, a multiple of 64, so the 24
             // bytes read lie inside the ring. Read once, volatile: every check below looks at
@@ -853,22 +860,41 @@ impl Consumer {
         true
     }
 
-    /// Starts loading the payload's first cache line (the line after the 64-byte slot header)
-    /// while the header is read, as upstream's consumer does: the two lines come from the
-    /// producer's core, and one transfer overlaps the other instead of following it. Only
-    /// lines inside the published region are touched (a line the producer may still be
-    /// writing would be pulled away from it).
+    /// Starts loading the lines the next reads will want, so that their transfers from the
+    /// producer's core overlap instead of following one another:
+    ///
+    /// - the payload's first line (the line after the 64-byte slot header), while the header
+    ///   is read, as upstream's consumer does;
+    /// - with a backlog, a pair of lines [`PREFETCH_AHEAD`] bytes past the tail. A consumer
+    ///   that has fallen behind reads lines the producer wrote a lap ago, one cross-core
+    ///   transfer each; fetched one at a time they bound it at ~29 ns a 64-byte line on the
+    ///   Intel host (0-byte messages at 0.72× upstream's rate), a few in flight at once lift it
+    ///   past upstream's (`docs/performance.md`, stream 0 B). Only when the published region
+    ///   reaches [`PREFETCH_GUARD`] further still: a line near the producer's head could pull
+    ///   its neighbour, which the producer may be writing, away from it.
+    ///
+    /// Only published lines are touched; the producer writes none of them again until we have
+    /// released them.
     #[inline(always)]
-    fn prefetch_payload(&self, ring_pos: usize) {
+    fn prefetch(&self, ring_pos: usize) {
         #[cfg(target_arch = "x86_64")]
-        if self.cached_head - self.tail > SLOT_HEADER_LEN as u64
-            && ring_pos + SLOT_HEADER_LEN < self.capacity
         {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            // SAFETY: a prefetch is a hint that never faults, and the address is inside the
-            // ring (checked above).
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(self.ring.add(ring_pos + SLOT_HEADER_LEN).cast());
+            let published = self.cached_head - self.tail;
+            if published > SLOT_HEADER_LEN as u64 && ring_pos + SLOT_HEADER_LEN < self.capacity {
+                // SAFETY: a prefetch is a hint that never faults, and the address is inside
+                // the ring (checked above).
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(self.ring.add(ring_pos + SLOT_HEADER_LEN).cast());
+                }
+            }
+            if published > PREFETCH_AHEAD + PREFETCH_GUARD {
+                for line in [PREFETCH_AHEAD, PREFETCH_AHEAD + SLOT_HEADER_LEN as u64] {
+                    let at = ((self.tail + line) & self.mask) as usize;
+                    // SAFETY: as above: a hint that never faults, at an offset the mask keeps
+                    // inside the ring.
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(self.ring.add(at).cast()) };
+                }
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
