@@ -32,9 +32,11 @@ const SPINS_PER_CLOCK_READ: u32 = 1024;
 /// lines, enough transfers in flight to outrun one-at-a-time fetches, measured best of 512,
 /// 768, 1,024 and 2,048 bytes on the Intel host (see [`Consumer::prefetch`]).
 const PREFETCH_AHEAD: u64 = 1024;
-/// Published bytes that must lie beyond the prefetched lines: keeps the prefetch a page away
-/// from the lines the producer may be writing.
-const PREFETCH_GUARD: u64 = 4096;
+/// Published bytes that must lie beyond the prefetched lines: the prefetch is for a consumer a
+/// long way behind. With 4 KiB here, a producer publishing every message (the consumer a few
+/// KiB behind) lost 10-20 % of its rate (`publishing send` 1.2-1.3× upstream's against 1.5);
+/// with 64 KiB it kept it, and the lagging stream kept its gain (256 KiB gave some of it up).
+const PREFETCH_GUARD: u64 = 64 * 1024;
 /// What one unit of the spin threshold is worth in time. Upstream's threshold counts polls of
 /// its own loop; ours spins for a span of time instead, so the window does not depend on how
 /// cheap our poll is: 37 ns is what a whole look at the ring took per poll on the reference
@@ -870,8 +872,8 @@ impl Consumer {
     ///   transfer each; fetched one at a time they bound it at ~29 ns a 64-byte line on the
     ///   Intel host (0-byte messages at 0.72× upstream's rate), a few in flight at once lift it
     ///   past upstream's (`docs/performance.md`, stream 0 B). Only when the published region
-    ///   reaches [`PREFETCH_GUARD`] further still: a line near the producer's head could pull
-    ///   its neighbour, which the producer may be writing, away from it.
+    ///   reaches [`PREFETCH_GUARD`] further still: nearer the producer's head it cost a
+    ///   producer that publishes every message part of its rate.
     ///
     /// Only published lines are touched; the producer writes none of them again until we have
     /// released them.
