@@ -183,13 +183,25 @@ impl Ring for Iceoryx2 {
     }
 }
 
+impl IceTx {
+    /// Sends one sample; fails when it reached no subscriber (iceoryx2 reports that as a
+    /// success delivered to 0): the publisher waited for one before its first send, so none
+    /// now means the connection is gone, and a receiver would wait for samples that never come.
+    #[inline]
+    pub fn send_counted(&mut self, type_id: u32, payload: &[u8]) -> Result<usize> {
+        let mut sample = self.publisher.loan_slice_uninit(payload.len())?;
+        *sample.user_header_mut() = type_id;
+        match sample.write_from_slice(payload).send()? {
+            0 => Err("iceoryx2: a sample reached no subscriber (the connection is gone)".into()),
+            delivered => Ok(delivered),
+        }
+    }
+}
+
 impl Tx for IceTx {
     #[inline]
     fn send(&mut self, type_id: u32, payload: &[u8]) -> Result<()> {
-        let mut sample = self.publisher.loan_slice_uninit(payload.len())?;
-        *sample.user_header_mut() = type_id;
-        sample.write_from_slice(payload).send()?;
-        Ok(())
+        self.send_counted(type_id, payload).map(drop)
     }
 
     #[inline]

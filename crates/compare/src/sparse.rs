@@ -265,6 +265,17 @@ mod iceoryx2_end {
     /// Probes, each from new ports, before the trial fails.
     const PROBE_TRIES: u32 = 5;
 
+    /// A notification that reached no listener is an error: the receiver would sleep through
+    /// it (as a sample that reached no subscriber is, in [`IceTx::send_counted`]).
+    fn notified(listeners: usize) -> Result<()> {
+        if listeners == 0 {
+            return Err(
+                "iceoryx2: a notification reached no listener (the connection is gone)".into(),
+            );
+        }
+        Ok(())
+    }
+
     /// The file the receiver creates once a probe reached it with its notification.
     fn probe_answer_file(socket: &Path) -> std::path::PathBuf {
         socket.with_extension("probed")
@@ -300,7 +311,7 @@ mod iceoryx2_end {
             let event = event(tx.endpoint(), socket)?;
             let notifier = event.notifier_builder().create()?;
             tx.send(PROBE, &[])?;
-            notifier.notify()?;
+            notified(notifier.notify()?)?;
             let deadline = Instant::now() + PROBE_WAIT;
             while !answered.exists() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_micros(200));
@@ -310,8 +321,7 @@ mod iceoryx2_end {
                 return Ok(Box::new(move |type_id, payload| {
                     let _keep = &event;
                     tx.send(type_id, payload)?;
-                    notifier.notify()?;
-                    Ok(())
+                    notified(notifier.notify()?)
                 }));
             }
             eprintln!(
